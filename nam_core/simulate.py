@@ -1,0 +1,251 @@
+"""Simulate data from the two-level design of ``docs/model.md`` section "Simulation design".
+
+Individuals fall into ``n_clusters`` true clusters; each cluster fixes the distribution of the
+individual's genotype vector and its cells' composition over ``n_cell_types`` shared cell types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from .errors import NAMInputError
+
+__all__ = [
+    "SimulatedData",
+    "simulate",
+    "balding_nichols_genotypes",
+    "separated_centres",
+    "genotype_pcs",
+]
+
+
+@dataclasses.dataclass
+class SimulatedData:
+    """Data and truth drawn by :func:`simulate`.
+
+    Attributes
+    ----------
+    X : ndarray (J, q)
+        Individual-level vectors.
+    Y : ndarray (N, p)
+        Cell-level vectors, cells sorted by individual.
+    group : ndarray (N,) of int
+        Individual of each cell, 0..J-1.
+    individual_labels : ndarray (J,) of int
+        True individual cluster S_j (genotype cluster in scenario D).
+    cell_labels : ndarray (N,) of int
+        True cell type M_ji.
+    composition_labels : ndarray (J,) of int
+        Cluster that fixed each individual's composition (equals ``individual_labels`` except in
+        scenario D, where the two partitions are drawn independently).
+    params : dict
+        Every generator parameter, for the record.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    group: np.ndarray
+    individual_labels: np.ndarray
+    cell_labels: np.ndarray
+    composition_labels: np.ndarray
+    params: dict
+
+
+def separated_centres(
+    n: int, dim: int, scale: float, min_dist: float, rng: np.random.Generator, max_tries: int = 10_000
+) -> np.ndarray:
+    """Draw ``n`` centres from N(0, scale^2 I_dim), redrawn until all pairwise distances >= min_dist.
+
+    Returns an (n, dim) array. ``min_dist=0`` accepts the first draw.
+    """
+    for _ in range(max_tries):
+        centres = rng.normal(0.0, scale, size=(n, dim))
+        if n < 2 or min_dist <= 0:
+            return centres
+        diff = centres[:, None, :] - centres[None, :, :]
+        dist = np.sqrt((diff**2).sum(-1))
+        if dist[np.triu_indices(n, 1)].min() >= min_dist:
+            return centres
+    raise NAMInputError(
+        f"could not draw {n} centres in {dim} dimensions at least {min_dist} apart "
+        f"(scale {scale}) in {max_tries} tries; lower the separation or raise the dimension"
+    )
+
+
+def balding_nichols_genotypes(
+    labels: np.ndarray, n_snps: int, fst: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Balding-Nichols SNP genotypes for individuals in populations ``labels``.
+
+    Ancestral frequencies f_s ~ U(0.05, 0.5); population frequencies
+    f_ks ~ Beta(f_s (1-F)/F, (1-f_s)(1-F)/F); genotypes G_js ~ Binomial(2, f_{S_j s}).
+
+    Parameters
+    ----------
+    labels : ndarray (J,) of int
+        Population of each individual, 0..K-1.
+    n_snps : int
+        Number of SNPs P.
+    fst : float
+        Fixation index F in (0, 1).
+    rng : numpy Generator
+
+    Returns
+    -------
+    genotypes : ndarray (J, P) of int8
+        Minor-allele counts 0, 1 or 2.
+    population_freqs : ndarray (K, P)
+        Allele frequency of each population.
+    """
+    if not 0.0 < fst < 1.0:
+        raise NAMInputError(f"fst must lie in (0, 1), got {fst}")
+    labels = np.asarray(labels)
+    n_pops = int(labels.max()) + 1
+    ancestral = rng.uniform(0.05, 0.5, size=n_snps)
+    shape = (1.0 - fst) / fst
+    freqs = rng.beta(ancestral * shape, (1.0 - ancestral) * shape, size=(n_pops, n_snps))
+    genotypes = rng.binomial(2, freqs[labels]).astype(np.int8)
+    return genotypes, freqs
+
+
+def genotype_pcs(genotypes: np.ndarray, n_pcs: int) -> np.ndarray:
+    """First ``n_pcs`` principal-component scores of a (J, P) genotype matrix.
+
+    Columns are standardised (monomorphic SNPs dropped); scores are U * s from the thin SVD.
+    """
+    G = genotypes.astype(np.float64)
+    mean = G.mean(0)
+    sd = G.std(0)
+    keep = sd > 0
+    Z = (G[:, keep] - mean[keep]) / sd[keep]
+    U, s, _ = np.linalg.svd(Z, full_matrices=False)
+    return U[:, :n_pcs] * s[:n_pcs]
+
+
+def _cluster_weights(n_clusters: int, J: int, weights: str, alpha_true: float, rng) -> np.ndarray:
+    if weights == "uniform":
+        return np.full(n_clusters, 1.0 / n_clusters)
+    if weights != "stick":
+        raise NAMInputError(f"weights must be 'uniform' or 'stick', got {weights!r}")
+    v = rng.beta(1.0, alpha_true, size=n_clusters)
+    v[-1] = 1.0
+    return v * np.concatenate([[1.0], np.cumprod(1.0 - v[:-1])])
+
+
+def _draw_partition(n_clusters: int, J: int, weights: str, alpha_true: float, rng) -> np.ndarray:
+    """Cluster labels for J individuals; redrawn until every cluster has at least 2 members."""
+    for _ in range(10_000):
+        pi = _cluster_weights(n_clusters, J, weights, alpha_true, rng)
+        labels = rng.choice(n_clusters, size=J, p=pi)
+        if np.bincount(labels, minlength=n_clusters).min() >= 2:
+            return labels
+    raise NAMInputError(f"could not give each of {n_clusters} clusters 2 of {J} individuals")
+
+
+def _random_rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
+    Q, R = np.linalg.qr(rng.normal(size=(dim, dim)))
+    return Q * np.sign(np.diag(R))
+
+
+def simulate(
+    J: int = 200,
+    n_clusters: int = 4,
+    q: int = 5,
+    p: int = 10,
+    n_cell_types: int = 8,
+    mean_cells: float = 200.0,
+    delta_x: float = 3.0,
+    sigma_x: float = 1.0,
+    delta_y: float = 4.0,
+    sigma_y: float = 1.0,
+    eta: float = 0.8,
+    kappa: float = math.inf,
+    weights: str = "uniform",
+    alpha_true: float = 1.0,
+    genotype_model: str = "gaussian",
+    n_snps: int = 2000,
+    fst: float = 0.01,
+    conflicting: bool = False,
+    min_cells: int = 20,
+    dispersion: float = 5.0,
+    seed: int | None = 0,
+) -> SimulatedData:
+    """Draw one data set from the simulation design of ``docs/model.md``.
+
+    Parameters
+    ----------
+    J, n_clusters, q, p, n_cell_types : int
+        Individuals, true individual clusters K*, genotype and expression dimensions, cell types L*.
+    mean_cells : float
+        Mean cells per individual (negative binomial with ``dispersion``; at least ``min_cells``).
+    delta_x, sigma_x : float
+        Genotype-centre separation and individual noise (``genotype_model="gaussian"``).
+    delta_y, sigma_y : float
+        Cell-type separation and within-type noise scale.
+    eta : float in [0, 1]
+        Composition distinctness (0: every cluster has the same composition).
+    kappa : float
+        Individual composition noise; ``inf`` draws cells from the cluster composition exactly,
+        otherwise omega_j ~ Dirichlet(kappa * omega*_k).
+    weights : {"uniform", "stick"}
+        True cluster weights; "stick" draws them by stick breaking with ``alpha_true``.
+    genotype_model : {"gaussian", "snp"}
+        Gaussian centres, or Balding-Nichols SNPs (``n_snps``, ``fst``) reduced to q PCs.
+    conflicting : bool
+        Scenario D: genotype clusters and composition clusters drawn independently.
+    seed : int or None
+
+    Returns
+    -------
+    SimulatedData
+    """
+    if not 0.0 <= eta <= 1.0:
+        raise NAMInputError(f"eta must lie in [0, 1], got {eta}")
+    params = {k: v for k, v in locals().items() if k != "params"}
+    rng = np.random.default_rng(seed)
+    S = _draw_partition(n_clusters, J, weights, alpha_true, rng)
+    comp_labels = _draw_partition(n_clusters, J, weights, alpha_true, rng) if conflicting else S
+
+    if genotype_model == "gaussian":
+        centres_x = separated_centres(n_clusters, q, delta_x, delta_x, rng)
+        X = centres_x[S] + sigma_x * rng.normal(size=(J, q))
+    elif genotype_model == "snp":
+        G, _ = balding_nichols_genotypes(S, n_snps, fst, rng)
+        X = genotype_pcs(G, q)
+    else:
+        raise NAMInputError(f"genotype_model must be 'gaussian' or 'snp', got {genotype_model!r}")
+
+    centres_y = separated_centres(n_cell_types, p, delta_y / math.sqrt(2.0), delta_y, rng)
+    chol = np.empty((n_cell_types, p, p))
+    for l in range(n_cell_types):
+        Q = _random_rotation(p, rng)
+        lam = rng.uniform(0.5, 1.5, size=p)
+        chol[l] = sigma_y * Q * np.sqrt(lam)  # Sigma_l = chol chol^T = sigma^2 Q diag(lam) Q^T
+
+    common = rng.dirichlet(np.ones(n_cell_types))
+    sparse = rng.dirichlet(np.full(n_cell_types, 0.3), size=n_clusters)
+    omega = (1.0 - eta) * common + eta * sparse  # (K*, L*)
+
+    prob = dispersion / (dispersion + mean_cells)
+    n_cells = np.maximum(min_cells, rng.negative_binomial(dispersion, prob, size=J))
+
+    groups, types = [], []
+    for j in range(J):
+        w = omega[comp_labels[j]]
+        if math.isfinite(kappa):
+            w = rng.dirichlet(np.maximum(kappa * w, 1e-12))
+        types.append(rng.choice(n_cell_types, size=n_cells[j], p=w / w.sum()))
+        groups.append(np.full(n_cells[j], j))
+    M = np.concatenate(types)
+    group = np.concatenate(groups)
+    Y = np.empty((M.size, p))
+    for l in range(n_cell_types):
+        in_type = M == l
+        Y[in_type] = centres_y[l] + rng.normal(size=(int(in_type.sum()), p)) @ chol[l].T
+    return SimulatedData(
+        X=X, Y=Y, group=group, individual_labels=S, cell_labels=M,
+        composition_labels=comp_labels, params=params,
+    )
