@@ -3,9 +3,16 @@
 See ``docs/model.md`` for the model, its variational updates and its ELBO.
 """
 
+from .cavi import ConvergenceWarning, ELBODecreaseError, select_best
 from .errors import NAMInputError
+from .nam import NAM
 from .simulate import SimulatedData, simulate
 
 __version__ = "0.1.0"
 
-__all__ = ["NAMInputError", "SimulatedData", "simulate", "__version__"]
+__all__ = [
+    "NAM",
+    "select_best",
+    "ConvergenceWarning",
+    "ELBODecreaseError",
+    "NAMInputError", "SimulatedData", "simulate", "__version__"]
