@@ -291,17 +291,23 @@ def _open_variant_major(paths: dict[str, Path], chunk_snps: int):
     """Lazy (M, J) float32 dask array of allele counts (NaN = missing), one block per chunk.
 
     pandas-plink returns (J, M); its transpose is SNP-major, which is the .bed layout, so each
-    block computes to a C-contiguous (c, J) array without a transposing copy.
+    block computes to a C-contiguous (c, J) array without a transposing copy. Paths are passed
+    as ``Path`` objects, which pandas-plink does not expand as glob patterns.
     """
     from pandas_plink import Chunk, read_plink1_bin
 
-    genotypes = read_plink1_bin(
-        str(paths["bed"]),
-        str(paths["bim"]),
-        str(paths["fam"]),
-        verbose=False,
-        chunk=Chunk(nsamples=None, nvariants=chunk_snps),
-    )
+    try:
+        genotypes = read_plink1_bin(
+            paths["bed"].absolute(),
+            paths["bim"].absolute(),
+            paths["fam"].absolute(),
+            verbose=False,
+            chunk=Chunk(nsamples=None, nvariants=chunk_snps),
+        )
+    except ValueError as err:  # pandas ParserError (a ValueError) on a malformed .bim line
+        raise NAMInputError(
+            f"pandas-plink could not read {paths['bim']} / {paths['fam']}: {err}"
+        ) from err
     return genotypes.data.T
 
 

@@ -355,3 +355,18 @@ def test_no_snp_passes_filters(tmp_path):
 def test_bad_arguments(small_bfile, kwargs):
     with pytest.raises(NAMInputError, match=next(iter(kwargs))):
         compute_genotype_pcs(small_bfile, **kwargs)
+
+
+def test_malformed_bim_line_past_the_first(copied_bfile):
+    bim = Path(f"{copied_bfile}.bim")
+    lines = bim.read_text().splitlines()
+    lines[10] += "\textra_field"
+    bim.write_text("\n".join(lines) + "\n")
+    with raises_naming(bim):
+        compute_genotype_pcs(copied_bfile, n_pcs=2)
+
+
+def test_path_with_glob_characters(tmp_path, small_genotypes):
+    bfile = write_bfile(tmp_path / "cohort[1]" / "data*", small_genotypes)
+    res = compute_genotype_pcs(bfile, n_pcs=2)
+    assert res.scores.shape == (40, 2)
