@@ -1,0 +1,274 @@
+import logging
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from sklearn.decomposition import PCA
+
+from nam_core.demo import make_demo_cohort
+from nam_core.errors import NAMInputError
+from nam_core.expression import add_umap, preprocess, read_counts, standardised_pca
+
+N_GOOD = 40
+N_GENES = 300
+
+
+def _tiny_counts(seed=0):
+    """40 good cells in two expression programmes plus three cells that each fail one filter.
+
+    Genes G000..G299 and MT-CO1, MT-CO2. Good cells express genes 0..259 (>= 1 UMI each, so 260
+    detected genes, >= 520 UMIs) and ~10 mitochondrial UMIs. Genes 260..297 are never detected
+    and gene 298 in two cells only, so min_cells=3 removes 39 genes; gene 299 is in 5 cells.
+    """
+    rng = np.random.default_rng(seed)
+    X = np.zeros((N_GOOD + 3, N_GENES + 2))
+    programme = np.repeat([0, 1], N_GOOD // 2)
+    lam = np.where(np.arange(260) < 130, 1.0, 6.0)
+    for i in range(N_GOOD):
+        rate = lam if programme[i] == 0 else lam[::-1]
+        X[i, :260] = 1 + rng.poisson(rate)
+        X[i, N_GENES:] = 5 + rng.poisson(3, size=2)
+    X[:2, 298] = 1
+    X[:5, 299] = 2
+    few_genes, low_counts, high_mt = N_GOOD, N_GOOD + 1, N_GOOD + 2
+    X[few_genes, :150] = 5  # 150 genes < 200, 750 UMIs
+    X[low_counts, :240] = 1  # 240 genes, 240 UMIs < 500
+    X[high_mt, :260] = 2  # 520 UMIs + 300 mitochondrial = 37 %
+    X[high_mt, N_GENES:] = 150
+    names = [f"cell{i}" for i in range(N_GOOD)] + ["few_genes", "low_counts", "high_mt"]
+    obs = pd.DataFrame(
+        {"individual": [f"IND{i % 4}" for i in range(X.shape[0])]}, index=names
+    )
+    var = pd.DataFrame(index=[f"G{g:03d}" for g in range(N_GENES)] + ["MT-CO1", "MT-CO2"])
+    return ad.AnnData(X=sp.csr_matrix(X.astype(np.float32)), obs=obs, var=var), programme
+
+
+def _write(adata, path):
+    adata.write_h5ad(path)
+    return path
+
+
+# ---------------------------------------------------------------- preprocess
+
+
+def test_preprocess_applies_each_filter():
+    adata, _ = _tiny_counts()
+    before = adata.copy()
+    out = preprocess(adata, n_top_genes=50, n_pcs=5)
+    info = out.uns["preprocess"]
+    assert info["cells_removed"] == {"min_genes": 1, "min_counts": 1, "max_pct_mt": 1}
+    assert info["genes_removed"] == {"min_cells": 39}
+    assert {"few_genes", "low_counts", "high_mt"}.isdisjoint(out.obs_names)
+    assert out.n_obs == N_GOOD and out.n_vars == N_GENES + 2 - 39
+    assert "G298" not in out.var_names and "G299" in out.var_names
+    assert info["params"]["min_genes"] == 200 and info["n_pcs"] == 5
+    # the input is left untouched
+    assert adata.shape == before.shape and (adata.X != before.X).nnz == 0
+    assert "pct_counts_mt" not in adata.obs
+
+
+def test_preprocess_keeps_counts_and_normalises():
+    adata, _ = _tiny_counts()
+    out = preprocess(adata, n_top_genes=50, n_pcs=5, target_sum=1e4)
+    expected = adata[out.obs_names, out.var_names].X.toarray()
+    assert np.array_equal(out.layers["counts"].toarray(), expected)
+    totals = np.expm1(out.X.toarray()).sum(axis=1)
+    assert np.allclose(totals, 1e4, rtol=1e-3)
+    assert out.var["highly_variable"].sum() == 50
+    assert out.obsm["X_pca"].shape == (N_GOOD, 5)
+    assert out.varm["PCs"].shape == (out.n_vars, 5)
+    assert np.all(out.varm["PCs"][~out.var["highly_variable"].to_numpy()] == 0)
+    assert out.obs["pct_counts_mt"].between(0, 20).all()
+
+
+def test_preprocess_pcs_separate_programmes():
+    adata, programme = _tiny_counts()
+    out = preprocess(adata, n_top_genes=100, n_pcs=3)
+    pc1 = out.obsm["X_pca"][:, 0]
+    assert min(np.mean((pc1 > 0) == programme), np.mean((pc1 > 0) != programme)) == 0
+
+
+def test_preprocess_dense_input_matches_sparse(tmp_path):
+    adata, _ = _tiny_counts()
+    dense = adata.copy()
+    dense.X = dense.X.toarray()
+    a = preprocess(adata, n_top_genes=50, n_pcs=4)
+    b = preprocess(dense, n_top_genes=50, n_pcs=4)
+    assert np.allclose(a.obsm["X_pca"], b.obsm["X_pca"], atol=1e-4)
+    # everything stored is writable to .h5ad
+    a.write_h5ad(tmp_path / "pp.h5ad")
+    back = ad.read_h5ad(tmp_path / "pp.h5ad")
+    assert back.uns["preprocess"]["cells_removed"]["max_pct_mt"] == 1
+
+
+def test_preprocess_caps_n_pcs(caplog):
+    adata, _ = _tiny_counts()
+    with caplog.at_level(logging.INFO, logger="nam_core.expression"):
+        out = preprocess(adata, n_top_genes=10, n_pcs=30)
+    assert out.obsm["X_pca"].shape == (N_GOOD, 9)
+    assert out.uns["preprocess"]["n_pcs"] == 9
+    assert "capped" in caplog.text
+
+
+def test_preprocess_no_cells_left():
+    adata, _ = _tiny_counts()
+    with pytest.raises(NAMInputError, match="no cells pass QC"):
+        preprocess(adata, min_genes=10_000)
+
+
+def test_preprocess_missing_individual_column():
+    adata, _ = _tiny_counts()
+    with pytest.raises(NAMInputError, match="donor"):
+        preprocess(adata, individual_key="donor")
+
+
+def test_standardised_pca_matches_sklearn():
+    rng = np.random.default_rng(1)
+    X = rng.poisson(2.0, size=(200, 30)).astype(np.float64) * rng.uniform(0.5, 3, size=30)
+    ours = standardised_pca(sp.csr_matrix(X), 5, chunk=64)
+    Z = (X - X.mean(0)) / X.std(0, ddof=1)
+    ref = PCA(5, svd_solver="full").fit(Z)
+    scores = ref.transform(Z)
+    for k in range(5):
+        sign = np.sign(scores[:, k] @ ours["scores"][:, k])
+        assert np.allclose(ours["scores"][:, k], sign * scores[:, k], atol=1e-4)
+    assert np.allclose(ours["variance"], ref.explained_variance_, rtol=1e-6)
+    assert np.allclose(ours["variance_ratio"], ref.explained_variance_ratio_, rtol=1e-6)
+    dense = standardised_pca(X, 5)
+    assert np.allclose(dense["scores"], ours["scores"], atol=1e-4)
+
+
+def test_preprocess_demo_cohort(tmp_path):
+    paths = make_demo_cohort(tmp_path, n_individuals=20, mean_cells=50, n_snps=100, seed=2)
+    raw = read_counts(paths["counts"], "individual")
+    out = preprocess(raw, n_pcs=10)
+    low_quality = raw.obs["low_quality"].to_numpy()
+    kept = raw.obs_names.isin(out.obs_names)
+    assert kept[low_quality].mean() < 0.1
+    assert kept[~low_quality].mean() > 0.98
+    # expression PCs separate the true cell types: nearest centroid is nearly perfect
+    pcs, types = out.obsm["X_pca"], out.obs["cell_type"].astype(str).to_numpy()
+    classes = np.unique(types)
+    centroids = np.stack([pcs[types == c].mean(0) for c in classes])
+    nearest = classes[((pcs[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)]
+    assert np.mean(nearest == types) > 0.95
+
+
+# ---------------------------------------------------------------- read_counts
+
+
+def test_read_counts_ok(tmp_path):
+    adata, _ = _tiny_counts()
+    adata.obs["individual"] = np.arange(adata.n_obs) % 3  # integers become strings
+    out = read_counts(_write(adata, tmp_path / "c.h5ad"), "individual")
+    assert out.shape == adata.shape
+    assert set(out.obs["individual"]) == {"0", "1", "2"}
+
+
+def test_read_counts_missing_file(tmp_path):
+    with pytest.raises(NAMInputError, match="nope.h5ad.*does not exist"):
+        read_counts(tmp_path / "nope.h5ad", "individual")
+
+
+def test_read_counts_unreadable_file(tmp_path):
+    path = tmp_path / "bad.h5ad"
+    path.write_text("not hdf5")
+    with pytest.raises(NAMInputError, match="bad.h5ad.*could not be read"):
+        read_counts(path, "individual")
+
+
+def test_read_counts_wrong_individual_column(tmp_path):
+    adata, _ = _tiny_counts()
+    adata.obs["batch"] = "b1"
+    path = _write(adata, tmp_path / "c.h5ad")
+    with pytest.raises(NAMInputError) as err:
+        read_counts(path, "donor_id")
+    message = str(err.value)
+    assert "c.h5ad" in message and "'donor_id'" in message
+    assert "'individual'" in message and "'batch'" in message
+
+
+def test_read_counts_missing_individuals(tmp_path):
+    adata, _ = _tiny_counts()
+    adata.obs["individual"] = adata.obs["individual"].astype(object)
+    adata.obs.loc["cell3", "individual"] = None
+    with pytest.raises(NAMInputError, match="missing for 1 cells.*cell3"):
+        read_counts(_write(adata, tmp_path / "c.h5ad"), "individual")
+
+
+@pytest.mark.parametrize("dense", [False, True])
+def test_read_counts_nan_and_inf(tmp_path, dense):
+    adata, _ = _tiny_counts()
+    X = adata.X.toarray()
+    X[3, 0], X[3, 1], X[7, 2] = np.nan, np.nan, np.inf
+    adata.X = X if dense else sp.csr_matrix(X)
+    with pytest.raises(NAMInputError) as err:
+        read_counts(_write(adata, tmp_path / "c.h5ad"), "individual")
+    message = str(err.value)
+    assert "c.h5ad" in message and "2 NaN" in message and "1 infinite" in message
+    assert "2 cells" in message and "'cell3'" in message and "'cell7'" in message
+
+
+def test_read_counts_negative(tmp_path):
+    adata, _ = _tiny_counts()
+    X = adata.X.toarray()
+    X[5, 10] = -1.0
+    adata.X = sp.csr_matrix(X)
+    with pytest.raises(NAMInputError) as err:
+        read_counts(_write(adata, tmp_path / "c.h5ad"), "individual")
+    message = str(err.value)
+    assert "negative" in message and "'cell5'" in message and "'G010'" in message
+
+
+def test_read_counts_non_integer_warns(tmp_path, caplog):
+    adata, _ = _tiny_counts()
+    adata.X = adata.X * 0.5
+    with caplog.at_level(logging.WARNING, logger="nam_core.expression"):
+        read_counts(_write(adata, tmp_path / "c.h5ad"), "individual")
+    assert "not whole numbers" in caplog.text
+
+
+def test_read_counts_no_cells(tmp_path):
+    adata, _ = _tiny_counts()
+    with pytest.raises(NAMInputError, match="0 cells"):
+        read_counts(_write(adata[:0].copy(), tmp_path / "c.h5ad"), "individual")
+
+
+# ---------------------------------------------------------------- neighbours + UMAP
+
+
+def test_neighbors_and_umap_above_pynndescent_threshold(monkeypatch):
+    """pynndescent does the neighbour search above 8,192 cells (4,096 for non-euclidean metrics).
+
+    That is where scanpy 1.11 breaks with pynndescent 0.7, so the test must go past it.
+    """
+    import pynndescent
+
+    calls = []
+
+    class SpyTransformer(pynndescent.PyNNDescentTransformer):
+        def fit_transform(self, X, y=None, **kwargs):
+            calls.append(X.shape)
+            return super().fit_transform(X, y, **kwargs)
+
+    monkeypatch.setattr(pynndescent, "PyNNDescentTransformer", SpyTransformer)
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0.0, 6.0, size=(4, 10))
+    X = np.concatenate([c + rng.normal(size=(2600, 10)) for c in centres]).astype(np.float32)
+    adata = ad.AnnData(X=X)
+    adata.obsm["X_pca"] = X
+    add_umap(adata, n_neighbors=10, seed=0)
+    assert adata.n_obs > 8192
+    assert calls, "pynndescent was not used for the neighbour search"
+    assert adata.obsm["X_umap"].shape == (adata.n_obs, 2)
+    assert np.isfinite(adata.obsm["X_umap"]).all()
+    assert adata.obsp["connectivities"].shape == (adata.n_obs, adata.n_obs)
+    assert adata.uns["neighbors"]["params"]["n_neighbors"] == 10
+
+
+def test_add_umap_missing_representation():
+    adata, _ = _tiny_counts()
+    with pytest.raises(NAMInputError, match="X_pca"):
+        add_umap(adata)
