@@ -3,7 +3,7 @@
 A model subclasses :class:`VariationalEstimator` and provides
 
 * ``_prepare(X, Y, group)``: validated data on the device (raises NAMInputError early);
-* ``_new_run(data, generator)``: a run object with ``sweep() -> float`` (one sweep, returns the
+* ``_new_run(data, generator, seed)``: a run object with ``sweep() -> float`` (one sweep, returns the
   ELBO) after initialisation;
 * ``_store_fitted(run)``: sets the fitted attributes from the best run;
 * ``_state_arrays()`` / ``_restore_state(arrays)``: numpy arrays for :meth:`save`/:meth:`load`.
@@ -157,7 +157,7 @@ class VariationalEstimator:
         best, restarts = None, []
         for r, seed in enumerate(self._restart_seeds()):
             gen = torch.Generator().manual_seed(seed)
-            run = self._new_run(data, gen)
+            run = self._new_run(data, gen, seed)
             run.seed = seed
             self._run_to_convergence(run, tol, seed, r)
             restarts.append({"seed": seed, "elbo": run.elbo_trace[-1], "n_iter": run.n_iter,

@@ -86,15 +86,21 @@ class _Data:
         return self.phi[sl] if self.phi is not None else self.fmap(self.Y[sl])
 
 
-def _standardise(A: torch.Tensor) -> torch.Tensor:
+def _standardise_block(A: torch.Tensor) -> torch.Tensor:
+    """Columns standardised, then the block scaled to unit total variance.
+
+    Scaling each block by 1/sqrt(columns) gives the composition block (L columns) and the x
+    block (q columns) equal weight in the k-means of the individuals.
+    """
     sd = A.std(0, unbiased=False)
-    return (A - A.mean(0)) / torch.where(sd > 0, sd, torch.ones_like(sd))
+    Z = (A - A.mean(0)) / torch.where(sd > 0, sd, torch.ones_like(sd))
+    return Z / max(1.0, float((sd > 0).sum())) ** 0.5
 
 
 class _NAMRun:
     """One CAVI run: the variational state and its block updates (U1-U8) and ELBO (T1-T10, H1-H8)."""
 
-    def __init__(self, model: NAM, data: _Data, gen: torch.Generator):
+    def __init__(self, model: NAM, data: _Data, gen: torch.Generator, seed: int = 0):
         self.data = data
         self.dtype = data.dtype
         self.K, self.L = model.K, model.L
@@ -108,7 +114,7 @@ class _NAMRun:
         xi_fn, rho0 = self._initial_responsibilities(model, gen)
         self.stats = self.cell_pass(resp_fn=xi_fn)
         if rho0 is None:
-            rho0 = self._kmeans_individuals(gen)
+            rho0 = self._kmeans_individuals(gen, seed)
         self.rho = rho0
         self.initialise_globals()
 
@@ -137,19 +143,29 @@ class _NAMRun:
         xi0, rho0 = model._checked_init_resp(d)
         return (lambda sl: xi0[sl]), rho0
 
-    def _kmeans_individuals(self, gen: torch.Generator) -> torch.Tensor:
-        """k-means on [standardised composition, standardised x] with min(K, J) centres."""
+    def _kmeans_individuals(self, gen: torch.Generator, seed: int) -> torch.Tensor:
+        """k-means of the individuals on [composition, x], with min(K, J) centres.
+
+        Both blocks are standardised per column and scaled to unit total variance; the x block
+        then gets weight w and the composition block 1 - w, with w cycling with the seed over
+        X_BLOCK_WEIGHTS (balanced, x only, composition only). Either layer alone may carry the
+        cluster signal (scenarios B and C of the simulation design); restarts over consecutive
+        seeds try all three and the ELBO picks.
+        """
         d = self.data
         nbar = self.stats.per_individual
         has_cells = d.n_cells > 0
         comp = torch.where(
             has_cells[:, None], nbar / d.n_cells.clamp(min=1)[:, None], nbar[has_cells].sum(0) / d.N
         )
-        feats = [_standardise(comp)]
+        feats = _standardise_block(comp)
         if self.use_x:
-            feats.append(_standardise(d.X))
-        labels = kmeans(torch.cat(feats, 1), min(self.K, d.J), gen)
+            w = self.X_BLOCK_WEIGHTS[seed % len(self.X_BLOCK_WEIGHTS)]
+            feats = torch.cat([(1.0 - w) ** 0.5 * feats, w**0.5 * _standardise_block(d.X)], 1)
+        labels = kmeans(feats, min(self.K, d.J), gen)
         return one_hot(labels, self.K, torch.float64)
+
+    X_BLOCK_WEIGHTS = (0.5, 1.0, 0.0)
 
     def initialise_globals(self) -> None:
         """q(alpha), q(beta) at their priors, then U3-U8 once (section 5.4)."""
@@ -570,8 +586,8 @@ class NAM(VariationalEstimator):
         xi_t = torch.as_tensor(xi0, device=data.device)[data.order].to(data.dtype)
         return xi_t, torch.as_tensor(rho0, device=data.device)
 
-    def _new_run(self, data: _Data, gen: torch.Generator) -> _NAMRun:
-        return _NAMRun(self, data, gen)
+    def _new_run(self, data: _Data, gen: torch.Generator, seed: int = 0) -> _NAMRun:
+        return _NAMRun(self, data, gen, seed)
 
     # ------------------------------------------------------------ fitted state
     def _store_fitted(self, run: _NAMRun) -> None:

@@ -21,7 +21,7 @@ def make_run(model: NAM, X, Y, group, seed=0):
     """Validate, prepare and initialise one run of ``model`` without sweeping."""
     model._validate_params()
     data = model._prepare(X, Y, group)
-    run = model._new_run(data, torch.Generator().manual_seed(seed))
+    run = model._new_run(data, torch.Generator().manual_seed(seed), seed)
     return run
 
 
