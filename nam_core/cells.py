@@ -50,12 +50,19 @@ class FeatureMap:
         self.n_features = self.n_quad + p + 1
 
     def __call__(self, Y: torch.Tensor) -> torch.Tensor:
-        """Features of a chunk Y (n, p), shape (n, F), same dtype as Y."""
-        n = Y.shape[0]
-        out = torch.empty((n, self.n_features), dtype=Y.dtype, device=Y.device)
-        torch.mul(Y[:, self.rows], Y[:, self.cols], out=out[:, : self.n_quad])
-        out[:, self.n_quad : self.n_quad + self.p] = Y
-        out[:, -1] = 1.0
+        """Features of a chunk Y (n, p), stored transposed: shape (F, n), same dtype as Y.
+
+        The (F, n) layout makes every block of products a contiguous write.
+        """
+        n, p = Y.shape
+        Yt = Y.T.contiguous()
+        out = torch.empty((self.n_features, n), dtype=Y.dtype, device=Y.device)
+        start = 0
+        for i in range(p):  # row i of the upper triangle: y_i * y_j for j >= i
+            torch.mul(Yt[i : i + 1], Yt[i:], out=out[start : start + p - i])
+            start += p - i
+        out[self.n_quad : self.n_quad + p] = Yt
+        out[-1] = 1.0
         return out
 
     def unpack(self, F: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -129,9 +136,12 @@ def atom_coefficients(
 def chunk_log_densities(
     Y_c: torch.Tensor, phi_c: torch.Tensor | None, coef: dict[str, torch.Tensor], quad: str
 ) -> torch.Tensor:
-    """E log N(y_n | theta_l) for a chunk (E6), shape (n_c, L), in the chunk's dtype."""
+    """E log N(y_n | theta_l) for a chunk (E6), shape (n_c, L), in the chunk's dtype.
+
+    ``phi_c`` are the chunk's transposed features (F, n_c) (used by the expanded mode only).
+    """
     if quad == "expanded":
-        return phi_c @ coef["W"]
+        return phi_c.T @ coef["W"]
     L = coef["const"].shape[0]
     Z = torch.addmm(coef["b"], Y_c, coef["B"], beta=-1.0)  # Y B - b
     Z.square_()
@@ -147,13 +157,19 @@ def accumulate(
     group_c: torch.Tensor,
     neg_entropy_c: torch.Tensor,
 ) -> None:
-    """Add a chunk's contribution (responsibilities xi_c (n_c, L)) to ``stats`` in place."""
-    moments = (phi_c.T @ xi_c).to(torch.float64)  # (F, L)
+    """Add a chunk's contribution (responsibilities xi_c (n_c, L)) to ``stats`` in place.
+
+    ``phi_c`` are the chunk's transposed features (F, n_c). Sums within a chunk run in the
+    chunk's dtype, across chunks in float64.
+    """
+    moments = (phi_c @ xi_c).to(torch.float64)  # (F, L)
     counts, sums, R = fmap.unpack(moments)
     stats.counts += counts
     stats.sums += sums
     stats.second_moments += R
-    stats.per_individual.index_add_(0, group_c, xi_c.to(torch.float64))
+    per_individual = torch.zeros(stats.per_individual.shape, dtype=xi_c.dtype, device=xi_c.device)
+    per_individual.index_add_(0, group_c, xi_c)
+    stats.per_individual += per_individual.to(torch.float64)
     stats.neg_entropy += neg_entropy_c.to(torch.float64)
 
 
@@ -176,9 +192,13 @@ def chunks(n: int, size: int):
 
 
 def log_softmax_with_entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalise logits (n, L) row-wise: returns xi and sum_{n,l} xi log xi (a 0-d tensor)."""
-    log_norm = torch.logsumexp(logits, dim=1, keepdim=True)
-    log_xi = logits - log_norm
-    xi = torch.exp(log_xi)
-    return xi, (xi * log_xi).sum()
+    """Normalise logits (n, L) row-wise: returns xi and sum_{n,l} xi log xi (a 0-d tensor).
+
+    Uses sum_l xi_nl log xi_nl = sum_l xi_nl logit_nl - log Z_n (rows of xi sum to one), with
+    fused kernels and no (n, L) temporary beyond xi itself.
+    """
+    log_norm = torch.logsumexp(logits, dim=1)
+    xi = torch.softmax(logits, dim=1)
+    neg_entropy = torch.vdot(xi.reshape(-1), logits.reshape(-1)) - log_norm.sum()
+    return xi, neg_entropy
 

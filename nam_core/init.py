@@ -50,7 +50,7 @@ def kmeans(
     Z: torch.Tensor,
     k: int,
     gen: torch.Generator,
-    max_iter: int = 100,
+    max_iter: int = 30,
     sample_size: int = 100_000,
 ) -> torch.Tensor:
     """Hard k-means labels for every row of Z (n, d), shape (n,).

@@ -64,7 +64,7 @@ class _Data:
     prior_y: nw.NWPrior  # in the centred frame
     prior_x: nw.NWPrior | None
     fmap: FeatureMap
-    phi: torch.Tensor | None  # cached features (N, F) or None
+    phi: torch.Tensor | None  # cached transposed features (F, N) or None
     chunk: int
     quad: str
     device: torch.device
@@ -83,7 +83,7 @@ class _Data:
         return int(self.Y.shape[1])
 
     def features(self, sl: slice) -> torch.Tensor:
-        return self.phi[sl] if self.phi is not None else self.fmap(self.Y[sl])
+        return self.phi[:, sl] if self.phi is not None else self.fmap(self.Y[sl])
 
 
 def _standardise_block(A: torch.Tensor) -> torch.Tensor:
@@ -561,7 +561,7 @@ class NAM(VariationalEstimator):
             chunk=chunk, quad=quad, device=device, dtype=dtype,
         )
         if cache:
-            data.phi = torch.cat([fmap(Yc[sl]) for sl in chunks(data.N, chunk)])
+            data.phi = torch.cat([fmap(Yc[sl]) for sl in chunks(data.N, chunk)], dim=1)
         logger.info(
             "NAM data: J=%d individuals, N=%d cells, p=%d, q=%s, K=%d, L=%d on %s (%s, %s "
             "quadratic forms, chunks of %d cells, features %s)",

@@ -1,0 +1,141 @@
+"""Benchmark one NAM fit against scikit-learn's BayesianGaussianMixture on the same cells.
+
+Prints one JSON line per (tool, N): seconds per sweep/iteration, sweeps to convergence, total
+seconds and peak resident memory, then one line with NAM's ratio to scikit-learn. Every
+measurement runs in its own subprocess with its own thread setting, so peaks do not mix:
+
+* NAM: torch intra-op threads = ``--nam-threads`` (default 2, all cores of this machine);
+* scikit-learn: ``OPENBLAS_NUM_THREADS=OMP_NUM_THREADS=MKL_NUM_THREADS=--sklearn-threads``
+  (default 1, its fastest setting on 2 cores: nested BLAS threads slow it down up to 10x).
+
+scikit-learn's seconds per iteration come from ``--sklearn-iters`` EM iterations (its bound is
+timed per iteration; the k-means initialisation is excluded). NAM runs one restart to
+convergence (``tol`` 1e-6 in float32) or ``--max-sweeps``.
+
+Example (the README's table)::
+
+    python benchmarks/bench_fit.py --n-cells 100000 1270000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+J, P, Q, K, L = 982, 30, 10, 20, 50
+
+
+def make_data(n_cells: int, seed: int = 0):
+    """OneK1K-shaped simulated data: J individuals, p = 30 cell PCs, q = 10 genotype PCs."""
+    from nam_core import simulate
+
+    return simulate(
+        J=J, n_clusters=6, q=Q, p=P, n_cell_types=14, mean_cells=n_cells / J, min_cells=1,
+        delta_y=4.0, seed=seed,
+    )
+
+
+def run_nam(n_cells: int, threads: int, max_sweeps: int, dtype: str) -> dict:
+    import torch
+
+    from nam_core import NAM
+
+    torch.set_num_threads(threads)
+    data = make_data(n_cells)
+    t0 = time.perf_counter()
+    model = NAM(K=K, L=L, n_init=1, seed=0, max_iter=max_sweeps, dtype=dtype, device="cpu",
+                verbose=False).fit(data.X, data.Y, data.group)
+    total = time.perf_counter() - t0
+    init = total - model.restarts_[0]["seconds"]
+    return {
+        "tool": "nam", "n_cells": int(data.Y.shape[0]), "threads": threads, "dtype": dtype,
+        "seconds_per_sweep": model.restarts_[0]["seconds"] / model.n_iter_,
+        "sweeps": model.n_iter_, "converged": bool(model.converged_),
+        "seconds_total": total, "seconds_init_and_output": init,
+    }
+
+
+def run_sklearn(n_cells: int, threads: int, iters: int) -> dict:
+    import numpy as np
+    from sklearn.mixture import BayesianGaussianMixture
+
+    stamps = []
+
+    class Timed(BayesianGaussianMixture):
+        def _compute_lower_bound(self, *a, **kw):
+            stamps.append(time.perf_counter())
+            return super()._compute_lower_bound(*a, **kw)
+
+    data = make_data(n_cells)
+    gm = Timed(n_components=L, covariance_type="full", weight_concentration_prior_type="dirichlet_process",
+               max_iter=iters, tol=0.0, random_state=0, init_params="k-means++")
+    t0 = time.perf_counter()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(data.Y)
+    total = time.perf_counter() - t0
+    per_iter = float(np.median(np.diff(stamps))) if len(stamps) > 1 else float("nan")
+    return {
+        "tool": "sklearn", "n_cells": int(data.Y.shape[0]), "threads": threads,
+        "dtype": "float64", "seconds_per_iteration": per_iter, "iterations": len(stamps),
+        "seconds_total": total,
+    }
+
+
+def child(args) -> None:
+    if args.tool == "nam":
+        out = run_nam(args.n, args.nam_threads, args.max_sweeps, args.dtype)
+    else:
+        out = run_sklearn(args.n, args.sklearn_threads, args.sklearn_iters)
+    out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps(out), flush=True)
+
+
+def spawn(tool: str, n: int, args) -> dict:
+    threads = str(args.nam_threads if tool == "nam" else args.sklearn_threads)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    cmd = [sys.executable, __file__, "--child", tool, "--n", str(n), "--nam-threads", str(args.nam_threads),
+           "--sklearn-threads", str(args.sklearn_threads), "--sklearn-iters", str(args.sklearn_iters),
+           "--max-sweeps", str(args.max_sweeps), "--dtype", args.dtype]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    line = proc.stdout.strip().splitlines()[-1]
+    print(line, flush=True)
+    return json.loads(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-cells", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--nam-threads", type=int, default=2)
+    parser.add_argument("--sklearn-threads", type=int, default=1)
+    parser.add_argument("--sklearn-iters", type=int, default=4)
+    parser.add_argument("--max-sweeps", type=int, default=1000)
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--skip-sklearn", action="store_true")
+    parser.add_argument("--child", choices=["nam", "sklearn"], dest="tool")
+    parser.add_argument("--n", type=int)
+    args = parser.parse_args()
+    if args.tool:
+        child(args)
+        return
+    for n in args.n_cells:
+        nam = spawn("nam", n, args)
+        if args.skip_sklearn:
+            continue
+        sk = spawn("sklearn", n, args)
+        print(json.dumps({
+            "n_cells": nam["n_cells"],
+            "nam_seconds_per_sweep_over_sklearn_seconds_per_iteration":
+                nam["seconds_per_sweep"] / sk["seconds_per_iteration"],
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
