@@ -1,0 +1,8 @@
+"""Baselines of ``docs/model.md`` section 9 on the NAM engine, and a registry of methods by name."""
+
+from .cam import CAM
+from .dpmix import DPMixture
+from .registry import METHODS, MethodResult, fit_method
+from .two_stage import TwoStage
+
+__all__ = ["CAM", "DPMixture", "TwoStage", "METHODS", "MethodResult", "fit_method"]

@@ -1,0 +1,123 @@
+"""Checks shared by the baseline tests (no tests here): monotone blocks, perturbations, save/load."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from nam_core import normal_wishart as nw
+from nam_core.cavi import VariationalEstimator
+
+
+def assert_blocks_monotone(run, blocks, n_sweeps=8, rtol=1e-9):
+    """The ELBO never decreases after any block of ``n_sweeps`` sweeps (float64)."""
+    previous = run.elbo()
+    for _ in range(n_sweeps):
+        for block in blocks:
+            getattr(run, block)()
+            value = run.elbo()
+            assert value >= previous - rtol * abs(previous), (block, previous, value)
+            previous = value
+
+
+def assert_coordinate_maxima(run, checks, rng, eps=1e-3, repeats=4):
+    """For each (block, perturb): after the block's update no perturbation raises the ELBO."""
+    for block, perturb in checks:
+        getattr(run, block)()
+        best = run.elbo()
+        for _ in range(repeats):
+            undo = perturb(run, rng, eps)
+            value = run.elbo()
+            undo()
+            assert value <= best + 1e-10 * abs(best), (block, best, value)
+        assert abs(run.elbo() - best) <= 1e-12 * abs(best), block  # undo restored the state
+
+
+def noise(t, rng):
+    return torch.as_tensor(rng.normal(size=tuple(t.shape)), dtype=t.dtype)
+
+
+def jitter_simplex(p, rng, eps, dim=-1):
+    return torch.softmax(torch.log(p.clamp(min=1e-300)) + eps * noise(p, rng), dim=dim)
+
+
+def perturb_attr_simplex(name, dim=-1):
+    def perturb(run, rng, eps):
+        old = getattr(run, name)
+        setattr(run, name, jitter_simplex(old, rng, eps, dim))
+        return lambda: setattr(run, name, old)
+
+    return perturb
+
+
+def perturb_positive(*names):
+    """Multiplicative jitter of positive tensors (Beta or Dirichlet parameters)."""
+
+    def perturb(run, rng, eps):
+        old = [getattr(run, n) for n in names]
+        for n, v in zip(names, old, strict=True):
+            setattr(run, n, v * torch.exp(eps * noise(v, rng)))
+
+        def undo():
+            for n, v in zip(names, old, strict=True):
+                setattr(run, n, v)
+
+        return undo
+
+    return perturb
+
+
+def perturb_atoms(post_name, ex_name):
+    def perturb(run, rng, eps):
+        post, ex = getattr(run, post_name), getattr(run, ex_name)
+        A = noise(post.scale_inv, rng)
+        new = dataclasses.replace(
+            post,
+            mean=post.mean + eps * noise(post.mean, rng),
+            mean_precision=post.mean_precision * torch.exp(eps * noise(post.mean_precision, rng)),
+            dof=post.dof + eps * noise(post.dof, rng),
+            scale_inv=post.scale_inv + eps * 0.5 * (A + A.transpose(-1, -2)) * post.scale_inv.abs().mean(),
+        )
+        setattr(run, post_name, new)
+        setattr(run, ex_name, nw.expectations(new))
+
+        def undo():
+            setattr(run, post_name, post)
+            setattr(run, ex_name, ex)
+
+        return undo
+
+    return perturb
+
+
+def perturb_concentration(name):
+    def perturb(run, rng, eps):
+        conc = getattr(run, name)
+        shape, rate = conc.shape, conc.rate
+        conc.shape = shape * float(np.exp(eps * rng.normal()))
+        conc.rate = rate * float(np.exp(eps * rng.normal()))
+
+        def undo():
+            conc.shape, conc.rate = shape, rate
+
+        return undo
+
+    return perturb
+
+
+def assert_save_load(model, tmp_path, names):
+    """save then load (by class and through the base class) restores ``names`` exactly."""
+    path = model.save(tmp_path / f"{type(model).__name__}.npz")
+    for loader in (type(model), VariationalEstimator):
+        loaded = loader.load(path)
+        assert type(loaded) is type(model)
+        assert loaded.get_params() == model.get_params()
+        for name in names:
+            a, b = getattr(loaded, name), getattr(model, name)
+            if isinstance(b, float) and np.isnan(b):
+                assert np.isnan(a), name
+            else:
+                assert np.array_equal(np.asarray(a), np.asarray(b)), name
+    return loaded
