@@ -233,9 +233,15 @@ class VariationalEstimator:
 
 
 def _registry() -> dict[str, type]:
+    from . import baselines
     from .nam import NAM
 
-    return {"NAM": NAM}
+    classes = {"NAM": NAM}
+    for name in baselines.__all__:
+        obj = getattr(baselines, name)
+        if isinstance(obj, type) and issubclass(obj, VariationalEstimator):
+            classes[name] = obj
+    return classes
 
 
 def _jsonable(value):
