@@ -2,7 +2,8 @@
 
 from .cam import CAM
 from .dpmix import DPMixture
+from .fisan import FiSAN
 from .registry import METHODS, MethodResult, fit_method
 from .two_stage import TwoStage
 
-__all__ = ["CAM", "DPMixture", "TwoStage", "METHODS", "MethodResult", "fit_method"]
+__all__ = ["CAM", "DPMixture", "FiSAN", "TwoStage", "METHODS", "MethodResult", "fit_method"]

@@ -1,0 +1,95 @@
+"""fiSAN, the finite-infinite shared atoms nested model (``docs/model.md`` section 9b).
+
+NAM's run with the cell-level sticks u and their concentration beta replaced by finite symmetric
+Dirichlet weights omega_{.k} ~ Dir_L(b): U5' instead of U5, no U7, and the Dirichlet ELBO terms
+instead of T6+H4+T8+H6. ``use_x=True`` gives the "NAM-fiSAN" variant.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dirichlet
+from ..errors import NAMInputError
+from ..nam import NAM, _NAMRun
+
+__all__ = ["FiSAN"]
+
+
+class _FiSANRun(_NAMRun):
+    """One CAVI run of fiSAN; q(omega_{.k}) = Dir(b_star[:, k])."""
+
+    def __init__(self, model, data, gen, seed=0):
+        self.b = model._dirichlet_b()
+        super().__init__(model, data, gen, seed)
+
+    # the Beta sticks equivalent to q(omega), so NAM's outputs (E[omega]) apply unchanged
+    a_u = property(lambda self: dirichlet.as_sticks(self.b_star)[0])
+    b_u = property(lambda self: dirichlet.as_sticks(self.b_star)[1])
+
+    def elog_omega(self):
+        """E log omega (L, K) under Dir(b*)."""
+        return dirichlet.expected_log_weights(self.b_star)
+
+    def update_u(self) -> None:
+        """U5': b* = b + Q."""
+        self.b_star = dirichlet.update_weights(self.cluster_atom_counts(), self.b)
+
+    def update_beta(self) -> None:
+        """No beta in fiSAN."""
+
+    def elbo_terms(self) -> dict[str, float]:
+        """NAM's terms with T6+H4 and T8+H6 replaced by the Dirichlet terms."""
+        terms = super().elbo_terms()
+        del terms["T6H4"], terms["T8H6"]
+        terms["omega"] = float(dirichlet.dirichlet_elbo(self.b_star, self.b))
+        return terms
+
+
+class FiSAN(NAM):
+    """fiSAN (D'Angelo & Denti 2024): DP over individual clusters, finite Dirichlet over L atoms.
+
+    Parameters
+    ----------
+    K, L : int
+        Truncation of individual clusters; number of shared cell atoms.
+    b : float or None
+        Symmetric Dirichlet concentration of every omega_{.k}; None: 1 / L (sanba's default).
+    use_x : bool
+        Add NAM's genotype layer (default False: fiSAN proper, fitted with ``fit(None, Y, group)``).
+    **kwargs
+        NAM's other parameters (``alpha``, ``s``, ``trunc_v``, ``n_init``, ``seed``, ...).
+
+    Attributes
+    ----------
+    b_star_ : ndarray (L, K)
+        Dirichlet parameters of q(omega), atoms and clusters in label order.
+    Every NAM attribute; ``cell_weights_`` is E[omega] and ``a_u_``, ``b_u_`` hold the Beta sticks
+    equivalent to q(omega) (``nam_core.dirichlet.as_sticks``).
+    """
+
+    _param_names = tuple(n for n in NAM._param_names if n not in ("beta", "r", "trunc_u")) + ("b",)
+
+    def __init__(self, K: int = 20, L: int = 50, b: float | None = None, use_x: bool = False, **kwargs):
+        super().__init__(K=K, L=L, use_x=use_x, beta=1.0, trunc_u="tsb", **kwargs)
+        self.b = b
+
+    def _dirichlet_b(self) -> float:
+        return 1.0 / self.L if self.b is None else float(self.b)
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if self.b is not None and not (isinstance(self.b, (int, float)) and np.isfinite(self.b) and self.b > 0):
+            raise NAMInputError(f"b must be a positive number or None, got {self.b!r}")
+
+    def _new_run(self, data, gen, seed=0):
+        return _FiSANRun(self, data, gen, seed)
+
+    def _store_fitted(self, run) -> None:
+        super()._store_fitted(run)
+        self._restore_state(self._state | {"b_star": run.b_star.detach().cpu().numpy()})
+
+    def _restore_state(self, state) -> None:
+        super()._restore_state(state)
+        if "b_star" in state:
+            self.b_star_ = state["b_star"][np.ix_(self.cell_order_, self.individual_order_)]
