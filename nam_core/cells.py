@@ -30,6 +30,8 @@ __all__ = [
     "chunk_size",
     "atom_coefficients",
     "chunk_log_densities",
+    "ChunkWorkspace",
+    "chunk_responsibilities",
     "accumulate",
     "empty_stats",
     "chunks",
@@ -49,14 +51,17 @@ class FeatureMap:
         self.n_quad = int(self.rows.numel())
         self.n_features = self.n_quad + p + 1
 
-    def __call__(self, Y: torch.Tensor) -> torch.Tensor:
+    def __call__(self, Y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Features of a chunk Y (n, p), stored transposed: shape (F, n), same dtype as Y.
 
-        The (F, n) layout makes every block of products a contiguous write.
+        The (F, n) layout makes every block of products a contiguous write. ``out`` (F, >= n)
+        is a reusable buffer (its first n columns are returned).
         """
         n, p = Y.shape
         Yt = Y.T.contiguous()
-        out = torch.empty((self.n_features, n), dtype=Y.dtype, device=Y.device)
+        if out is None:
+            out = torch.empty((self.n_features, n), dtype=Y.dtype, device=Y.device)
+        out = out[:, :n]
         start = 0
         for i in range(p):  # row i of the upper triangle: y_i * y_j for j >= i
             torch.mul(Yt[i : i + 1], Yt[i:], out=out[start : start + p - i])
@@ -99,6 +104,46 @@ class CellStats:
     sums: torch.Tensor
     second_moments: torch.Tensor
     neg_entropy: torch.Tensor
+
+
+class ChunkWorkspace:
+    """Buffers reused by every chunk of every sweep.
+
+    Fresh multi-megabyte tensors are page-faulted in on every allocation on the CPU; reusing
+    them makes the element-wise work of a chunk several times faster.
+    """
+
+    def __init__(self, fmap: FeatureMap, n_atoms: int, chunk: int, dtype, device):
+        self.features = torch.empty((fmap.n_features, chunk), dtype=dtype, device=device)
+        self.logits = torch.empty((chunk, n_atoms), dtype=dtype, device=device)
+        self.xi = torch.empty((chunk, n_atoms), dtype=dtype, device=device)
+        self.mix = torch.empty((chunk, n_atoms), dtype=dtype, device=device)
+
+
+def chunk_responsibilities(
+    ws: ChunkWorkspace,
+    Y_c: torch.Tensor,
+    phi_c: torch.Tensor,
+    coef: dict[str, torch.Tensor],
+    quad: str,
+    mix: torch.Tensor,
+    group_c: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """U1 for a chunk: xi (n_c, L) and sum xi log xi, from logits E^y + mix[g(n)].
+
+    ``mix`` (J, L) is the per-individual term sum_k rho_jk E log omega_lk. The returned xi is a
+    view of the workspace, valid until the next chunk.
+    """
+    n = Y_c.shape[0]
+    mix_c = torch.index_select(mix, 0, group_c, out=ws.mix[:n])
+    logits = ws.logits[:n]
+    if quad == "expanded":
+        torch.addmm(mix_c, phi_c.T, coef["W"], out=logits)
+    else:
+        torch.add(chunk_log_densities(Y_c, phi_c, coef, quad), mix_c, out=logits)
+    logits.sub_(torch.logsumexp(logits, dim=1, keepdim=True))  # log xi
+    xi = torch.exp(logits, out=ws.xi[:n])
+    return xi, torch.vdot(xi.reshape(-1), logits.reshape(-1))
 
 
 def chunk_size(

@@ -18,14 +18,15 @@ from . import normal_wishart as nw
 from .cavi import VariationalEstimator
 from .cells import (
     QUAD_MODES,
+    ChunkWorkspace,
     FeatureMap,
     accumulate,
     atom_coefficients,
     chunk_log_densities,
+    chunk_responsibilities,
     chunk_size,
     chunks,
     empty_stats,
-    log_softmax_with_entropy,
 )
 from .errors import NAMInputError
 from .init import INIT_METHODS, kmeans, one_hot, random_responsibilities
@@ -82,8 +83,17 @@ class _Data:
     def p(self) -> int:
         return int(self.Y.shape[1])
 
-    def features(self, sl: slice) -> torch.Tensor:
-        return self.phi[:, sl] if self.phi is not None else self.fmap(self.Y[sl])
+    def features(self, sl: slice, ws: ChunkWorkspace | None = None) -> torch.Tensor:
+        """Transposed features (F, n_c) of the cells in ``sl`` (cached, or computed into ws)."""
+        if self.phi is not None:
+            return self.phi[:, sl]
+        return self.fmap(self.Y[sl], out=ws.features if ws is not None else None)
+
+    def workspace(self, n_atoms: int) -> ChunkWorkspace:
+        """Chunk buffers for ``n_atoms`` atoms, allocated once per data set."""
+        if getattr(self, "_workspace", None) is None or self._workspace.xi.shape[1] != n_atoms:
+            self._workspace = ChunkWorkspace(self.fmap, n_atoms, min(self.chunk, self.N), self.dtype, self.device)
+        return self._workspace
 
 
 def _standardise_block(A: torch.Tensor) -> torch.Tensor:
@@ -200,6 +210,7 @@ class _NAMRun:
         and its responsibility per cell (sorted order).
         """
         d = self.data
+        ws = d.workspace(self.L)
         stats = empty_stats(d.J, self.L, d.p, d.device)
         if resp_fn is None:
             coef = atom_coefficients(self.post_y, self.ex_y, d.fmap, d.dtype)
@@ -209,11 +220,9 @@ class _NAMRun:
         if self.keep_xi:
             self.xi = torch.empty((d.N, self.L), dtype=d.dtype, device=d.device)
         for sl in chunks(d.N, d.chunk):
-            phi_c, g_c = d.features(sl), d.group[sl]
+            phi_c, g_c = d.features(sl, ws), d.group[sl]
             if resp_fn is None:
-                logits = chunk_log_densities(d.Y[sl], phi_c, coef, d.quad)
-                logits += mix.index_select(0, g_c)
-                xi_c, neg_entropy = log_softmax_with_entropy(logits)
+                xi_c, neg_entropy = chunk_responsibilities(ws, d.Y[sl], phi_c, coef, d.quad, mix, g_c)
             else:
                 xi_c = resp_fn(sl)
                 neg_entropy = torch.special.xlogy(xi_c, xi_c).sum()
