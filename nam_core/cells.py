@@ -1,5 +1,7 @@
-"""The cell-level pass: expected log densities of all cells under all atoms, responsibilities
-and weighted statistics, in chunks (``docs/model.md`` sections 5.1, 6 and 7).
+"""The cell-level pass: responsibilities and weighted statistics of all cells, in chunks.
+
+Expected log densities of all cells under all atoms, U1 and the statistics of section 5 of
+``docs/model.md``, evaluated as in its section 7.
 
 Nothing of size N x L x p is materialised: for a chunk of cells the quadratic forms of (E6) are
 one matrix product, either

@@ -54,6 +54,7 @@ class NWPrior:
 
     @property
     def dim(self) -> int:
+        """Dimension d of the layer."""
         return int(self.mean.shape[0])
 
     def shifted(self, shift: torch.Tensor) -> NWPrior:
@@ -256,7 +257,7 @@ def expected_log_likelihood_from_moments(
 
 
 def log_wishart_norm(scale_logdet: torch.Tensor | float, dof, d: int):
-    """log B(W, nu) of the Wishart density, given log|W| (scale W) and nu."""
+    """Log-normaliser log B(W, nu) of the Wishart density, given log|W| (scale W) and nu."""
     dof_t = torch.as_tensor(dof, dtype=torch.float64)
     i = torch.arange(1, d + 1, dtype=torch.float64, device=dof_t.device)
     lgammas = torch.lgamma((dof_t.reshape(-1, 1) + 1.0 - i) / 2.0).sum(-1).reshape(dof_t.shape)
