@@ -528,6 +528,9 @@ class NAM(VariationalEstimator):
 
     def _prepare(self, X, Y, group) -> _Data:
         device, dtype = resolve_device(self.device), resolve_dtype(self.dtype)
+        if device.type == "cuda":  # TF32's 10-bit mantissa corrupts the quadratic forms
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         Y_np = as_matrix(Y, "Y (cells)")
         X_np = None
         if self.use_x:
