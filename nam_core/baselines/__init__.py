@@ -3,8 +3,9 @@
 from .cam import CAM
 from .dpmix import DPMixture
 from .fisan import FiSAN
+from .hdp import HDP
 from .ndp import NestedDP
 from .registry import METHODS, MethodResult, fit_method
 from .two_stage import TwoStage
 
-__all__ = ["CAM", "DPMixture", "FiSAN", "NestedDP", "TwoStage", "METHODS", "MethodResult", "fit_method"]
+__all__ = ["CAM", "DPMixture", "FiSAN", "HDP", "NestedDP", "TwoStage", "METHODS", "MethodResult", "fit_method"]
