@@ -53,7 +53,7 @@ def test_fisan_blocks_monotone_and_coordinate_maxima(use_x):
     assert_coordinate_maxima(run, checks, np.random.default_rng(3))
 
 
-def test_fisan_recovers_shared_atoms_with_clustered_weights(tmp_path):
+def test_fisan_recovers_shared_atoms_with_clustered_weights():
     data = simulate(J=30, n_clusters=3, q=2, p=3, n_cell_types=4, mean_cells=100, delta_y=6.0,
                     eta=1.0, seed=2)
     kw = dict(K=6, L=8, n_init=2, seed=0, **F64)
@@ -63,8 +63,15 @@ def test_fisan_recovers_shared_atoms_with_clustered_weights(tmp_path):
     assert np.all(np.diff(m.elbo_trace_) >= -1e-9 * np.abs(m.elbo_trace_[1:]))
     assert m.b_star_.shape == (8, 6) and np.allclose(m.cell_weights_.sum(0), 1)
     np.testing.assert_allclose(m.cell_weights_, m.b_star_ / m.b_star_.sum(0), rtol=1e-12)
-    again = FiSAN(**kw).fit(None, data.Y, data.group)
+
+
+def test_fisan_determinism_and_save_load(tmp_path):
+    d = small_data(seed=4, J=12)
+    kw = dict(K=3, L=4, n_init=2, seed=1, tol=1e-6, **F64)
+    m = FiSAN(**kw).fit(None, d.Y, d.group)
+    again = FiSAN(**kw).fit(None, d.Y, d.group)
     assert np.array_equal(m.elbo_trace_, again.elbo_trace_)
+    assert np.array_equal(m.cell_labels_, again.cell_labels_)
     loaded = assert_save_load(m, tmp_path, ["rho_", "cell_labels_", "b_star_", "cell_weights_", "elbo_trace_"])
     assert loaded.b is None and "beta" not in loaded.get_params()
 
