@@ -1,0 +1,246 @@
+# The simulation study (docs/model.md section 10): NAM against every baseline on simulated
+# cohorts. Runs on its own, or included by the main Snakefile:
+#   snakemake -s workflow/simulation.smk --configfile config/simulation.yaml --cores 2
+#   snakemake --configfile config/simulation.yaml simulation_all   (once included)
+# The study is the `simulation` block of the config; all logic lives in nam_core.simstudy.
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# nam_core from this checkout, installed or not (its dependencies must be importable here)
+sys.path.insert(0, str(Path(workflow.current_basedir).parent))
+import nam_core
+from nam_core import simstudy
+
+if "simulation" not in config:
+    raise ValueError(
+        "config: no `simulation` block; run with --configfile config/simulation.yaml "
+        "(or config/simulation_paper.yaml)"
+    )
+validate(config["simulation"], schema="schemas/simulation.schema.yaml")
+
+SIMULATION = config["simulation"]
+SIMULATION_SCENARIOS = simstudy.expand_scenarios(SIMULATION)
+SIMULATION_SWEEPS = simstudy.sweeps(SIMULATION)
+SIMULATION_JOBS = simstudy.jobs(SIMULATION)
+
+
+def get_simulation_spec(wildcards):
+    """Scenario, replicate, seed, method and every parameter of one job."""
+    return simstudy.job_spec(
+        SIMULATION, wildcards.scenario, int(wildcards.replicate), wildcards.method
+    )
+
+
+def get_simulation_mem_mb(wildcards):
+    """Memory of one job: 1.5 GB plus 4 kB per expected cell."""
+    params = SIMULATION_SCENARIOS[wildcards.scenario]["params"]
+    return int(1500 + 0.004 * params["J"] * params["mean_cells"])
+
+
+def get_simulation_runs(wildcards=None):
+    """The JSON of every (scenario, replicate, method) of the study."""
+    scenarios, replicates, methods = zip(*SIMULATION_JOBS)
+    return expand(
+        rules.simulate_and_fit.output.json,
+        zip,
+        scenario=scenarios,
+        replicate=replicates,
+        method=methods,
+    )
+
+
+def get_simulation_settings(wildcards):
+    """Generative and fit settings of a scenario, for its figure caption."""
+    scen = SIMULATION_SCENARIOS[wildcards.scenario]
+    return simstudy.describe_settings(scen["params"], SIMULATION["fit"])
+
+
+def get_sweep(wildcards):
+    """Parameter and points of a sweep."""
+    return SIMULATION_SWEEPS[wildcards.sweep]
+
+
+def get_sweep_settings(wildcards):
+    """Settings of a sweep's base scenario, the swept parameter left out."""
+    sweep = SIMULATION_SWEEPS[wildcards.sweep]
+    base = SIMULATION_SCENARIOS[sweep["base"]]["params"]
+    return simstudy.describe_settings(
+        base, SIMULATION["fit"], skip=[sweep["parameter"]]
+    )
+
+
+def get_simulation_outputs(wildcards):
+    """The tables and every figure of the study (PNG and PDF)."""
+    tables = rules.aggregate_simulation.output
+    outputs = [tables.metrics, tables.summary, tables.checks]
+    for rule, wildcard, names in (
+        (rules.plot_simulation_ari, "scenario", simstudy.named_scenarios(SIMULATION)),
+        (rules.plot_simulation_sweep, "sweep", list(SIMULATION_SWEEPS)),
+    ):
+        for pattern in (rule.output.png, rule.output.pdf):
+            outputs += expand(pattern, **{wildcard: names})
+    outputs += [rules.plot_simulation_runtime.output.png]
+    outputs += [rules.plot_simulation_runtime.output.pdf]
+    return outputs
+
+
+# a rule param: a new version of nam_core reruns the study
+SIMULATION_VERSION = nam_core.__version__
+# scenario and sweep names (as in the schema)
+SIMULATION_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+
+
+localrules:
+    simulation_all,
+
+
+rule simulation_all:
+    input:
+        get_simulation_outputs,
+
+
+rule simulate_and_fit:
+    output:
+        json="results/simulation/runs/{scenario}/{replicate}/{method}.json",
+    log:
+        "results/simulation/logs/simulate_and_fit/{scenario}/{replicate}/{method}.log",
+    benchmark:
+        "results/simulation/benchmarks/simulate_and_fit/{scenario}/{replicate}/{method}.tsv"
+    wildcard_constraints:
+        scenario=SIMULATION_NAME,
+        replicate=r"\d+",
+        method=r"[a-z_]+",
+    conda:
+        "../envs/nam.yaml"
+    threads: 1
+    resources:
+        mem_mb=get_simulation_mem_mb,
+    params:
+        spec=get_simulation_spec,
+        nam_version=SIMULATION_VERSION,
+    message:
+        "Simulating scenario {wildcards.scenario}, replicate {wildcards.replicate}, "
+        "and fitting {wildcards.method}"
+    script:
+        "../scripts/simulate_and_fit.py"
+
+
+rule aggregate_simulation:
+    input:
+        runs=get_simulation_runs(),
+    output:
+        metrics="results/simulation/metrics.tsv",
+        summary=report(
+            "results/simulation/summary.tsv",
+            caption="report/simulation_summary.rst",
+            category="Simulation study",
+            labels={"table": "Median and IQR of ARI and NMI"},
+        ),
+        checks=report(
+            "results/simulation/checks.tsv",
+            caption="report/simulation_checks.rst",
+            category="Simulation study",
+            labels={"table": "Checks"},
+        ),
+    log:
+        "results/simulation/logs/aggregate_simulation.log",
+    conda:
+        "../envs/nam.yaml"
+    params:
+        checks=SIMULATION["checks"],
+        nam_version=SIMULATION_VERSION,
+    message:
+        "Collecting every run into the metrics table, its summary and the checks"
+    script:
+        "../scripts/aggregate_simulation.py"
+
+
+rule plot_simulation_ari:
+    input:
+        metrics="results/simulation/metrics.tsv",
+    output:
+        png=report(
+            "results/simulation/figures/ari_{scenario}.png",
+            caption="report/simulation_ari.rst",
+            category="Simulation study",
+            subcategory="ARI by scenario",
+            labels={"scenario": "{scenario}"},
+        ),
+        pdf="results/simulation/figures/ari_{scenario}.pdf",
+    log:
+        "results/simulation/logs/plot_simulation_ari/{scenario}.log",
+    wildcard_constraints:
+        scenario=SIMULATION_NAME,
+    conda:
+        "../envs/nam.yaml"
+    params:
+        kind="boxes",
+        scenario="{scenario}",
+        description=lambda wildcards: SIMULATION_SCENARIOS[wildcards.scenario][
+            "description"
+        ],
+        replicates=lambda wildcards: SIMULATION_SCENARIOS[wildcards.scenario][
+            "replicates"
+        ],
+        settings=get_simulation_settings,
+        nam_version=SIMULATION_VERSION,
+    message:
+        "Plotting ARI by method in scenario {wildcards.scenario}"
+    script:
+        "../scripts/plot_simulation.py"
+
+
+rule plot_simulation_sweep:
+    input:
+        metrics="results/simulation/metrics.tsv",
+    output:
+        png=report(
+            "results/simulation/figures/sweep_{sweep}.png",
+            caption="report/simulation_sweep.rst",
+            category="Simulation study",
+            subcategory="Sweeps",
+            labels={"sweep": "{sweep}"},
+        ),
+        pdf="results/simulation/figures/sweep_{sweep}.pdf",
+    log:
+        "results/simulation/logs/plot_simulation_sweep/{sweep}.log",
+    wildcard_constraints:
+        sweep=SIMULATION_NAME,
+    conda:
+        "../envs/nam.yaml"
+    params:
+        kind="sweep",
+        sweep=get_sweep,
+        settings=get_sweep_settings,
+        nam_version=SIMULATION_VERSION,
+    message:
+        "Plotting ARI against the swept parameter of sweep {wildcards.sweep}"
+    script:
+        "../scripts/plot_simulation.py"
+
+
+rule plot_simulation_runtime:
+    input:
+        metrics="results/simulation/metrics.tsv",
+    output:
+        png=report(
+            "results/simulation/figures/runtime_vs_cells.png",
+            caption="report/simulation_runtime.rst",
+            category="Simulation study",
+            labels={"figure": "Run time against cells"},
+        ),
+        pdf="results/simulation/figures/runtime_vs_cells.pdf",
+    log:
+        "results/simulation/logs/plot_simulation_runtime.log",
+    conda:
+        "../envs/nam.yaml"
+    params:
+        kind="runtime",
+        fit=SIMULATION["fit"],
+        nam_version=SIMULATION_VERSION,
+    message:
+        "Plotting fit time against cells for every method"
+    script:
+        "../scripts/plot_simulation.py"
