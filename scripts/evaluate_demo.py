@@ -1,0 +1,35 @@
+import anndata as ad
+import pandas as pd
+from _common import logged, read_tsv, write_tsv
+
+from nam_core.evaluate import evaluate_demo
+
+
+def evaluate(paths: dict, path_evaluation, path_recovery, thresholds: dict):
+    """ARI of the clusters against the demo truth and marker recovery, as TSVs."""
+    obs = ad.read_h5ad(paths["cells"], backed="r").obs
+    cells = pd.DataFrame({"cell": obs.index.astype(str), "cluster": obs["nam_cell_cluster"].astype(str)})
+    evaluation, recovery = evaluate_demo(
+        read_tsv(paths["individuals"]),
+        cells,
+        read_tsv(paths["markers"]),
+        read_tsv(paths["truth_individuals"]),
+        read_tsv(paths["truth_cells"]),
+        read_tsv(paths["known_markers"]),
+        **thresholds,
+    )
+    write_tsv(evaluation, path_evaluation)
+    write_tsv(recovery, path_recovery)
+    return evaluation
+
+
+if "snakemake" in globals():
+    snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
+    with logged(snakemake.log[0]):
+        p = snakemake.params
+        evaluate(
+            dict(snakemake.input.items()),
+            snakemake.output.evaluation,
+            snakemake.output.marker_recovery,
+            {k: getattr(p, k) for k in ("min_ari_individuals", "min_ari_cells", "min_known_markers")},
+        )

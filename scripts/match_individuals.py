@@ -1,0 +1,42 @@
+from _common import logged, write_tsv
+
+from nam_core.cohort import match_individuals
+from nam_core.expression import read_counts
+from nam_core.genotypes import read_fam, validate_plink
+
+
+def match(
+    path_bfile,
+    path_counts,
+    path_table,
+    individual_column: str,
+    individuals_without_cells: str = "drop",
+    cells_without_genotype: str = "drop",
+):
+    """Validate both inputs, match the .fam IIDs to the cells' individuals, write the table."""
+    validate_plink(path_bfile)
+    fam = read_fam(path_bfile)
+    cells = read_counts(path_counts, individual_column)
+    result = match_individuals(
+        fam["iid"],
+        cells.obs[individual_column],
+        genotype_source=f"{path_bfile}.fam",
+        cells_source=path_counts,
+        individuals_without_cells=individuals_without_cells,
+        cells_without_genotype=cells_without_genotype,
+    )
+    write_tsv(result.report, path_table)
+    return result
+
+
+if "snakemake" in globals():
+    snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
+    with logged(snakemake.log[0]):
+        match(
+            snakemake.params.bfile,
+            snakemake.input.counts,
+            snakemake.output.table,
+            snakemake.params.individual_column,
+            snakemake.params.individuals_without_cells,
+            snakemake.params.cells_without_genotype,
+        )

@@ -1,0 +1,37 @@
+import logging
+
+import pandas as pd
+from _common import logged, write_tsv
+
+from nam_core import NAM, select_best
+
+
+def select(paths_fits, path_best, path_restarts, path_traces) -> NAM:
+    """Keep the restart with the largest ELBO; tabulate every restart and its ELBO trace."""
+    model, best_path = select_best(paths_fits)
+    logging.getLogger(__name__).info(
+        "kept %s (seed %d, ELBO %.10g) of %d restarts", best_path, model.seed_, model.elbo_,
+        len(paths_fits),
+    )
+    model.save(path_best)
+    restarts = pd.DataFrame(model.restarts_)
+    restarts["kept"] = restarts["seed"] == model.seed_
+    restarts["fit"] = [str(p) for p in paths_fits]
+    traces = pd.concat(
+        pd.DataFrame({"seed": m.seed_, "sweep": range(1, m.n_iter_ + 1), "elbo": m.elbo_trace_})
+        for m in map(NAM.load, paths_fits)
+    )
+    write_tsv(restarts, path_restarts)
+    write_tsv(traces, path_traces)
+    return model
+
+
+if "snakemake" in globals():
+    snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
+    with logged(snakemake.log[0]):
+        select(
+            list(snakemake.input.fits),
+            snakemake.output.best,
+            snakemake.output.restarts,
+            snakemake.output.traces,
+        )

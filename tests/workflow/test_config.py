@@ -1,0 +1,149 @@
+"""The config, its schema, the environment file and the profile; lint and dry runs (fast)."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from .conftest import ROOT, SMALL_CONFIG, output_of, planned_jobs, snakemake
+
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+CONFIGS = [ROOT / "config/config.yaml", ROOT / "config/onek1k.yaml", SMALL_CONFIG]
+
+
+def walk(schema, path="config"):
+    """(path, subschema) of every property, depth first."""
+    for key, sub in schema.get("properties", {}).items():
+        yield f"{path}.{key}", sub
+        yield from walk(sub, f"{path}.{key}")
+
+
+def defaults(schema):
+    return {key: (defaults(sub) if sub.get("type") == "object" else sub["default"])
+            for key, sub in schema["properties"].items()}
+
+
+def test_schema_describes_every_key_with_a_default():
+    assert SCHEMA["additionalProperties"] is False
+    for path, sub in walk(SCHEMA):
+        assert sub.get("description"), f"{path} has no description"
+        assert "default" in sub, f"{path} has no default"
+        if sub.get("type") == "object":
+            assert sub.get("additionalProperties") is False, path
+        else:  # the default itself is valid
+            jsonschema.Draft202012Validator(sub).validate(sub["default"])
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_files_validate(path):
+    jsonschema.Draft202012Validator(SCHEMA).validate(yaml.safe_load(path.read_text()))
+
+
+def test_default_config_is_the_schema_defaults():
+    """config/config.yaml spells out every default, so a partial config behaves like it."""
+    assert yaml.safe_load((ROOT / "config/config.yaml").read_text()) == defaults(SCHEMA)
+
+
+@pytest.mark.parametrize("path", CONFIGS[:2], ids=lambda p: p.name)
+def test_every_key_is_commented(path):
+    """Each key line sits in a paragraph (lines between blank lines) that holds a comment."""
+    commented = False
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped:
+            commented = False
+        elif stripped.startswith("#"):
+            commented = True
+        else:
+            assert commented or "#" in line, f"{path.name}:{number}: {line!r} has no comment"
+
+
+def test_env_file_pins_match_pyproject():
+    env = yaml.safe_load((ROOT / "envs/nam.yaml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert sorted(pip) == sorted(project["dependencies"])
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert python == "python=3.11" and ">=3.11,<3.12" == project["requires-python"]
+
+
+def test_slurm_profile_uses_real_options_and_asks_a_gpu_for_the_fit():
+    from snakemake.cli import get_argument_parser
+
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    options = {opt for action in get_argument_parser()._actions for opt in action.option_strings}
+    for key in profile:
+        assert f"--{key}" in options, f"profiles/slurm: {key} is not a snakemake option"
+    assert profile["executor"] == "slurm"
+    assert profile["set-resources"]["fit_nam"]["gpu"] == 1
+    rules = set(re.findall(r"^rule (\w+):", "".join(
+        p.read_text() for p in (ROOT / "workflow").glob("*.smk")), flags=re.M))
+    assert set(profile["set-resources"]) <= rules and set(profile["set-threads"]) <= rules
+
+
+def test_lint():
+    proc = snakemake(ROOT, "--lint")
+    assert proc.returncode == 0, output_of(proc)
+
+
+def test_dry_run_default(tmp_path):
+    proc = snakemake(tmp_path, "-n", "--cores", 2, "--configfile", ROOT / "config/config.yaml")
+    assert proc.returncode == 0, output_of(proc)
+    jobs = planned_jobs(proc)
+    assert jobs["fit_nam"] == 4
+    assert jobs["make_demo_cohort"] == 1 and jobs["evaluate_demo"] == 1
+    assert sum(jobs.values()) == 21
+    assert not (tmp_path / "results").exists()
+
+
+def write_config(tmp_path, base: Path, **changes) -> Path:
+    config = yaml.safe_load(base.read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split("__")
+        node = config
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[key] = value
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_dry_run_onek1k_with_placeholder_files(tmp_path):
+    data = tmp_path / "data" / "onek1k"
+    data.mkdir(parents=True)
+    for name in ("genotypes.bed", "genotypes.bim", "genotypes.fam", "counts.h5ad"):
+        (data / name).write_bytes(b"")
+    config = write_config(tmp_path, ROOT / "config/onek1k.yaml",
+                          inputs__bfile=str(data / "genotypes"),
+                          inputs__counts=str(data / "counts.h5ad"))
+    proc = snakemake(tmp_path, "-n", "--cores", 2, "--configfile", config)
+    assert proc.returncode == 0, output_of(proc)
+    jobs = planned_jobs(proc)
+    assert jobs["fit_nam"] == 10
+    assert "make_demo_cohort" not in jobs and "evaluate_demo" not in jobs
+    assert "results/onek1k/fit/restarts/seed9.npz" in output_of(proc)
+
+
+def test_misspelt_key_fails_before_any_job(tmp_path):
+    config = write_config(tmp_path, SMALL_CONFIG, fit__seeds=[0], fit__n_restarts=3)
+    proc = snakemake(tmp_path, "--cores", 2, "--configfile", config)
+    assert proc.returncode != 0
+    assert "n_restarts" in output_of(proc) and "Additional properties" in output_of(proc)
+    assert not (tmp_path / "results").exists()
+
+
+def test_wrong_type_fails_before_any_job(tmp_path):
+    config = write_config(tmp_path, SMALL_CONFIG, expression__n_pcs="five")
+    proc = snakemake(tmp_path, "-n", "--configfile", config)
+    assert proc.returncode != 0 and "'five' is not of type 'integer'" in output_of(proc)
+
+
+def test_cohort_without_inputs_fails_with_a_message(tmp_path):
+    config = write_config(tmp_path, SMALL_CONFIG, demo__enabled=False)
+    proc = snakemake(tmp_path, "-n", "--configfile", config)
+    assert proc.returncode != 0
+    assert "inputs.bfile and inputs.counts is not set" in output_of(proc)

@@ -1,0 +1,170 @@
+"""Real runs of the workflow: the whole DAG on a small demo, reruns, the report, bad input."""
+
+import os
+import shutil
+import time
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from .conftest import ROOT, SMALL_CONFIG, output_of, planned_jobs, snakemake
+
+pytestmark = pytest.mark.slow
+
+FIGURES = ("genotype_scree", "genotype_pcs", "umap_cell_clusters", "composition_heatmap",
+           "marker_dotplot", "elbo_traces")
+
+
+def tsv(path):
+    return pd.read_csv(path, sep="\t")
+
+
+def assert_evaluation_passes(path):
+    evaluation = tsv(path).set_index("metric")
+    thresholded = evaluation[evaluation["threshold"].notna()]
+    assert set(thresholded.index) == {"ari_individuals", "ari_cells",
+                                      "min_known_markers_per_cluster"}
+    assert (thresholded["value"] >= thresholded["threshold"]).all(), evaluation
+    assert thresholded["pass"].astype(str).eq("True").all(), evaluation
+    return evaluation
+
+
+def test_small_demo_meets_the_thresholds(small_run):
+    evaluation = assert_evaluation_passes(small_run["results"] / "evaluation.tsv")
+    assert evaluation.loc["ari_individuals", "threshold"] == 0.9
+    assert evaluation.loc["ari_cells", "threshold"] == 0.8
+    recovery = tsv(small_run["results"] / "marker_recovery.tsv")
+    assert (recovery.loc[recovery["tested"], "n_known_found"] >= 1).all()
+
+
+def test_outputs(small_run):
+    res = small_run["results"]
+    cells = ad.read_h5ad(res / "cells.h5ad", backed="r")
+    assert {"individual", "nam_cell_cluster", "nam_cell_cluster_probability",
+            "nam_individual_cluster"} <= set(cells.obs.columns)
+    assert {"X_pca", "X_umap"} <= set(cells.obsm.keys()) and "counts" in cells.layers
+    individuals = tsv(res / "individuals.tsv")
+    assert list(individuals.columns[:4]) == ["individual", "cluster", "probability", "n_cells"]
+    assert individuals["n_cells"].sum() == cells.n_obs
+    assert {"PC1", "PC5", "prob_I1"} <= set(individuals.columns)
+    markers = tsv(res / "markers.tsv")
+    assert set(markers["cluster"]) <= set(cells.obs["nam_cell_cluster"].astype(str))
+    for name in ("cells_per_individual", "proportions_per_individual", "by_individual_cluster"):
+        assert len(tsv(res / "composition" / f"{name}.tsv")) > 0
+    for name in FIGURES:
+        png, pdf = res / "figures" / f"{name}.png", res / "figures" / f"{name}.pdf"
+        assert png.read_bytes()[:4] == b"\x89PNG" and pdf.read_bytes()[:4] == b"%PDF"
+    restarts = tsv(res / "fit" / "restarts.tsv")
+    assert list(restarts["seed"]) == [0, 1, 2] and restarts["kept"].sum() == 1
+    assert not [p for p in res.rglob(".*") if p.is_file()], "temporary files left behind"
+
+
+def test_every_rule_logs_and_heavy_rules_benchmark(small_run):
+    res = small_run["results"]
+    logs = sorted(p.relative_to(res / "logs") for p in (res / "logs").rglob("*.log"))
+    assert len(logs) == 19  # 15 rules, fit_nam once per seed
+    for log in logs:
+        assert (res / "logs" / log).stat().st_size > 0, f"{log} is empty"
+    assert "sweep" in (res / "logs" / "fit_nam" / "seed0.log").read_text()
+    assert "matched 100 individuals" in (res / "logs" / "match_individuals.log").read_text()
+    bench = {p.name for p in (res / "benchmarks").rglob("*.tsv")}
+    assert {"fit_nam", "compute_genotype_pcs", "preprocess_expression"} <= {
+        p.stem if p.parent.name == "benchmarks" else p.parent.name
+        for p in (res / "benchmarks").rglob("*.tsv")} and bench
+
+
+def test_second_run_does_nothing(small_run):
+    proc = snakemake(small_run["dir"], "-n", "--cores", 2, "--configfile", SMALL_CONFIG)
+    assert proc.returncode == 0, output_of(proc)
+    assert planned_jobs(proc) == {} and "Nothing to be done" in output_of(proc)
+
+
+def test_deleting_an_output_reruns_only_what_depends_on_it(small_run):
+    res = small_run["results"]
+    (res / "figures" / "elbo_traces.pdf").unlink()
+    proc = snakemake(small_run["dir"], "-n", "--cores", 2, "--configfile", SMALL_CONFIG)
+    assert planned_jobs(proc) == {"plot_elbo_traces": 1, "all": 1}, output_of(proc)
+
+    (res / "markers.tsv").unlink()
+    proc = snakemake(small_run["dir"], "--cores", 2, "--configfile", SMALL_CONFIG)
+    assert proc.returncode == 0, output_of(proc)
+    ran = {line.split("Rule: ")[1].rstrip(")") for line in output_of(proc).splitlines()
+           if "Finished jobid" in line and "Rule: " in line}
+    assert ran == {"find_markers", "plot_markers", "evaluate_demo", "plot_elbo_traces", "all"}
+    proc = snakemake(small_run["dir"], "-n", "--cores", 2, "--configfile", SMALL_CONFIG)
+    assert planned_jobs(proc) == {}, output_of(proc)
+
+
+def test_report_builds(small_run, tmp_path):
+    report = small_run["dir"] / "report.html"
+    proc = snakemake(small_run["dir"], "--configfile", SMALL_CONFIG, "--report", report)
+    assert proc.returncode == 0, output_of(proc)
+    html = report.read_text(errors="replace")
+    for name in FIGURES:
+        assert f"{name}.png" in html, name
+    assert "evaluation.tsv" in html and "NAM analysis of cohort" in html
+
+
+@pytest.fixture
+def cohort_copy(small_run, tmp_path):
+    """The small run's demo files as a "real" cohort (demo disabled), in a fresh folder."""
+    data = tmp_path / "data"
+    shutil.copytree(small_run["results"] / "demo_cohort", data)
+
+    def config(**inputs):
+        cfg = yaml.safe_load(SMALL_CONFIG.read_text())
+        cfg["cohort"] = "bad"
+        cfg["demo"] = {"enabled": False}
+        cfg["inputs"] = {"bfile": str(data / "genotypes"), "counts": str(data / "counts.h5ad"),
+                         **inputs}
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return path
+
+    return data, config
+
+
+def assert_failed_cleanly(workdir, proc, *messages):
+    text = output_of(proc)
+    assert proc.returncode != 0
+    for message in messages:
+        assert message in text, text[-3000:]
+    assert "Error in rule match_individuals" in text  # the first job, before any other work
+    res = workdir / "results" / "bad"
+    left = [p for p in res.rglob("*") if p.is_file() and "logs" not in p.parts]
+    assert left == [], f"outputs left behind: {left}"
+    log = (res / "logs" / "match_individuals.log").read_text()
+    assert "NAMInputError" in log
+
+
+def test_truncated_bed_fails_early_through_snakemake(cohort_copy, tmp_path):
+    data, config = cohort_copy
+    bed = data / "genotypes.bed"
+    bed.write_bytes(bed.read_bytes()[: bed.stat().st_size // 2])
+    proc = snakemake(tmp_path, "--cores", 2, "--configfile", config(), timeout=300)
+    assert_failed_cleanly(tmp_path, proc, str(bed), "bytes, but")
+
+
+def test_wrong_individual_column_fails_early_through_snakemake(cohort_copy, tmp_path):
+    data, config = cohort_copy
+    proc = snakemake(tmp_path, "--cores", 2, "--configfile", config(individual_column="donor"),
+                     timeout=300)
+    assert_failed_cleanly(tmp_path, proc, "counts.h5ad", "no column 'donor'")
+
+
+@pytest.mark.skipif(os.environ.get("NAM_TEST_DEFAULT_DEMO") != "1",
+                    reason="set NAM_TEST_DEFAULT_DEMO=1 to run the default demo (about 3 min)")
+def test_default_demo_end_to_end(tmp_path):
+    """The default config from scratch: under 10 minutes, and the demo's thresholds pass."""
+    start = time.perf_counter()
+    proc = snakemake(tmp_path, "--cores", 2, "--configfile", ROOT / "config/config.yaml",
+                     timeout=900)
+    seconds = time.perf_counter() - start
+    assert proc.returncode == 0, output_of(proc)[-5000:]
+    assert seconds < 600, f"default demo took {seconds:.0f} s"
+    evaluation = assert_evaluation_passes(tmp_path / "results" / "demo" / "evaluation.tsv")
+    print(f"default demo: {seconds:.0f} s\n{evaluation}")
+    assert np.isfinite(evaluation["value"]).all()

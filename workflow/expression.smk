@@ -1,0 +1,47 @@
+rule preprocess_expression:
+    input:
+        counts=get_counts(),
+        matching=out("matching/individuals.tsv"),
+    output:
+        cells=out("expression/preprocessed.h5ad"),
+    log:
+        out("logs/preprocess_expression.log"),
+    benchmark:
+        out("benchmarks/preprocess_expression.tsv")
+    conda:
+        "../envs/nam.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards, input: max(4000, 8 * input.size_mb),
+    params:
+        individual_column=get_individual_column(),
+        settings=get_preprocess_settings(),
+        nam_version=NAM_VERSION,
+    message:
+        "QC, normalisation and {params.settings[n_pcs]} expression PCs of {input.counts}"
+    script:
+        "../scripts/preprocess_expression.py"
+
+
+rule compute_umap:
+    input:
+        cells=out("expression/preprocessed.h5ad"),
+    output:
+        umap=out("expression/umap.tsv"),
+    log:
+        out("logs/compute_umap.log"),
+    benchmark:
+        out("benchmarks/compute_umap.tsv")
+    conda:
+        "../envs/nam.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards, input: max(4000, 4 * input.size_mb),
+    params:
+        n_neighbors=config["expression"]["n_neighbors"],
+        seed=config["expression"]["seed"],
+        nam_version=NAM_VERSION,
+    message:
+        "Neighbour graph and UMAP of the cells in {input.cells}"
+    script:
+        "../scripts/compute_umap.py"

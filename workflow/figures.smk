@@ -1,0 +1,144 @@
+rule plot_genotype_scree:
+    input:
+        eigenvalues=out("genotypes/eigenvalues.tsv"),
+    output:
+        png=report(
+            out("figures/genotype_scree.png"),
+            caption="report/genotype_scree.rst",
+            category="Figures",
+            labels={"figure": "Genotype scree plot"},
+        ),
+        pdf=out("figures/genotype_scree.pdf"),
+    log:
+        out("logs/plot_genotype_scree.log"),
+    conda:
+        "../envs/nam.yaml"
+    params:
+        nam_version=NAM_VERSION,
+    message:
+        "Plotting the genotype scree plot"
+    script:
+        "../scripts/plot_genotype_scree.py"
+
+
+rule plot_genotype_pcs:
+    input:
+        individuals=out("individuals.tsv"),
+        eigenvalues=out("genotypes/eigenvalues.tsv"),
+    output:
+        png=report(
+            out("figures/genotype_pcs.png"),
+            caption="report/genotype_pcs.rst",
+            category="Figures",
+            labels={"figure": "Genotype PCs by individual cluster"},
+        ),
+        pdf=out("figures/genotype_pcs.pdf"),
+    log:
+        out("logs/plot_genotype_pcs.log"),
+    conda:
+        "../envs/nam.yaml"
+    params:
+        nam_version=NAM_VERSION,
+    message:
+        "Plotting genotype PC1 vs PC2 coloured by NAM individual cluster"
+    script:
+        "../scripts/plot_genotype_pcs.py"
+
+
+rule plot_umap:
+    input:
+        cells=out("cells.h5ad"),
+    output:
+        png=report(
+            out("figures/umap_cell_clusters.png"),
+            caption="report/umap_cell_clusters.rst",
+            category="Figures",
+            labels={"figure": "UMAP by cell cluster"},
+        ),
+        pdf=out("figures/umap_cell_clusters.pdf"),
+    log:
+        out("logs/plot_umap.log"),
+    conda:
+        "../envs/nam.yaml"
+    resources:
+        mem_mb=lambda wildcards, input: max(2000, input.size_mb),
+    params:
+        nam_version=NAM_VERSION,
+    message:
+        "Plotting the UMAP coloured by NAM cell cluster"
+    script:
+        "../scripts/plot_umap.py"
+
+
+rule plot_composition:
+    input:
+        by_cluster=out("composition/by_individual_cluster.tsv"),
+    output:
+        png=report(
+            out("figures/composition_heatmap.png"),
+            caption="report/composition_heatmap.rst",
+            category="Figures",
+            labels={"figure": "Cell-cluster proportions by individual cluster"},
+        ),
+        pdf=out("figures/composition_heatmap.pdf"),
+    log:
+        out("logs/plot_composition.log"),
+    conda:
+        "../envs/nam.yaml"
+    params:
+        nam_version=NAM_VERSION,
+    message:
+        "Plotting the cell-cluster proportions of each individual cluster"
+    script:
+        "../scripts/plot_composition.py"
+
+
+rule plot_markers:
+    input:
+        cells=out("cells.h5ad"),
+        markers=out("markers.tsv"),
+    output:
+        png=report(
+            out("figures/marker_dotplot.png"),
+            caption="report/marker_dotplot.rst",
+            category="Figures",
+            labels={"figure": "Marker dot plot"},
+        ),
+        pdf=out("figures/marker_dotplot.pdf"),
+    log:
+        out("logs/plot_markers.log"),
+    conda:
+        "../envs/nam.yaml"
+    resources:
+        mem_mb=lambda wildcards, input: max(2000, 2 * input.size_mb),
+    params:
+        n_per_cluster=config["markers"]["n_dotplot"],
+        nam_version=NAM_VERSION,
+    message:
+        "Plotting the top {params.n_per_cluster} markers of each NAM cell cluster"
+    script:
+        "../scripts/plot_markers.py"
+
+
+rule plot_elbo_traces:
+    input:
+        traces=out("fit/elbo_traces.tsv"),
+        restarts=out("fit/restarts.tsv"),
+    output:
+        png=report(
+            out("figures/elbo_traces.png"),
+            caption="report/elbo_traces.rst",
+            category="Figures",
+            labels={"figure": "ELBO traces of the restarts"},
+        ),
+        pdf=out("figures/elbo_traces.pdf"),
+    log:
+        out("logs/plot_elbo_traces.log"),
+    conda:
+        "../envs/nam.yaml"
+    params:
+        nam_version=NAM_VERSION,
+    message:
+        "Plotting the ELBO traces of all restarts"
+    script:
+        "../scripts/plot_elbo_traces.py"

@@ -1,0 +1,132 @@
+rule assemble_fit_inputs:
+    input:
+        pcs=out("genotypes/pcs.tsv"),
+        cells=out("expression/preprocessed.h5ad"),
+        matching=out("matching/individuals.tsv"),
+    output:
+        inputs=out("fit/inputs.npz"),
+    log:
+        out("logs/assemble_fit_inputs.log"),
+    conda:
+        "../envs/nam.yaml"
+    resources:
+        mem_mb=lambda wildcards, input: max(2000, 2 * input.size_mb),
+    params:
+        individual_column=get_individual_column(),
+        individuals_without_cells=config["matching"]["individuals_without_cells"],
+        nam_version=NAM_VERSION,
+    message:
+        "Collecting genotype PCs x (individuals) and expression PCs y (cells) for NAM"
+    script:
+        "../scripts/assemble_fit_inputs.py"
+
+
+rule fit_nam:
+    input:
+        inputs=out("fit/inputs.npz"),
+    output:
+        fit=out("fit/restarts/seed{seed}.npz"),
+    log:
+        out("logs/fit_nam/seed{seed}.log"),
+    benchmark:
+        out("benchmarks/fit_nam/seed{seed}.tsv")
+    conda:
+        "../envs/nam.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, input: max(2000, 20 * input.size_mb),
+    params:
+        settings=get_fit_settings(),
+        nam_version=NAM_VERSION,
+    message:
+        "Fitting NAM, restart with seed {wildcards.seed} (device {params.settings[device]})"
+    script:
+        "../scripts/fit_nam.py"
+
+
+rule select_best_fit:
+    input:
+        fits=get_restart_fits(),
+    output:
+        best=out("fit/best.npz"),
+        restarts=report(
+            out("fit/restarts.tsv"),
+            caption="report/restarts.rst",
+            category="NAM fit",
+        ),
+        traces=out("fit/elbo_traces.tsv"),
+    log:
+        out("logs/select_best_fit.log"),
+    conda:
+        "../envs/nam.yaml"
+    params:
+        nam_version=NAM_VERSION,
+    message:
+        "Keeping the restart with the largest ELBO among {input.fits}"
+    script:
+        "../scripts/select_best_fit.py"
+
+
+rule write_results:
+    input:
+        fit=out("fit/best.npz"),
+        inputs=out("fit/inputs.npz"),
+        cells=out("expression/preprocessed.h5ad"),
+        umap=out("expression/umap.tsv"),
+        pcs=out("genotypes/pcs.tsv"),
+    output:
+        cells=out("cells.h5ad"),
+        individuals=report(
+            out("individuals.tsv"),
+            caption="report/individuals.rst",
+            category="Results",
+        ),
+        counts=out("composition/cells_per_individual.tsv"),
+        proportions=out("composition/proportions_per_individual.tsv"),
+        by_cluster=report(
+            out("composition/by_individual_cluster.tsv"),
+            caption="report/composition_table.rst",
+            category="Results",
+        ),
+    log:
+        out("logs/write_results.log"),
+    benchmark:
+        out("benchmarks/write_results.tsv")
+    conda:
+        "../envs/nam.yaml"
+    resources:
+        mem_mb=lambda wildcards, input: max(4000, 3 * input.size_mb),
+    params:
+        individual_column=get_individual_column(),
+        nam_version=NAM_VERSION,
+    message:
+        "Writing NAM clusters of cells ({output.cells}) and individuals ({output.individuals})"
+    script:
+        "../scripts/write_results.py"
+
+
+rule find_markers:
+    input:
+        cells=out("cells.h5ad"),
+    output:
+        markers=report(
+            out("markers.tsv"),
+            caption="report/markers_table.rst",
+            category="Results",
+        ),
+    log:
+        out("logs/find_markers.log"),
+    benchmark:
+        out("benchmarks/find_markers.tsv")
+    conda:
+        "../envs/nam.yaml"
+    resources:
+        mem_mb=lambda wildcards, input: max(4000, 3 * input.size_mb),
+    params:
+        n_genes=config["markers"]["n_genes"],
+        method=config["markers"]["method"],
+        nam_version=NAM_VERSION,
+    message:
+        "Ranking marker genes ({params.method}) of each NAM cell cluster"
+    script:
+        "../scripts/find_markers.py"

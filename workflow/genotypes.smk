@@ -1,0 +1,53 @@
+rule match_individuals:
+    input:
+        unpack(get_plink_files),
+        counts=get_counts(),
+    output:
+        table=out("matching/individuals.tsv"),
+    log:
+        out("logs/match_individuals.log"),
+    benchmark:
+        out("benchmarks/match_individuals.tsv")
+    conda:
+        "../envs/nam.yaml"
+    resources:
+        mem_mb=lambda wildcards, input: max(2000, 6 * input.size_mb),
+    params:
+        bfile=get_bfile(),
+        individual_column=get_individual_column(),
+        individuals_without_cells=config["matching"]["individuals_without_cells"],
+        cells_without_genotype=config["matching"]["cells_without_genotype"],
+        nam_version=NAM_VERSION,
+    message:
+        "Checking {input.bed} and {input.counts} and matching their individuals"
+    script:
+        "../scripts/match_individuals.py"
+
+
+rule compute_genotype_pcs:
+    input:
+        unpack(get_plink_files),
+        matching=out("matching/individuals.tsv"),
+    output:
+        pcs=out("genotypes/pcs.tsv"),
+        eigenvalues=out("genotypes/eigenvalues.tsv"),
+    log:
+        out("logs/compute_genotype_pcs.log"),
+    benchmark:
+        out("benchmarks/compute_genotype_pcs.tsv")
+    conda:
+        "../envs/nam.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        bfile=get_bfile(),
+        n_pcs=config["genotypes"]["n_pcs"],
+        min_maf=config["genotypes"]["min_maf"],
+        max_missing=config["genotypes"]["max_missing"],
+        chunk_snps=config["genotypes"]["chunk_snps"],
+        nam_version=NAM_VERSION,
+    message:
+        "Computing {params.n_pcs} genotype PCs of {input.bed}"
+    script:
+        "../scripts/compute_genotype_pcs.py"
