@@ -220,8 +220,9 @@ def plot_umap(umap: np.ndarray, clusters, title: str | None = None) -> Figure:
     order = rng.permutation(clusters.size)  # no cluster systematically drawn on top
     with paper_style():
         fig, ax = plt.subplots(figsize=(0.75 * DOUBLE_COLUMN, 0.55 * DOUBLE_COLUMN))
-        ax.scatter(umap[order, 0], umap[order, 1], s=size, lw=0,
-                   c=[colors[c] for c in clusters[order]], rasterized=True)
+        codes = pd.Categorical(clusters, categories=list(colors)).codes
+        rgb = np.asarray(list(colors.values()))[codes]
+        ax.scatter(umap[order, 0], umap[order, 1], s=size, lw=0, c=rgb[order], rasterized=True)
         for name in colors:
             med = np.median(umap[clusters == name], axis=0)
             ax.text(med[0], med[1], name, fontsize=7, weight="bold", ha="center", va="center",

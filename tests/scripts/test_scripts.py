@@ -182,3 +182,41 @@ def test_demo_script_writes_every_file(tmp_path):
     for key in ("counts", "truth_individuals", "truth_cells", "known_markers"):
         assert paths[key].is_file()
     assert (tmp_path / "demo" / "genotypes.fam").read_text().count("\n") == 12
+
+
+def test_evaluation_flags_a_failure(run, cohort, tmp_path):
+    """Scrambled individual clusters fail the ARI threshold, and pass says so."""
+    _, p = run
+    individuals = tsv(p["individuals.tsv"])
+    rng = np.random.default_rng(0)
+    individuals["cluster"] = rng.permutation(["I1", "I2", "I3"] * 10)
+    scrambled = tmp_path / "individuals.tsv"
+    individuals.to_csv(scrambled, sep="\t", index=False)
+    paths = {"cells": p["cells.h5ad"], "individuals": scrambled, "markers": p["markers.tsv"],
+             "truth_individuals": cohort["truth_individuals"],
+             "truth_cells": cohort["truth_cells"], "known_markers": cohort["known_markers"]}
+    evaluation = load_script("evaluate_demo").evaluate(
+        paths, tmp_path / "e.tsv", tmp_path / "r.tsv",
+        {"min_ari_individuals": 0.9, "min_ari_cells": 0.8, "min_known_markers": 1},
+    ).set_index("metric")
+    assert evaluation.loc["ari_individuals", "value"] < 0.5
+    assert not evaluation.loc["ari_individuals", "pass"]
+    assert tsv(tmp_path / "e.tsv").set_index("metric").loc["ari_individuals", "pass"] in (
+        False, "False")
+
+
+@pytest.mark.parametrize("policy", ["keep", "drop"])
+def test_individual_without_cells_after_qc(run, tmp_path, policy):
+    """An individual whose cells all fail QC is kept (genotype only) or dropped, per policy."""
+    _, p = run
+    pre = ad.read_h5ad(p["pre.h5ad"])
+    pre = pre[pre.obs["individual"].astype(str) != "IND0001"].copy()
+    pre.write_h5ad(tmp_path / "pre.h5ad")
+    inputs = load_script("assemble_fit_inputs").assemble(
+        p["pcs.tsv"], tmp_path / "pre.h5ad", p["matching.tsv"], tmp_path / "inputs.npz",
+        "individual", without_cells=policy)
+    assert ("IND0001" in inputs["individuals"]) == (policy == "keep")
+    assert len(inputs["individuals"]) == (30 if policy == "keep" else 29)
+    model = load_script("fit_nam").fit(tmp_path / "inputs.npz", tmp_path / "fit.npz", 0,
+                                       {**FIT, "max_iter": 200, "tol": 1e-6})
+    assert model.rho_.shape[0] == len(inputs["individuals"])
