@@ -15,17 +15,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .errors import NAMInputError  # noqa: E402
-from .io import atomic_path  # noqa: E402
+from .errors import NAMInputError
+from .io import atomic_path
 
 __all__ = [
     "SINGLE_COLUMN",

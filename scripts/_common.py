@@ -2,17 +2,20 @@
 
 Importing this module puts the repository root on ``sys.path``, so ``nam_core`` imports even in
 an environment where the package is not installed (``snakemake --sdm conda`` builds
-``envs/nam.yaml``, which holds the dependencies but not the project itself).
+``envs/nam.yaml``, which holds the dependencies but not the project itself), and selects
+matplotlib's file-only Agg backend unless ``MPLBACKEND`` says otherwise.
 """
 
 import contextlib
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
 
 import pandas as pd
 
+os.environ.setdefault("MPLBACKEND", "Agg")  # figures are files; no display on cluster nodes
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

@@ -16,7 +16,11 @@ wildcard_constraints:
 def get_nam_version():
     """nam_core version, read without importing it; a param of every rule, so upgrades rerun."""
     init = Path(workflow.basedir) / "nam_core" / "__init__.py"
-    match = re.search(r'^__version__ = "([^"]+)"', init.read_text(), flags=re.M)
+    match = re.search(
+        r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", init.read_text(), flags=re.M
+    )
+    if match is None:
+        raise ValueError(f"no __version__ = '...' line in {init}")
     return match.group(1)
 
 
