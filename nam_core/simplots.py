@@ -56,6 +56,7 @@ def _save(fig, path_png: str | os.PathLike, path_pdf: str | os.PathLike) -> None
     with atomic_path(path_pdf) as tmp:
         fig.savefig(tmp, bbox_inches="tight")
     plt.close(fig)
+    logger.info("wrote %s and %s", path_png, path_pdf)
 
 
 def _placeholder(text: str, path_png, path_pdf) -> None:
@@ -73,6 +74,8 @@ def plot_boxes(metrics: pd.DataFrame, scenario: str, path_png, path_pdf,
     "no labels" in that panel.
     """
     df = metrics[metrics["scenario"] == scenario]
+    logger.info("box plots of scenario %s: %d runs", scenario,
+                len(df.drop_duplicates(["replicate", "method"])))
     if df.empty:
         _placeholder(f"scenario {scenario}: no runs", path_png, path_pdf)
         return
@@ -122,6 +125,8 @@ def plot_sweep(metrics: pd.DataFrame, parameter: str, points: list[tuple[float, 
     """
     scen_value = {s: v for v, s in points}
     df = metrics[metrics["scenario"].isin(scen_value)].copy()
+    logger.info("sweep of %s over %s: %d rows", parameter,
+                ", ".join(f"{v:g} ({s})" for v, s in points), len(df))
     if df.empty:
         _placeholder(f"sweep of {parameter}: no runs", path_png, path_pdf)
         return
@@ -169,6 +174,8 @@ def plot_runtime(metrics: pd.DataFrame, path_png, path_pdf, title: str | None = 
     """
     runs = metrics.drop_duplicates(["scenario", "replicate", "method"])
     runs = runs[(runs["fit_seconds"] > 0) & (runs["n_cells"] > 0)]
+    logger.info("run time of %d runs, %d to %d cells", len(runs),
+                runs["n_cells"].min() if len(runs) else 0, runs["n_cells"].max() if len(runs) else 0)
     if runs.empty:
         _placeholder("no runs with a positive fit time", path_png, path_pdf)
         return

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from nam_core import NAMInputError, simplots, simstudy
 
@@ -87,7 +88,9 @@ def test_label_metrics():
 def test_one_tiny_job_writes_its_metrics_and_parameters(tmp_path, method):
     study = _study(methods=["nam", "dpmix_x"])
     spec = simstudy.job_spec(study, "A", 0, method)
+    threads = torch.get_num_threads()
     result = simstudy.run_job(spec, threads=1)
+    assert torch.get_num_threads() == threads  # restored after the job
     path = tmp_path / "run.json"
     simstudy.write_run(result, path)
     raw = json.loads(path.read_text())  # standard JSON: no NaN or Infinity tokens

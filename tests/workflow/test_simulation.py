@@ -162,6 +162,33 @@ def test_small_study_writes_every_output(small_study):
     assert "Generative settings" in html and "mean cells = 20" in html
 
 
+@pytest.mark.slow
+def test_a_sweep_runs_and_is_plotted(tmp_path):
+    """A tiny study with a sweep: the sweep rule, its figure and its caption in the report."""
+    study = {
+        "replicates": 1, "methods": ["cam", "dpmix_x"],
+        "fit": {"K": 5, "L": 10, "n_init": 1},
+        "generator": {"J": 40, "mean_cells": 20},
+        "scenarios": {"A": {"description": "tiny"}},
+        "sweeps": {"eta": {"base": "A", "parameter": "eta", "values": [0.0, 0.8],
+                           "description": "composition distinctness"}},
+        "checks": {"genotype_only": None, "genotype_uninformative": None,
+                   "both_informative": None},
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump({"simulation": study}))
+    proc = run_smk(tmp_path, path, "--cores", 2)
+    assert proc.returncode == 0, text(proc)[-5000:]
+    out = tmp_path / "results" / "simulation"
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["A", "eta_0"]  # 0.8 is A
+    assert (out / "figures" / "sweep_eta.png").stat().st_size > 10_000
+    assert pd.read_csv(out / "checks.tsv", sep="\t").empty
+    report = run_smk(tmp_path, path, "--report", "report.html")
+    assert report.returncode == 0, text(report)[-3000:]
+    html = (tmp_path / "report.html").read_text()
+    assert "composition distinctness" in html and "every other generator parameter" in html
+
+
 KNOWN_FAILURE_C = (
     "Scenario C fails honestly: NAM's median individual ARI is below CAM's by more than 0.05. "
     "NAM's three k-means restarts end in worse local optima than a start from the truth (higher "
