@@ -1,7 +1,8 @@
 """Figures of the simulation study (``docs/model.md`` section 10), from the tidy metrics table.
 
 Each function takes the table written by :func:`nam_core.simstudy.aggregate` (one row per
-scenario, replicate, method and level) and writes one figure as PNG and PDF, atomically.
+scenario, replicate, method and level) and writes one figure as PNG and PDF, atomically. The
+matplotlib backend is left to the caller (the workflow's script picks Agg).
 """
 
 from __future__ import annotations
@@ -10,15 +11,13 @@ import logging
 import os
 
 import matplotlib
+import matplotlib.pyplot as plt
 import matplotlib.ticker
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from .baselines.registry import METHODS  # noqa: E402
-from .io import atomic_path  # noqa: E402
+from .baselines.registry import METHODS
+from .io import atomic_path
 
 __all__ = ["method_order", "plot_boxes", "plot_runtime", "plot_sweep"]
 

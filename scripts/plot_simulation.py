@@ -1,5 +1,5 @@
 import pandas as pd
-from _common import logged
+from _common import logged  # sets MPLBACKEND=Agg before nam_core.simplots imports pyplot
 
 from nam_core import simplots
 
