@@ -17,7 +17,7 @@ setup: $(VENV)/.installed
 # Generate the demo cohort and run the whole analysis on it.
 demo: setup
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --report results/report.html
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --cores $(CORES) --report results/demo/report.html
 
 lint: setup
 	$(BIN)/ruff check nam_core scripts tests benchmarks
