@@ -123,13 +123,10 @@ class _NAMRun:
         self.xi: torch.Tensor | None = None
         xi_fn, rho0 = self._initial_responsibilities(model, gen)
         self.stats = self.cell_pass(resp_fn=xi_fn)
-        kmeans_individuals = rho0 is None
-        if kmeans_individuals:
+        if rho0 is None:
             rho0 = self._kmeans_individuals(gen, seed)
         self.rho = rho0
         self.initialise_globals()
-        if kmeans_individuals and self.use_x:
-            self._warm_start(self.X_BLOCK_WEIGHTS[seed % len(self.X_BLOCK_WEIGHTS)])
 
     # ------------------------------------------------------------ initialisation (section 8)
     def _initial_responsibilities(self, model: NAM, gen: torch.Generator):
@@ -179,41 +176,6 @@ class _NAMRun:
         return one_hot(labels, self.K, torch.float64)
 
     X_BLOCK_WEIGHTS = (0.5, 1.0, 0.0)
-    WARM_SWEEPS = 100
-    WARM_TOL = 1e-6
-
-    def _warm_start(self, w: float) -> None:
-        """Refine a single-layer k-means start with that layer's own model before the fit.
-
-        The genotype-only start (w = 1) runs a DP mixture of the individuals on x (U2 without
-        the cell term, U4, U6, U8); the composition-only start (w = 0) runs CAM (NAM without
-        the x layer). Both prune the over-complete k-means partition with the layer that
-        carries it, so the joint fit starts from each single-layer optimum; the balanced start
-        is left as it is. Then U3-U8 run once more, and the tracked fit begins.
-        """
-        if w == 1.0:
-            previous = None
-            for _ in range(self.WARM_SWEEPS):
-                self.rho = torch.softmax(self.elog_pi()[None, :] + self.elog_x(), dim=1)
-                self.update_atoms_x()
-                self.update_v()
-                self.update_alpha()
-                sizes = self.rho.sum(0)
-                if previous is not None and torch.allclose(sizes, previous, rtol=0, atol=1e-6):
-                    break
-                previous = sizes
-        elif w == 0.0:
-            self.use_x = False
-            previous = None
-            for _ in range(self.WARM_SWEEPS):
-                value = self.sweep()
-                if previous is not None and abs(value - previous) <= self.WARM_TOL * abs(value):
-                    break
-                previous = value
-            self.use_x = True
-        else:
-            return
-        self.initialise_globals()
 
     def initialise_globals(self) -> None:
         """q(alpha), q(beta) at their priors, then U3-U8 once (section 5.4)."""
