@@ -1,16 +1,20 @@
 """Monotone ELBO after every block and coordinate optimality by perturbation (docs/model.md 11.1-11.2)."""
 
-import dataclasses
-
 import numpy as np
 import pytest
-import torch
 
 from nam_core import NAM
-from nam_core import normal_wishart as nw
 from nam_core.nam import _NAMRun
 
 from .helpers import make_run, small_data
+from .test_baselines_helpers import (
+    assert_blocks_monotone,
+    jitter_simplex,
+    perturb_atoms,
+    perturb_attr_simplex,
+    perturb_concentration,
+    perturb_positive,
+)
 
 SETTINGS = [
     # (K, L, trunc_v, trunc_u, alpha, beta, use_x, quad)
@@ -35,28 +39,7 @@ def _run(setting, seed, init="random"):
 @pytest.mark.parametrize("setting", SETTINGS)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_elbo_never_decreases_after_any_block(setting, seed):
-    run = _run(setting, seed)
-    previous = run.elbo()
-    for _ in range(12):
-        for block in _NAMRun.BLOCKS:
-            getattr(run, block)()
-            value = run.elbo()
-            assert value >= previous - 1e-9 * abs(previous), (block, previous, value)
-            previous = value
-
-
-def _noise(t, rng):
-    return torch.as_tensor(rng.normal(size=tuple(t.shape)), dtype=t.dtype)
-
-
-def _jitter_logits(p, rng, eps):
-    return torch.softmax(torch.log(p.clamp(min=1e-300)) + eps * _noise(p, rng), dim=1)
-
-
-def _perturb_rho(run, rng, eps):
-    rho = run.rho
-    run.rho = _jitter_logits(rho, rng, eps)
-    return lambda: setattr(run, "rho", rho)
+    assert_blocks_monotone(_run(setting, seed), _NAMRun.BLOCKS, n_sweeps=12)
 
 
 def _perturb_xi(run, rng, eps):
@@ -65,74 +48,20 @@ def _perturb_xi(run, rng, eps):
     run.keep_xi = True
     run.update_cells()
     run.keep_xi = False
-    xi_p = _jitter_logits(run.xi, rng, eps)
+    xi_p = jitter_simplex(run.xi, rng, eps, dim=1)
     run.stats = run.cell_pass(resp_fn=lambda sl: xi_p[sl])
     return lambda: setattr(run, "stats", stats)
 
 
-def _perturb_atoms(layer):
-    def perturb(run, rng, eps):
-        post, ex = getattr(run, f"post_{layer}"), getattr(run, f"ex_{layer}")
-        A = _noise(post.scale_inv, rng)
-        sym = 0.5 * (A + A.transpose(-1, -2))
-        new = dataclasses.replace(
-            post,
-            mean=post.mean + eps * _noise(post.mean, rng),
-            mean_precision=post.mean_precision * torch.exp(eps * _noise(post.mean_precision, rng)),
-            dof=post.dof + eps * _noise(post.dof, rng),
-            scale_inv=post.scale_inv + eps * sym * post.scale_inv.abs().mean(),
-        )
-        setattr(run, f"post_{layer}", new)
-        setattr(run, f"ex_{layer}", nw.expectations(new))
-
-        def undo():
-            setattr(run, f"post_{layer}", post)
-            setattr(run, f"ex_{layer}", ex)
-
-        return undo
-
-    return perturb
-
-
-def _perturb_sticks(a_name, b_name):
-    def perturb(run, rng, eps):
-        a, b = getattr(run, a_name), getattr(run, b_name)
-        setattr(run, a_name, a * torch.exp(eps * _noise(a, rng)))
-        setattr(run, b_name, b * torch.exp(eps * _noise(b, rng)))
-
-        def undo():
-            setattr(run, a_name, a)
-            setattr(run, b_name, b)
-
-        return undo
-
-    return perturb
-
-
-def _perturb_concentration(name):
-    def perturb(run, rng, eps):
-        conc = getattr(run, name)
-        shape, rate = conc.shape, conc.rate
-        conc.shape = shape * float(np.exp(eps * rng.normal()))
-        conc.rate = rate * float(np.exp(eps * rng.normal()))
-
-        def undo():
-            conc.shape, conc.rate = shape, rate
-
-        return undo
-
-    return perturb
-
-
 PERTURBATIONS = [
     ("update_cells", _perturb_xi),
-    ("update_individuals", _perturb_rho),
-    ("update_atoms_y", _perturb_atoms("y")),
-    ("update_atoms_x", _perturb_atoms("x")),
-    ("update_u", _perturb_sticks("a_u", "b_u")),
-    ("update_v", _perturb_sticks("a_v", "b_v")),
-    ("update_beta", _perturb_concentration("beta")),
-    ("update_alpha", _perturb_concentration("alpha")),
+    ("update_individuals", perturb_attr_simplex("rho", dim=1)),
+    ("update_atoms_y", perturb_atoms("post_y", "ex_y")),
+    ("update_atoms_x", perturb_atoms("post_x", "ex_x")),
+    ("update_u", perturb_positive("a_u", "b_u")),
+    ("update_v", perturb_positive("a_v", "b_v")),
+    ("update_beta", perturb_concentration("beta")),
+    ("update_alpha", perturb_concentration("alpha")),
 ]
 
 
