@@ -111,6 +111,16 @@ class _NAMRun:
     """One CAVI run: the variational state and its block updates (U1-U8) and ELBO (T1-T10, H1-H8)."""
 
     def __init__(self, model: NAM, data: _Data, gen: torch.Generator, seed: int = 0):
+        self._init_settings(model, data)
+        xi_fn, rho0 = self._initial_responsibilities(model, gen)
+        self.stats = self.cell_pass(resp_fn=xi_fn)
+        if rho0 is None:
+            rho0 = self._kmeans_individuals(gen, seed)
+        self.rho = rho0
+        self.initialise_globals()
+
+    def _init_settings(self, model: NAM, data: _Data) -> None:
+        """Sizes, stick counts and concentration factors of a run (no variational state yet)."""
         self.data = data
         self.dtype = data.dtype
         self.K, self.L = model.K, model.L
@@ -121,12 +131,6 @@ class _NAMRun:
         self.beta = Concentration(tuple(model.r), model.beta)
         self.keep_xi = False
         self.xi: torch.Tensor | None = None
-        xi_fn, rho0 = self._initial_responsibilities(model, gen)
-        self.stats = self.cell_pass(resp_fn=xi_fn)
-        if rho0 is None:
-            rho0 = self._kmeans_individuals(gen, seed)
-        self.rho = rho0
-        self.initialise_globals()
 
     # ------------------------------------------------------------ initialisation (section 8)
     def _initial_responsibilities(self, model: NAM, gen: torch.Generator):

@@ -24,7 +24,7 @@ from ..cells import (
     empty_stats,
 )
 from ..nam import NAM, _NAMRun
-from ..sticks import Concentration, expected_weights, n_random_sticks
+from ..sticks import expected_weights
 
 __all__ = ["NestedDP"]
 
@@ -50,15 +50,8 @@ class _NDPRun(_NAMRun):
     """One CAVI run of the nested DP."""
 
     def __init__(self, model: NestedDP, data, gen: torch.Generator, seed: int = 0):
-        d = self.data = data
-        self.dtype = data.dtype
-        self.K, self.L = model.K, model.L
-        self.use_x = data.X is not None
-        self.n_v = n_random_sticks(self.K, model.trunc_v)
-        self.n_u = n_random_sticks(self.L, model.trunc_u)
-        self.alpha = Concentration(tuple(model.s), model.alpha)
-        self.beta = Concentration(tuple(model.r), model.beta)
-        self.keep_xi, self.xi = False, None
+        self._init_settings(model, data)
+        d = data
         itemsize = torch.finfo(d.dtype).bits // 8
         max_cells = chunk_size(d.N, self.K * self.L, d.p, d.fmap.n_features, itemsize,
                                model.memory_budget, d.quad)
