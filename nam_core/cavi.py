@@ -93,11 +93,14 @@ class VariationalEstimator:
 
             bar = tqdm(total=self.max_iter, desc=f"restart {restart} (seed {seed})", leave=False)
         run.elbo_trace, run.converged = [], False
+        run.merges, run.merged_elbo = [], None
         start = time.perf_counter()
         for it in range(1, self.max_iter + 1):
             t0 = time.perf_counter()
             elbo = float(run.sweep())
             prev = run.elbo_trace[-1] if run.elbo_trace else None
+            if run.merged_elbo is not None:  # the state changed by a merge after the last sweep
+                prev, run.merged_elbo = run.merged_elbo, None
             run.elbo_trace.append(elbo)
             if not math.isfinite(elbo):
                 raise FloatingPointError(f"the ELBO became {elbo} at sweep {it} (seed {seed})")
@@ -113,6 +116,8 @@ class VariationalEstimator:
                 bar.update(1)
                 bar.set_postfix(elbo=f"{elbo:.6g}", rel=f"{change:.1e}")
             if prev is not None and abs(elbo - prev) <= tol * abs(elbo):
+                if it < self.max_iter and self._try_merges(run, elbo, tol, seed, restart):
+                    continue
                 run.converged = True
                 break
         if bar is not None:
@@ -127,6 +132,23 @@ class VariationalEstimator:
                 ConvergenceWarning,
                 stacklevel=4,
             )
+
+    def _try_merges(self, run, elbo: float, tol: float, seed: int, restart: int) -> bool:
+        """Merge moves at a converged state when the model and the run support them."""
+        if not (getattr(self, "merge", False) and getattr(run, "SUPPORTS_MERGES", False)):
+            return False
+        accepted = run.merge_individual_clusters(elbo, tol)
+        for keep, drop, new_elbo in accepted:
+            logger.log(
+                logging.INFO if self.verbose else logging.DEBUG,
+                "restart %d seed %d after sweep %d: merged individual cluster %d into %d, elbo %.10g",
+                restart, seed, len(run.elbo_trace), drop, keep, new_elbo,
+            )
+        if not accepted:
+            return False
+        run.merges.extend((len(run.elbo_trace), keep, drop) for keep, drop, _ in accepted)
+        run.merged_elbo = accepted[-1][2]
+        return True
 
     def _report_decrease(self, it: int, prev: float, elbo: float, dtype: torch.dtype) -> None:
         msg = f"ELBO decreased at sweep {it}: {prev:.12g} -> {elbo:.12g} (relative {(prev - elbo) / abs(prev):.3e})"
@@ -161,7 +183,8 @@ class VariationalEstimator:
             run.seed = seed
             self._run_to_convergence(run, tol, seed, r)
             restarts.append({"seed": seed, "elbo": run.elbo_trace[-1], "n_iter": run.n_iter,
-                             "converged": run.converged, "seconds": run.seconds})
+                             "converged": run.converged, "seconds": run.seconds,
+                             "merges": len(getattr(run, "merges", ()))})
             logger.info(
                 "restart %d seed %d finished: elbo %.10g after %d sweeps (%s) in %.2f s",
                 r, seed, run.elbo_trace[-1], run.n_iter,

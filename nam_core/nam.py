@@ -8,6 +8,7 @@ Common Atoms Model (CAM).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 
@@ -191,6 +192,72 @@ class _NAMRun:
         self.update_v()
         self.update_beta()
         self.update_alpha()
+
+    # ------------------------------------------------------------ merge moves (section 8)
+    SUPPORTS_MERGES = True
+    MERGE_REFIT_ROUNDS = 5
+    GLOBAL_INDIVIDUAL_BLOCKS = ("update_atoms_x", "update_u", "update_v", "update_beta", "update_alpha")
+
+    def _snapshot(self) -> dict:
+        """The run's variational state (block updates replace tensors, so a shallow copy holds)."""
+        state = dict(self.__dict__)
+        state["alpha"], state["beta"] = copy.deepcopy(self.alpha), copy.deepcopy(self.beta)
+        return state
+
+    def _restore(self, state: dict) -> None:
+        """Return to a snapshot (which stays intact: the concentrations update in place)."""
+        self.__dict__.update(state)
+        self.alpha, self.beta = copy.deepcopy(state["alpha"]), copy.deepcopy(state["beta"])
+
+    def _refit_individual_layer(self) -> float:
+        """U4-U8 given rho, then rounds of U2, U4-U8 with the cell statistics held; the ELBO.
+
+        Each block is a coordinate update of the full ELBO (q(M) fixed), so the ELBO cannot fall.
+        """
+        for block in self.GLOBAL_INDIVIDUAL_BLOCKS:
+            getattr(self, block)()
+        for _ in range(self.MERGE_REFIT_ROUNDS):
+            self.update_individuals()
+            for block in self.GLOBAL_INDIVIDUAL_BLOCKS:
+                getattr(self, block)()
+        return self.elbo()
+
+    def _merged_elbo(self, keep: int, drop: int) -> float:
+        """Move cluster ``drop``'s individuals into ``keep``, refit the individual layer; the ELBO."""
+        rho = self.rho.clone()
+        rho[:, keep] += rho[:, drop]
+        rho[:, drop] = 0.0
+        self.rho = rho
+        return self._refit_individual_layer()
+
+    def merge_individual_clusters(self, elbo: float, rtol: float) -> list[tuple[int, int, float]]:
+        """Greedy merge moves of individual clusters at a converged state (``docs/model.md`` 8).
+
+        Every pair of occupied clusters is merged in turn (into the earlier stick) and the
+        individual layer refitted with q(M) held; the best merge is kept if it raises the ELBO
+        by more than ``rtol |elbo|``, and the search repeats from there. Without an accepted
+        merge the state is left exactly as it was.
+
+        Returns
+        -------
+        list of (keep, drop, new ELBO), in the order accepted.
+        """
+        accepted = []
+        while True:
+            start = self._snapshot()
+            occupied = torch.nonzero(self.rho.sum(0) > 1e-3).flatten().tolist()
+            best_elbo, best_state, best_pair = elbo, None, None
+            for i, keep in enumerate(occupied):
+                for drop in occupied[i + 1:]:
+                    candidate = self._merged_elbo(keep, drop)
+                    if candidate > best_elbo:
+                        best_elbo, best_state, best_pair = candidate, self._snapshot(), (keep, drop)
+                    self._restore(start)
+            if best_state is None or best_elbo - elbo <= rtol * abs(elbo):
+                return accepted
+            self._restore(best_state)
+            elbo = best_elbo
+            accepted.append((*best_pair, elbo))
 
     # ------------------------------------------------------------ expectations (section 4)
     def elog_omega(self) -> torch.Tensor:
@@ -400,6 +467,11 @@ class NAM(VariationalEstimator):
         expanded in float32.
     cache_features : bool or "auto"
         Keep the cell features phi(y) between sweeps ("auto": when they fit in memory_budget).
+    merge : bool
+        At each convergence, try merging every pair of individual clusters and keep the best
+        merge that raises the ELBO, then sweep on (``docs/model.md`` section 8). Mean-field
+        CAVI rarely empties a redundant cluster by itself, and the k-means start opens
+        min(K, J) of them.
     check_monotone : bool
         Raise :class:`~nam_core.cavi.ELBODecreaseError` if a float64 ELBO decreases.
     verbose : bool
@@ -414,7 +486,7 @@ class NAM(VariationalEstimator):
     seed_ : int
         Seed of the kept restart.
     restarts_ : list of dict
-        Seed, final ELBO, sweeps, convergence and seconds of every restart.
+        Seed, final ELBO, sweeps, convergence, seconds and accepted merges of every restart.
     rho_ : ndarray (J, K)
         q(S_j = k), columns in label order (largest expected cluster first).
     individual_labels_ : ndarray (J,)
@@ -448,7 +520,7 @@ class NAM(VariationalEstimator):
     _param_names = (
         "K", "L", "n_init", "max_iter", "tol", "init", "seed", "device", "dtype", "alpha", "beta",
         "s", "r", "trunc_v", "trunc_u", "prior_x", "prior_y", "use_x", "init_resp",
-        "memory_budget", "quad", "cache_features", "check_monotone", "verbose",
+        "memory_budget", "quad", "cache_features", "merge", "check_monotone", "verbose",
     )
 
     def __init__(
@@ -475,6 +547,7 @@ class NAM(VariationalEstimator):
         memory_budget: int = 2**28,
         quad: str = "auto",
         cache_features: bool | str = "auto",
+        merge: bool = True,
         check_monotone: bool = True,
         verbose: bool = True,
     ):
@@ -500,6 +573,7 @@ class NAM(VariationalEstimator):
         self.memory_budget = memory_budget
         self.quad = quad
         self.cache_features = cache_features
+        self.merge = merge
         self.check_monotone = check_monotone
         self.verbose = verbose
 

@@ -49,6 +49,9 @@ def individual_spans(n_cells: torch.Tensor, max_cells: int) -> list[tuple[int, i
 class _NDPRun(_NAMRun):
     """One CAVI run of the nested DP."""
 
+    # a merge would need a full local pass per candidate pair (q(M|S) depends on S)
+    SUPPORTS_MERGES = False
+
     def __init__(self, model: NestedDP, data, gen: torch.Generator, seed: int = 0):
         self._init_settings(model, data)
         d = data
@@ -193,10 +196,10 @@ class NestedDP(NAM):
         E[omega_lk], atoms in stick order, clusters in label order.
     """
 
-    _param_names = NAM._param_names
+    _param_names = tuple(n for n in NAM._param_names if n != "merge")
 
     def __init__(self, K: int = 20, L: int = 50, use_x: bool = False, **kwargs):
-        super().__init__(K=K, L=L, use_x=use_x, **kwargs)
+        super().__init__(K=K, L=L, use_x=use_x, merge=False, **kwargs)
 
     def _new_run(self, data, gen, seed=0):
         return _NDPRun(self, data, gen, seed)
