@@ -108,6 +108,7 @@ def get_fit_settings():
             "device",
             "alpha",
             "beta",
+            "merge",
         )
     }
     settings |= {key: fit[key] for key in ("trunc_v", "trunc_u")}

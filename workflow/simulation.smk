@@ -1,7 +1,7 @@
 # The simulation study (docs/model.md section 10): NAM against every baseline on simulated
 # cohorts. Runs on its own, or included by the main Snakefile:
 #   snakemake -s workflow/simulation.smk --configfile config/simulation.yaml --cores 2
-#   snakemake --configfile config/simulation.yaml simulation_all   (once included)
+#   snakemake simulation_all --configfile config/simulation.yaml --cores 2   (main Snakefile)
 # The study is the `simulation` block of the config; all logic lives in nam_core.simstudy.
 import sys
 from pathlib import Path

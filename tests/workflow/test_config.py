@@ -128,6 +128,15 @@ def test_dry_run_onek1k_with_placeholder_files(tmp_path):
     assert "results/onek1k/fit/restarts/seed9.npz" in output_of(proc)
 
 
+def test_main_snakefile_plans_the_simulation_study_on_request(tmp_path):
+    proc = snakemake(tmp_path, "simulation_all", "-n", "--cores", 2, "--configfile",
+                     ROOT / "config/config.yaml", ROOT / "config/simulation.yaml")
+    assert proc.returncode == 0, output_of(proc)
+    jobs = planned_jobs(proc)
+    assert jobs["simulate_and_fit"] == 3 * 3 * 7  # scenarios x replicates x methods
+    assert jobs["aggregate_simulation"] == 1 and "fit_nam" not in jobs
+
+
 def test_misspelt_key_fails_before_any_job(tmp_path):
     config = write_config(tmp_path, SMALL_CONFIG, fit__seeds=[0], fit__n_restarts=3)
     proc = snakemake(tmp_path, "--cores", 2, "--configfile", config)

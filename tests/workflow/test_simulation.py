@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMK = ROOT / "workflow" / "simulation.smk"
 SMALL = ROOT / "config" / "simulation.yaml"
 PAPER = ROOT / "config" / "simulation_paper.yaml"
+EXPLORE = ROOT / "config" / "simulation_explore.yaml"
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/simulation.schema.yaml").read_text())
 
 
@@ -76,7 +77,7 @@ def test_schema_describes_every_key_with_a_default():
     assert all("default" not in s for s in overrides["properties"].values())  # no silent resets
 
 
-@pytest.mark.parametrize("path", [SMALL, PAPER], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [SMALL, EXPLORE, PAPER], ids=lambda p: p.name)
 def test_configs_validate(path):
     config = yaml.safe_load(path.read_text())
     assert set(config) == {"simulation"}
@@ -189,20 +190,8 @@ def test_a_sweep_runs_and_is_plotted(tmp_path):
     assert "composition distinctness" in html and "every other generator parameter" in html
 
 
-KNOWN_FAILURE_C = (
-    "Scenario C fails honestly: NAM's median individual ARI is below CAM's by more than 0.05. "
-    "NAM's three k-means restarts end in worse local optima than a start from the truth (higher "
-    "ELBO there), i.e. a search failure of NAM's initialisation, not of the model (README)."
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("check", [
-    "genotype_only",
-    pytest.param("genotype_uninformative",
-                 marks=pytest.mark.xfail(reason=KNOWN_FAILURE_C, strict=False)),
-    "both_informative",
-])
+@pytest.mark.parametrize("check", ["genotype_only", "genotype_uninformative", "both_informative"])
 def test_check_holds(small_study, check):
     table = pd.read_csv(small_study / "results" / "simulation" / "checks.tsv", sep="\t")
     rows = table[table["check"] == check]
