@@ -93,7 +93,7 @@ class VariationalEstimator:
 
             bar = tqdm(total=self.max_iter, desc=f"restart {restart} (seed {seed})", leave=False)
         run.elbo_trace, run.converged = [], False
-        run.merges, run.merged_elbo = [], None
+        run.merges, run.merged_elbo, run.merge_seconds = [], None, 0.0
         start = time.perf_counter()
         for it in range(1, self.max_iter + 1):
             t0 = time.perf_counter()
@@ -137,7 +137,9 @@ class VariationalEstimator:
         """Merge moves at a converged state when the model and the run support them."""
         if not (getattr(self, "merge", False) and getattr(run, "SUPPORTS_MERGES", False)):
             return False
+        start = time.perf_counter()
         accepted = run.merge_individual_clusters(elbo, tol)
+        run.merge_seconds += time.perf_counter() - start
         for keep, drop, new_elbo in accepted:
             logger.log(
                 logging.INFO if self.verbose else logging.DEBUG,
@@ -184,7 +186,8 @@ class VariationalEstimator:
             self._run_to_convergence(run, tol, seed, r)
             restarts.append({"seed": seed, "elbo": run.elbo_trace[-1], "n_iter": run.n_iter,
                              "converged": run.converged, "seconds": run.seconds,
-                             "merges": len(getattr(run, "merges", ()))})
+                             "merges": len(getattr(run, "merges", ())),
+                             "merge_seconds": getattr(run, "merge_seconds", 0.0)})
             logger.info(
                 "restart %d seed %d finished: elbo %.10g after %d sweeps (%s) in %.2f s",
                 r, seed, run.elbo_trace[-1], run.n_iter,
