@@ -93,14 +93,13 @@ class VariationalEstimator:
 
             bar = tqdm(total=self.max_iter, desc=f"restart {restart} (seed {seed})", leave=False)
         run.elbo_trace, run.converged = [], False
-        run.merges, run.merged_elbo, run.merge_seconds = [], None, 0.0
+        run.merges, run.merge_seconds = 0, 0.0
+        current = None  # ELBO of the run's state: the last sweep's, or an accepted merge's
         start = time.perf_counter()
         for it in range(1, self.max_iter + 1):
             t0 = time.perf_counter()
             elbo = float(run.sweep())
-            prev = run.elbo_trace[-1] if run.elbo_trace else None
-            if run.merged_elbo is not None:  # the state changed by a merge after the last sweep
-                prev, run.merged_elbo = run.merged_elbo, None
+            prev, current = current, elbo
             run.elbo_trace.append(elbo)
             if not math.isfinite(elbo):
                 raise FloatingPointError(f"the ELBO became {elbo} at sweep {it} (seed {seed})")
@@ -116,7 +115,9 @@ class VariationalEstimator:
                 bar.update(1)
                 bar.set_postfix(elbo=f"{elbo:.6g}", rel=f"{change:.1e}")
             if prev is not None and abs(elbo - prev) <= tol * abs(elbo):
-                if it < self.max_iter and self._try_merges(run, elbo, tol, seed, restart):
+                merged = self._try_merges(run, elbo, tol, seed, restart) if it < self.max_iter else None
+                if merged is not None:
+                    current = merged
                     continue
                 run.converged = True
                 break
@@ -133,10 +134,10 @@ class VariationalEstimator:
                 stacklevel=4,
             )
 
-    def _try_merges(self, run, elbo: float, tol: float, seed: int, restart: int) -> bool:
-        """Merge moves at a converged state when the model and the run support them."""
+    def _try_merges(self, run, elbo: float, tol: float, seed: int, restart: int) -> float | None:
+        """Merge moves at a converged state, where model and run support them; the new ELBO or None."""
         if not (getattr(self, "merge", False) and getattr(run, "SUPPORTS_MERGES", False)):
-            return False
+            return None
         start = time.perf_counter()
         accepted = run.merge_individual_clusters(elbo, tol)
         run.merge_seconds += time.perf_counter() - start
@@ -146,11 +147,8 @@ class VariationalEstimator:
                 "restart %d seed %d after sweep %d: merged individual cluster %d into %d, elbo %.10g",
                 restart, seed, len(run.elbo_trace), drop, keep, new_elbo,
             )
-        if not accepted:
-            return False
-        run.merges.extend((len(run.elbo_trace), keep, drop) for keep, drop, _ in accepted)
-        run.merged_elbo = accepted[-1][2]
-        return True
+        run.merges += len(accepted)
+        return accepted[-1][2] if accepted else None
 
     def _report_decrease(self, it: int, prev: float, elbo: float, dtype: torch.dtype) -> None:
         msg = f"ELBO decreased at sweep {it}: {prev:.12g} -> {elbo:.12g} (relative {(prev - elbo) / abs(prev):.3e})"
@@ -186,8 +184,7 @@ class VariationalEstimator:
             self._run_to_convergence(run, tol, seed, r)
             restarts.append({"seed": seed, "elbo": run.elbo_trace[-1], "n_iter": run.n_iter,
                              "converged": run.converged, "seconds": run.seconds,
-                             "merges": len(getattr(run, "merges", ())),
-                             "merge_seconds": getattr(run, "merge_seconds", 0.0)})
+                             "merges": run.merges, "merge_seconds": run.merge_seconds})
             logger.info(
                 "restart %d seed %d finished: elbo %.10g after %d sweeps (%s) in %.2f s",
                 r, seed, run.elbo_trace[-1], run.n_iter,
