@@ -38,7 +38,7 @@ def make_data(n_cells: int, seed: int = 0):
 
 def build(name: str, common: dict):
     from nam_core import NAM
-    from nam_core.baselines import CAM, HDP, DPMixture, FiSAN, NestedDP, TwoStage
+    from nam_core.models import CAM, HDP, DPMixture, FiSAN, NestedDP, TwoStage
 
     return {
         "nam": lambda: NAM(K=K, L=L, **common),

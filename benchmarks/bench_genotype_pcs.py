@@ -1,9 +1,9 @@
-"""Benchmark: genotype PCs by nam_core.genotypes against plink2 --pca, on the same files.
+"""Benchmark: genotype PCs by nam_core.inputs.genotypes against plink2 --pca, on the same files.
 
 Creates (once, under --workdir) a ``plink2 --dummy`` PLINK 1 fileset of the requested size, then
 runs, each in its own subprocess and with the same thread count and SNP filters,
 
-* ``nam_core.genotypes.compute_genotype_pcs(bfile, n_pcs)`` and
+* ``nam_core.inputs.genotypes.compute_genotype_pcs(bfile, n_pcs)`` and
 * ``plink2 --bfile bfile --pca n_pcs --maf 0.01 --geno 0.05 --threads T``,
 
 and prints one JSON line per tool (wall seconds, peak RSS of the child process from ``wait4``)
@@ -105,7 +105,7 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> dict:
 
 def worker(args: argparse.Namespace) -> None:
     """Child process: compute PCs and print the eigenvalues and inner timing as JSON."""
-    from nam_core.genotypes import compute_genotype_pcs
+    from nam_core.inputs.genotypes import compute_genotype_pcs
 
     tic = time.perf_counter()
     res = compute_genotype_pcs(

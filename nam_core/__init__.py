@@ -3,10 +3,10 @@
 See ``docs/model.md`` for the model, its variational updates and its ELBO.
 """
 
-from .cavi import ConvergenceWarning, ELBODecreaseError, select_best
+from .engine.estimator import ConvergenceWarning, ELBODecreaseError, select_best
 from .errors import NAMInputError
-from .nam import NAM
-from .simulate import SimulatedData, simulate
+from .models.nam import NAM
+from .study.simulate import SimulatedData, simulate
 
 __version__ = "0.1.0"
 

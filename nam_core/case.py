@@ -25,7 +25,7 @@ import torch
 
 from .errors import NAMInputError
 from .io import atomic_path
-from .nam import NAM
+from .models.nam import NAM
 
 __all__ = ["run_case", "main"]
 

@@ -1,6 +1,6 @@
 from _common import logged
 
-from nam_core import simstudy
+from nam_core.study import simstudy
 
 
 def aggregate_simulation(paths_runs, path_metrics, path_summary, path_checks, checks: dict):

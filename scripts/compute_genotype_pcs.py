@@ -1,7 +1,7 @@
 import pandas as pd
 from _common import logged, write_tsv
 
-from nam_core.genotypes import compute_genotype_pcs
+from nam_core.inputs.genotypes import compute_genotype_pcs
 
 
 def compute(path_bfile, path_pcs, path_eigenvalues, n_pcs, min_maf, max_missing, chunk_snps):

@@ -2,7 +2,7 @@ import anndata as ad
 import pandas as pd
 from _common import logged, read_tsv, write_tsv
 
-from nam_core.evaluate import evaluate_demo
+from nam_core.results.evaluate import evaluate_demo
 
 
 def evaluate(paths: dict, path_evaluation, path_recovery, thresholds: dict):

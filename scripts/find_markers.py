@@ -1,7 +1,7 @@
 import anndata as ad
 from _common import logged, write_tsv
 
-from nam_core.markers import rank_markers
+from nam_core.results.markers import rank_markers
 
 
 def find(path_cells, path_markers, n_genes: int = 10, method: str = "wilcoxon"):

@@ -2,7 +2,7 @@ from pathlib import Path
 
 from _common import logged
 
-from nam_core.demo import make_demo_cohort
+from nam_core.inputs.demo import make_demo_cohort
 
 
 def make_demo(path_bed, settings: dict) -> dict:

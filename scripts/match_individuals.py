@@ -1,8 +1,8 @@
 from _common import logged, write_tsv
 
-from nam_core.cohort import match_individuals
-from nam_core.expression import read_counts
-from nam_core.genotypes import read_fam, validate_plink
+from nam_core.inputs.cohort import match_individuals
+from nam_core.inputs.expression import read_counts
+from nam_core.inputs.genotypes import read_fam, validate_plink
 
 
 def match(

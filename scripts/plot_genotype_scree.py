@@ -1,6 +1,6 @@
 from _common import logged, read_tsv
 
-from nam_core.plots import plot_scree, save_figure
+from nam_core.results.plots import plot_scree, save_figure
 
 
 def plot(path_eigenvalues, path_png, path_pdf):

@@ -1,7 +1,7 @@
 import anndata as ad
 from _common import logged, read_tsv
 
-from nam_core.plots import dotplot_stats, plot_marker_dotplot, save_figure
+from nam_core.results.plots import dotplot_stats, plot_marker_dotplot, save_figure
 
 
 def plot(path_cells, path_markers, path_png, path_pdf, n_per_cluster: int = 3):

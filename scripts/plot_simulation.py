@@ -1,7 +1,7 @@
 import pandas as pd
-from _common import logged  # sets MPLBACKEND=Agg before nam_core.simplots imports pyplot
+from _common import logged  # sets MPLBACKEND=Agg before nam_core.study.simplots imports pyplot
 
-from nam_core import simplots
+from nam_core.study import simplots
 
 
 def read_metrics(path_metrics) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 import anndata as ad
 from _common import logged
 
-from nam_core.plots import plot_umap, save_figure
+from nam_core.results.plots import plot_umap, save_figure
 
 
 def plot(path_cells, path_png, path_pdf):

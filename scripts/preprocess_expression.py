@@ -2,7 +2,7 @@ import logging
 
 from _common import logged, read_tsv
 
-from nam_core.expression import preprocess, read_counts
+from nam_core.inputs.expression import preprocess, read_counts
 from nam_core.io import atomic_path
 
 

@@ -1,6 +1,6 @@
 from _common import logged
 
-from nam_core import simstudy
+from nam_core.study import simstudy
 
 
 def simulate_and_fit(spec: dict, path_json, threads: int = 1) -> dict:

@@ -6,13 +6,13 @@ import pandas as pd
 from _common import logged, read_tsv, write_tsv
 
 from nam_core import NAM
-from nam_core.evaluate import (
+from nam_core.io import atomic_path
+from nam_core.results.evaluate import (
     cell_cluster_names,
     composition_tables,
     individual_cluster_names,
     individual_table,
 )
-from nam_core.io import atomic_path
 
 
 def write(path_fit, path_inputs, path_cells, path_umap, path_pcs, paths_out: dict, individual_column):

@@ -83,7 +83,7 @@ def get_individual_column():
 
 
 def get_demo_settings():
-    """Arguments of nam_core.demo.make_demo_cohort."""
+    """Arguments of nam_core.inputs.demo.make_demo_cohort."""
     keys = ("n_individuals", "n_ancestries", "mean_cells", "n_snps", "fst", "seed")
     return {key: config["demo"][key] for key in keys}
 
@@ -146,7 +146,7 @@ def get_final_outputs():
 
 
 def get_preprocess_settings():
-    """Arguments of nam_core.expression.preprocess."""
+    """Arguments of nam_core.inputs.expression.preprocess."""
     keys = (
         "min_genes",
         "min_cells",

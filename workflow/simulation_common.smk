@@ -8,7 +8,7 @@ from snakemake.utils import validate
 # nam_core from this checkout, installed or not (its dependencies must be importable here)
 sys.path.insert(0, str(Path(workflow.current_basedir).parent))
 import nam_core
-from nam_core import simstudy
+from nam_core.study import simstudy
 
 # Without a `simulation` block (the main workflow's own config), the schema's defaults: scenario
 # A of the design; nothing runs unless simulation_all (or one of its files) is asked for.

@@ -6,8 +6,9 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture
 
 from nam_core import NAM, simulate
-from nam_core.baselines import CAM, METHODS, DPMixture, TwoStage, fit_method
-from nam_core.nam import _NAMRun
+from nam_core.models import CAM, DPMixture, TwoStage
+from nam_core.models.nam import _NAMRun
+from nam_core.study.methods import METHODS, fit_method
 
 from .helpers import make_run, sklearn_constant, small_data
 from .test_baselines_helpers import (

@@ -5,9 +5,10 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from nam_core import dirichlet, simulate, sticks
-from nam_core.baselines import FiSAN
-from nam_core.baselines.fisan import _FiSANRun
+from nam_core import simulate
+from nam_core.components import dirichlet, sticks
+from nam_core.models import FiSAN
+from nam_core.models.fisan import _FiSANRun
 
 from .helpers import make_run, small_data
 from .test_baselines_helpers import (

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from nam_core.baselines import HDP, METHODS, fit_method
-from nam_core.baselines.hdp import _HDPRun
-from nam_core.simulate_baselines import simulate_hdp
+from nam_core.models import HDP
+from nam_core.models.hdp import _HDPRun
+from nam_core.study.methods import METHODS, fit_method
+from nam_core.study.simulate_baselines import simulate_hdp
 
 from .helpers import make_run
 from .test_baselines_helpers import (

@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import torch
 
-from nam_core import normal_wishart as nw
-from nam_core.cavi import VariationalEstimator
+from nam_core.components import normal_wishart as nw
+from nam_core.engine.estimator import VariationalEstimator
 
 
 def assert_blocks_monotone(run, blocks, n_sweeps=8, rtol=1e-9):

@@ -5,9 +5,9 @@ import pytest
 import torch
 from sklearn.metrics import adjusted_rand_score
 
-from nam_core.baselines import CAM, NestedDP
-from nam_core.baselines.ndp import _NDPRun, individual_spans
-from nam_core.simulate_baselines import simulate_ndp
+from nam_core.models import CAM, NestedDP
+from nam_core.models.ndp import _NDPRun, individual_spans
+from nam_core.study.simulate_baselines import simulate_ndp
 
 from .helpers import make_run
 from .test_baselines_helpers import (

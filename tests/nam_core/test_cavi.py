@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nam_core import NAM
-from nam_core.nam import _NAMRun
+from nam_core.models.nam import _NAMRun
 
 from .helpers import make_run, small_data
 from .test_baselines_helpers import (

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nam_core.cohort import MatchResult, match_individuals
 from nam_core.errors import NAMInputError
+from nam_core.inputs.cohort import MatchResult, match_individuals
 
 SOURCES = dict(genotype_source="data/geno.fam", cells_source="data/counts.h5ad")
 # genotypes: A..D; cells: B, A, E (no genotype); D has no cells
@@ -121,7 +121,7 @@ def test_unknown_policy(kwargs):
 
 
 def test_logs_dropped_by_name(caplog):
-    with caplog.at_level(logging.INFO, logger="nam_core.cohort"):
+    with caplog.at_level(logging.INFO, logger="nam_core.inputs.cohort"):
         match_individuals(GENO, CELLS, individuals_without_cells="drop", **SOURCES)
     assert "dropped 2 cells of 1 individuals without genotypes: E (2 cells)" in caplog.text
     assert "have no cells, dropped: D" in caplog.text

@@ -5,9 +5,9 @@ import pytest
 import scipy.sparse as sp
 from pandas_plink import read_plink1_bin
 
-from nam_core.demo import MT_GENES, known_markers, make_demo_cohort, source_profiles
 from nam_core.errors import NAMInputError
-from nam_core.simulate import genotype_pcs
+from nam_core.inputs.demo import MT_GENES, known_markers, make_demo_cohort, source_profiles
+from nam_core.study.simulate import genotype_pcs
 
 SMALL = dict(n_individuals=30, n_ancestries=3, mean_cells=60, n_snps=1500, fst=0.05)
 

@@ -7,9 +7,9 @@ import pytest
 import scipy.sparse as sp
 from sklearn.decomposition import PCA
 
-from nam_core.demo import make_demo_cohort
 from nam_core.errors import NAMInputError
-from nam_core.expression import add_umap, preprocess, read_counts, standardised_pca
+from nam_core.inputs.demo import make_demo_cohort
+from nam_core.inputs.expression import add_umap, preprocess, read_counts, standardised_pca
 
 N_GOOD = 40
 N_GENES = 300
@@ -105,7 +105,7 @@ def test_preprocess_dense_input_matches_sparse(tmp_path):
 
 def test_preprocess_caps_n_pcs(caplog):
     adata, _ = _tiny_counts()
-    with caplog.at_level(logging.INFO, logger="nam_core.expression"):
+    with caplog.at_level(logging.INFO, logger="nam_core.inputs.expression"):
         out = preprocess(adata, n_top_genes=10, n_pcs=30)
     assert out.obsm["X_pca"].shape == (N_GOOD, 9)
     assert out.uns["preprocess"]["n_pcs"] == 9
@@ -225,7 +225,7 @@ def test_read_counts_negative(tmp_path):
 def test_read_counts_non_integer_warns(tmp_path, caplog):
     adata, _ = _tiny_counts()
     adata.X = adata.X * 0.5
-    with caplog.at_level(logging.WARNING, logger="nam_core.expression"):
+    with caplog.at_level(logging.WARNING, logger="nam_core.inputs.expression"):
         read_counts(_write(adata, tmp_path / "c.h5ad"), "individual")
     assert "not whole numbers" in caplog.text
 

@@ -16,8 +16,8 @@ import xarray as xr
 from pandas_plink import write_plink1_bin
 
 from nam_core.errors import NAMInputError
-from nam_core.genotypes import GenotypePCs, compute_genotype_pcs, read_fam, validate_plink
-from nam_core.simulate import balding_nichols_genotypes
+from nam_core.inputs.ancestry import balding_nichols_genotypes
+from nam_core.inputs.genotypes import GenotypePCs, compute_genotype_pcs, read_fam, validate_plink
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -236,7 +236,7 @@ def test_filters_drop_monomorphic_rare_and_missing_snps(tmp_path, small_genotype
 
 
 def test_logs_start_and_finish(small_bfile, caplog):
-    with caplog.at_level(logging.DEBUG, logger="nam_core.genotypes"):
+    with caplog.at_level(logging.DEBUG, logger="nam_core.inputs.genotypes"):
         compute_genotype_pcs(small_bfile, n_pcs=2, chunk_snps=100)
     messages = [r.getMessage() for r in caplog.records]
     assert any("start" in m and "40 individuals x 300 SNPs" in m for m in messages)

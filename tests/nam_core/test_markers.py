@@ -5,10 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nam_core.demo import make_demo_cohort
 from nam_core.errors import NAMInputError
-from nam_core.expression import preprocess, read_counts
-from nam_core.markers import MARKER_COLUMNS, RECOVERY_COLUMNS, marker_recovery, rank_markers
+from nam_core.inputs.demo import make_demo_cohort
+from nam_core.inputs.expression import preprocess, read_counts
+from nam_core.results.markers import MARKER_COLUMNS, RECOVERY_COLUMNS, marker_recovery, rank_markers
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_rank_markers_on_layer():
 
 def test_small_clusters_skipped(caplog):
     adata = _toy()
-    with caplog.at_level(logging.INFO, logger="nam_core.markers"):
+    with caplog.at_level(logging.INFO, logger="nam_core.results.markers"):
         markers = rank_markers(adata, "cluster", n_genes=2)
     assert set(markers["cluster"]) == {"a", "b"}
     assert "cluster c has 1 cell(s); skipped" in caplog.text
@@ -95,7 +95,7 @@ def test_rank_markers_errors():
 def test_rank_markers_warns_on_counts(caplog):
     adata = _toy(n_per_group=(20, 20, 20))
     adata.X = np.round(adata.X * 40)
-    with caplog.at_level(logging.WARNING, logger="nam_core.markers"):
+    with caplog.at_level(logging.WARNING, logger="nam_core.results.markers"):
         rank_markers(adata, "cluster", n_genes=1)
     assert "looks like raw counts" in caplog.text
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from nam_core import NAMInputError, simplots, simstudy
+from nam_core import NAMInputError
+from nam_core.study import simplots, simstudy
 
 
 def _study(**extra):

@@ -6,7 +6,7 @@ import torch
 from sklearn.mixture import BayesianGaussianMixture
 
 from nam_core import NAM
-from nam_core.nam import _NAMRun
+from nam_core.models.nam import _NAMRun
 
 from .helpers import make_run, sklearn_constant
 

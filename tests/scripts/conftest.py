@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from nam_core.demo import make_demo_cohort
+from nam_core.inputs.demo import make_demo_cohort
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 if str(SCRIPTS) not in sys.path:

@@ -85,8 +85,8 @@ def test_configs_validate(path):
 
 
 def test_paper_config_is_the_full_study():
-    from nam_core import simstudy
-    from nam_core.baselines.registry import METHODS
+    from nam_core.study import simstudy
+    from nam_core.study.methods import METHODS
 
     study = yaml.safe_load(PAPER.read_text())["simulation"]
     assert study["replicates"] == 30 and set(study["methods"]) == set(METHODS)

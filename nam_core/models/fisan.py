@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import dirichlet
+from ..components import dirichlet
 from ..errors import NAMInputError
-from ..nam import NAM, _NAMRun
+from .nam import NAM, _NAMRun
 
 __all__ = ["FiSAN"]
 
@@ -65,7 +65,7 @@ class FiSAN(NAM):
     b_star_ : ndarray (L, K)
         Dirichlet parameters of q(omega), atoms and clusters in label order.
     Every NAM attribute; ``cell_weights_`` is E[omega] and ``a_u_``, ``b_u_`` hold the Beta sticks
-    equivalent to q(omega) (``nam_core.dirichlet.as_sticks``).
+    equivalent to q(omega) (``nam_core.components.dirichlet.as_sticks``).
     """
 
     _param_names = tuple(n for n in NAM._param_names if n not in ("beta", "r", "trunc_u")) + ("b",)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import NAMInputError
+from ..errors import NAMInputError
 
 __all__ = ["MatchResult", "match_individuals"]
 

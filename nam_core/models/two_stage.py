@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ..cavi import VariationalEstimator
+from ..engine.estimator import VariationalEstimator
 from ..errors import NAMInputError
 from ..validation import as_matrix, check_int_at_least
 from .dpmix import DPMixture

@@ -15,18 +15,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import normal_wishart as nw
-from ..cells import (
+from ..components import normal_wishart as nw
+from ..components.cells import (
     accumulate,
     atom_coefficients,
     chunk_log_densities,
     chunk_size,
     empty_stats,
 )
-from ..errors import NAMInputError
-from ..init import kmeans, one_hot, random_responsibilities
-from ..nam import NAM
-from ..sticks import (
+from ..components.init import kmeans, one_hot, random_responsibilities
+from ..components.sticks import (
     Concentration,
     expected_log_weights,
     expected_weights,
@@ -34,6 +32,8 @@ from ..sticks import (
     stick_elbo,
     update_sticks,
 )
+from ..errors import NAMInputError
+from .nam import NAM
 from .ndp import individual_spans
 from .two_stage import individual_features
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import NAMInputError
-from ..nam import NAM
 from ..validation import as_matrix
+from .nam import NAM
 
 __all__ = ["DPMixture"]
 

@@ -45,18 +45,17 @@ class MethodResult:
 
 
 def _estimator(name: str, K: int, L: int, common: dict):
-    from .. import baselines
-    from ..nam import NAM
+    from .. import models
 
     factories = {
-        "nam": lambda: NAM(K=K, L=L, **common),
-        "cam": lambda: baselines.CAM(K=K, L=L, **common),
-        "fisan": lambda: baselines.FiSAN(K=K, L=L, **common),
-        "ndp": lambda: baselines.NestedDP(K=K, L=L, **common),
-        "hdp": lambda: baselines.HDP(K=K, L=L, **common),
-        "dpmix_x": lambda: baselines.DPMixture("x", K, **common),
-        "dpmix_y": lambda: baselines.DPMixture("y", L, **common),
-        "two_stage": lambda: baselines.TwoStage(K=K, L=L, **common),
+        "nam": lambda: models.NAM(K=K, L=L, **common),
+        "cam": lambda: models.CAM(K=K, L=L, **common),
+        "fisan": lambda: models.FiSAN(K=K, L=L, **common),
+        "ndp": lambda: models.NestedDP(K=K, L=L, **common),
+        "hdp": lambda: models.HDP(K=K, L=L, **common),
+        "dpmix_x": lambda: models.DPMixture("x", K, **common),
+        "dpmix_y": lambda: models.DPMixture("y", L, **common),
+        "two_stage": lambda: models.TwoStage(K=K, L=L, **common),
     }
     return factories[name]()
 
@@ -70,7 +69,7 @@ def _kmeans_oracle(X, Y, group, oracle_K, oracle_L, n_init, seed):
     """
     from sklearn.cluster import KMeans
 
-    from .two_stage import _standardise
+    from ..models.two_stage import _standardise
 
     cell_labels = ind_labels = None
     if oracle_L is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..cells import (
+from ..components.cells import (
     accumulate,
     atom_coefficients,
     chunk_log_densities,
@@ -23,8 +23,8 @@ from ..cells import (
     chunks,
     empty_stats,
 )
-from ..nam import NAM, _NAMRun
-from ..sticks import expected_weights
+from ..components.sticks import expected_weights
+from .nam import NAM, _NAMRun
 
 __all__ = ["NestedDP"]
 

@@ -7,11 +7,11 @@ given its defaults by ``workflow/schemas/simulation.schema.yaml``):
     Replicate ``r`` of every scenario draws its data and fits its methods with seed ``seed + r``
     (common random numbers: scenarios differ only by their parameters).
 ``methods``
-    Names from :data:`nam_core.baselines.registry.METHODS`.
+    Names from :data:`nam_core.study.methods.METHODS`.
 ``fit``
     ``K``, ``L``, ``n_init``, ``max_iter``, ``dtype``, ``device``: the same for every method.
 ``generator``
-    Keyword arguments of :func:`nam_core.simulate.simulate` shared by every scenario.
+    Keyword arguments of :func:`nam_core.study.simulate.simulate` shared by every scenario.
 ``scenarios``
     ``name -> {description, params, replicates}``; ``params`` override ``generator``.
 ``sweeps``
@@ -22,7 +22,7 @@ given its defaults by ``workflow/schemas/simulation.schema.yaml``):
     Scenario names and tolerances of the three checks of :func:`run_checks`.
 
 Nothing here knows of Snakemake: the workflow calls :func:`jobs`, :func:`job_spec`,
-:func:`run_job`, :func:`aggregate` and :mod:`nam_core.simplots`.
+:func:`run_job`, :func:`aggregate` and :mod:`nam_core.study.simplots`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import NAMInputError
-from .io import atomic_path
+from ..errors import NAMInputError
+from ..io import atomic_path
 from .simulate import simulate
 
 __all__ = [
@@ -68,7 +68,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Parameters of :func:`nam_core.simulate.simulate` a scenario may set (the seed comes from the
+#: Parameters of :func:`nam_core.study.simulate.simulate` a scenario may set (the seed comes from the
 #: replicate).
 GENERATOR_KEYS = tuple(k for k in inspect.signature(simulate).parameters if k != "seed")
 
@@ -312,8 +312,8 @@ def run_job(spec: dict, threads: int = 1) -> dict:
     """
     import torch
 
-    from . import __version__
-    from .baselines.registry import fit_method
+    from .. import __version__
+    from .methods import fit_method
 
     start = time.perf_counter()
     gen, fit = spec["generator"], spec["fit"]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import NAMInputError
+from ..errors import NAMInputError
 
 __all__ = ["rank_markers", "marker_recovery", "MARKER_COLUMNS", "RECOVERY_COLUMNS"]
 

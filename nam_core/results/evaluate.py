@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from .errors import NAMInputError
+from ..errors import NAMInputError
 from .markers import marker_recovery
 
 __all__ = [

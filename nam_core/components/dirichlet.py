@@ -52,7 +52,7 @@ def as_sticks(b_star: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The equivalent independent Beta sticks of Dir(b*): a_l = b*_l, b_l = sum_{t>l} b*_t.
 
     Returns (a, b) with L - 1 rows (the last stick is 1, as under "tsb"), so that the
-    stick-breaking helpers of :mod:`nam_core.sticks` give the same E log omega and E[omega].
+    stick-breaking helpers of :mod:`nam_core.components.sticks` give the same E log omega and E[omega].
     """
     tail = torch.flip(torch.cumsum(torch.flip(b_star, [0]), 0), [0]) - b_star
     return b_star[:-1], tail[:-1]

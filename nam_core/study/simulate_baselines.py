@@ -1,8 +1,8 @@
 """Data from the generative processes of the nested DP and the HDP (``docs/model.md`` 9c, 9d).
 
 The NAM/CAM/fiSAN design (shared atoms, weights clustered by individual) is
-:func:`nam_core.simulate.simulate`; these two generators give each baseline data from its own
-model, for recovery tests and benchmarks. Both return :class:`~nam_core.simulate.SimulatedData`.
+:func:`nam_core.study.simulate.simulate`; these two generators give each baseline data from its own
+model, for recovery tests and benchmarks. Both return :class:`~nam_core.study.simulate.SimulatedData`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .errors import NAMInputError
+from ..errors import NAMInputError
 from .simulate import SimulatedData, _draw_partition, separated_centres
 
 __all__ = ["simulate_ndp", "simulate_hdp"]

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import NAMInputError
+from ..errors import NAMInputError
 
 __all__ = ["read_counts", "preprocess", "add_umap", "standardised_pca", "MT_PREFIX"]
 

@@ -1,7 +1,7 @@
 """A small, realistic demo cohort: PLINK genotypes plus single-cell UMI counts for the same people.
 
 Individuals belong to ``n_ancestries`` populations. Their genotypes are Balding-Nichols draws
-(:func:`nam_core.simulate.balding_nichols_genotypes`) and their cell-type compositions depend on
+(:func:`nam_core.inputs.ancestry.balding_nichols_genotypes`) and their cell-type compositions depend on
 their population, so both layers of NAM carry the population structure. Cells are drawn from a
 gamma-Poisson (negative binomial) model around real immune cell-type expression profiles taken
 from scanpy's bundled ``pbmc68k_reduced`` data set (no download), with log-normal library sizes,
@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .errors import NAMInputError
-from .io import atomic_path
-from .simulate import balding_nichols_genotypes
+from ..errors import NAMInputError
+from ..io import atomic_path
+from .ancestry import balding_nichols_genotypes
 
 __all__ = [
     "CELL_TYPE_MAP",

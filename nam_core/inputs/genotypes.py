@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import NAMInputError
+from ..errors import NAMInputError
 
 __all__ = ["GenotypePCs", "compute_genotype_pcs", "read_fam", "validate_plink"]
 
@@ -49,7 +49,7 @@ class GenotypePCs:
     ----------
     scores : pandas.DataFrame (J, n_pcs)
         Principal-component scores ``U * s`` (as ``sklearn.decomposition.PCA.fit_transform`` and
-        :func:`nam_core.simulate.genotype_pcs` return them): the projections of the standardised
+        :func:`nam_core.study.simulate.genotype_pcs` return them): the projections of the standardised
         genotypes on the SNP-space principal axes. Index named ``"individual"`` holding the IIDs
         of the .fam (str), columns ``"PC1".."PCn"``, float64. Each column is proportional to the
         matching plink2 eigenvector (unit norm); the sign is fixed so that the entry of largest

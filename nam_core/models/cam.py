@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..nam import NAM
+from .nam import NAM
 
 __all__ = ["CAM"]
 

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .errors import NAMInputError
+from ..errors import NAMInputError
 
 __all__ = [
     "NWPrior",

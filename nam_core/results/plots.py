@@ -21,8 +21,8 @@ import pandas as pd
 import scipy.sparse as sp
 from matplotlib.figure import Figure
 
-from .errors import NAMInputError
-from .io import atomic_path
+from ..errors import NAMInputError
+from ..io import atomic_path
 
 __all__ = [
     "SINGLE_COLUMN",

@@ -15,9 +15,8 @@ import logging
 import numpy as np
 import torch
 
-from . import normal_wishart as nw
-from .cavi import VariationalEstimator
-from .cells import (
+from ..components import normal_wishart as nw
+from ..components.cells import (
     QUAD_MODES,
     ChunkWorkspace,
     FeatureMap,
@@ -29,9 +28,8 @@ from .cells import (
     chunks,
     empty_stats,
 )
-from .errors import NAMInputError
-from .init import INIT_METHODS, kmeans, one_hot, random_responsibilities
-from .sticks import (
+from ..components.init import INIT_METHODS, kmeans, one_hot, random_responsibilities
+from ..components.sticks import (
     Concentration,
     expected_log_weights,
     expected_weights,
@@ -39,7 +37,9 @@ from .sticks import (
     stick_elbo,
     update_sticks,
 )
-from .validation import (
+from ..engine.estimator import VariationalEstimator
+from ..errors import NAMInputError
+from ..validation import (
     as_group_codes,
     as_matrix,
     check_int_at_least,
@@ -463,7 +463,7 @@ class NAM(VariationalEstimator):
     memory_budget : int
         Bytes of working memory per chunk of cells (sets the chunk size).
     quad : {"auto", "direct", "expanded"}
-        Quadratic-form evaluation (see :mod:`nam_core.cells`); "auto": direct in float64,
+        Quadratic-form evaluation (see :mod:`nam_core.components.cells`); "auto": direct in float64,
         expanded in float32.
     cache_features : bool or "auto"
         Keep the cell features phi(y) between sweeps ("auto": when they fit in memory_budget).
@@ -473,7 +473,7 @@ class NAM(VariationalEstimator):
         CAVI rarely empties a redundant cluster by itself, and the k-means start opens
         min(K, J) of them.
     check_monotone : bool
-        Raise :class:`~nam_core.cavi.ELBODecreaseError` if a float64 ELBO decreases.
+        Raise :class:`~nam_core.engine.estimator.ELBODecreaseError` if a float64 ELBO decreases.
     verbose : bool
         Log one INFO line per sweep (else DEBUG); a progress bar only on a terminal.
 

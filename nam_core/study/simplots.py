@@ -1,6 +1,6 @@
 """Figures of the simulation study (``docs/model.md`` section 10), from the tidy metrics table.
 
-Each function takes the table written by :func:`nam_core.simstudy.aggregate` (one row per
+Each function takes the table written by :func:`nam_core.study.simstudy.aggregate` (one row per
 scenario, replicate, method and level) and writes one figure as PNG and PDF, atomically. The
 matplotlib backend is left to the caller (the workflow's script picks Agg).
 """
@@ -16,8 +16,8 @@ import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
-from .baselines.registry import METHODS
-from .io import atomic_path
+from ..io import atomic_path
+from .methods import METHODS
 
 __all__ = ["method_order", "plot_boxes", "plot_runtime", "plot_sweep"]
 
@@ -120,7 +120,7 @@ def plot_sweep(metrics: pd.DataFrame, parameter: str, points: list[tuple[float, 
     parameter : str
         Name of the swept generator parameter (the x axis).
     points : list of (value, scenario)
-        The sweep's points, as from :func:`nam_core.simstudy.sweeps`.
+        The sweep's points, as from :func:`nam_core.study.simstudy.sweeps`.
     """
     scen_value = {s: v for v, s in points}
     df = metrics[metrics["scenario"].isin(scen_value)].copy()

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import NAMInputError
-from .io import atomic_path
+from ..errors import NAMInputError
+from ..io import atomic_path
 
 __all__ = ["VariationalEstimator", "ConvergenceWarning", "ELBODecreaseError", "select_best"]
 
@@ -43,7 +43,7 @@ class ELBODecreaseError(RuntimeError):
 
 
 def _package_versions() -> dict[str, str]:
-    from . import __version__
+    from .. import __version__
 
     return {
         "nam_core": __version__,
@@ -256,12 +256,11 @@ class VariationalEstimator:
 
 
 def _registry() -> dict[str, type]:
-    from . import baselines
-    from .nam import NAM
+    from .. import models
 
-    classes = {"NAM": NAM}
-    for name in baselines.__all__:
-        obj = getattr(baselines, name)
+    classes = {}
+    for name in models.__all__:
+        obj = getattr(models, name)
         if isinstance(obj, type) and issubclass(obj, VariationalEstimator):
             classes[name] = obj
     return classes
