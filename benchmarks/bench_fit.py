@@ -15,6 +15,13 @@ convergence (``tol`` 1e-6 in float32) or ``--max-sweeps``.
 Example (the README's table)::
 
     python benchmarks/bench_fit.py --n-cells 100000 1270000
+
+``--compare-tree DIR`` (a checkout of another commit) runs NAM from that tree and from this one,
+alternately ``--repeats`` times in the same run, and prints the ratio of their median seconds
+per sweep (a refactor's cost)::
+
+    git worktree add /tmp/old <commit>
+    python benchmarks/bench_fit.py --compare-tree /tmp/old --skip-sklearn --max-sweeps 40
 """
 
 from __future__ import annotations
@@ -100,16 +107,32 @@ def child(args) -> None:
     print(json.dumps(out), flush=True)
 
 
-def spawn(tool: str, n: int, args) -> dict:
+def spawn(tool: str, n: int, args, tree: str | None = None) -> dict:
     threads = str(args.nam_threads if tool == "nam" else args.sklearn_threads)
     env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    if tree is not None:  # import nam_core from that checkout
+        env["PYTHONPATH"] = os.path.abspath(tree)
     cmd = [sys.executable, __file__, "--child", tool, "--n", str(n), "--nam-threads", str(args.nam_threads),
            "--sklearn-threads", str(args.sklearn_threads), "--sklearn-iters", str(args.sklearn_iters),
            "--max-sweeps", str(args.max_sweeps), "--dtype", args.dtype]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-    line = proc.stdout.strip().splitlines()[-1]
-    print(line, flush=True)
-    return json.loads(line)
+    out = json.loads(proc.stdout.strip().splitlines()[-1]) | {"tree": tree or "."}
+    print(json.dumps(out), flush=True)
+    return out
+
+
+def compare_trees(n: int, args) -> None:
+    """This tree against ``--compare-tree``, alternately, same data; the ratio of median s/sweep."""
+    import statistics
+
+    here, there = [], []
+    for _ in range(args.repeats):
+        here.append(spawn("nam", n, args)["seconds_per_sweep"])
+        there.append(spawn("nam", n, args, args.compare_tree)["seconds_per_sweep"])
+    print(json.dumps({"n_cells": n, "median_seconds_per_sweep": statistics.median(here),
+                      "median_seconds_per_sweep_other_tree": statistics.median(there),
+                      "ratio_this_over_other": statistics.median(here) / statistics.median(there)}),
+          flush=True)
 
 
 def main() -> None:
@@ -123,11 +146,16 @@ def main() -> None:
     parser.add_argument("--skip-sklearn", action="store_true")
     parser.add_argument("--child", choices=["nam", "sklearn"], dest="tool")
     parser.add_argument("--n", type=int)
+    parser.add_argument("--compare-tree", help="checkout of another commit to compare NAM against")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if args.tool:
         child(args)
         return
     for n in args.n_cells:
+        if args.compare_tree:
+            compare_trees(n, args)
+            continue
         nam = spawn("nam", n, args)
         if args.skip_sklearn:
             continue

@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .errors import NAMInputError
 from .io import atomic_path
@@ -69,10 +68,8 @@ def run_case(case: dict) -> dict:
         prior_x=_prior(case, "x") if use_x else None, prior_y=_prior(case, "y"), use_x=use_x,
         quad="direct", verbose=False,
     )
-    model._validate_params()
     X = case.get("X") if use_x else None
-    data = model._prepare(X, case["Y"], case["g"])
-    run = model._new_run(data, torch.Generator().manual_seed(0), 0)
+    run, data = model.initialised_run(X, case["Y"], case["g"], seed=0)
     trace = []
     for it in range(n_iter):
         run.keep_xi = it == n_iter - 1

@@ -1,15 +1,20 @@
 import numpy as np
 from _common import logged
 
-from nam_core import NAM
+from nam_core.engine.settings import FitSettings
+from nam_core.models.registry import build_estimator
 
 
-def fit(path_inputs, path_fit, seed: int, settings: dict) -> NAM:
-    """One NAM restart (``n_init=1``) with ``seed``, saved to ``path_fit`` (.npz)."""
+def fit(path_inputs, path_fit, path_checkpoint, seed: int, settings: dict):
+    """One NAM restart (``n_init=1``) with ``seed``, saved to ``path_fit`` (.npz).
+
+    The restart checkpoints to ``path_checkpoint`` and resumes from it after a kill.
+    """
     with np.load(path_inputs, allow_pickle=False) as data:
         x, y, group = data["x"], data["y"], data["group"]
-    model = NAM(n_init=1, seed=seed, verbose=True, **settings).fit(x, y, group)
-    model.save(path_fit)
+    settings = FitSettings.from_config(settings).with_changes(n_init=1)
+    model = build_estimator("nam", settings, seed=seed, verbose=True, checkpoint=path_checkpoint)
+    model.fit(x, y, group).save(path_fit)
     return model
 
 
@@ -17,8 +22,9 @@ if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
     with logged(snakemake.log[0]):
         fit(
-            snakemake.input.inputs,
-            snakemake.output.fit,
-            int(snakemake.wildcards.seed),
-            snakemake.params.settings,
+            path_inputs=snakemake.input.inputs,
+            path_fit=snakemake.output.fit,
+            path_checkpoint=snakemake.params.checkpoint,
+            seed=int(snakemake.wildcards.seed),
+            settings=snakemake.params.settings,
         )

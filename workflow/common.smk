@@ -94,27 +94,10 @@ def get_restart_fits():
 
 
 def get_fit_settings():
-    """Arguments of nam_core.NAM for one restart (the seed comes from the wildcard)."""
-    fit = config["fit"]
-    settings = {
-        key: fit[key]
-        for key in (
-            "K",
-            "L",
-            "init",
-            "max_iter",
-            "tol",
-            "dtype",
-            "device",
-            "alpha",
-            "beta",
-            "merge",
-        )
-    }
-    settings |= {key: fit[key] for key in ("trunc_v", "trunc_u")}
-    settings |= {"s": list(fit["s"]), "r": list(fit["r"])}
-    settings["memory_budget"] = int(fit["memory_budget_mb"]) * 2**20
-    return settings
+    """The fit block as nam_core.engine.settings.FitSettings reads it (checked at parse time)."""
+    from nam_core.engine.settings import FitSettings
+
+    return FitSettings.from_config(config["fit"], ignore=("seeds",)).as_dict()
 
 
 def get_figures():

@@ -37,6 +37,7 @@ rule fit_nam:
         mem_mb=lambda wildcards, input: max(2000, 20 * input.size_mb),
     params:
         settings=get_fit_settings(),
+        checkpoint=lambda wildcards: out(f"fit/checkpoints/seed{wildcards.seed}.npz"),
         nam_version=NAM_VERSION,
     message:
         "Fitting NAM, restart with seed {wildcards.seed} (device {params.settings[device]})"

@@ -38,6 +38,11 @@ __all__ = [
     "empty_stats",
     "chunks",
     "log_softmax_with_entropy",
+    "CellPassResult",
+    "cell_pass",
+    "chunk_student_t",
+    "accumulate_scaled",
+    "individual_spans",
 ]
 
 QUAD_MODES = ("direct", "expanded")
@@ -99,6 +104,10 @@ class CellStats:
         R_l = sum_n xi_nl y_n y_n^T.
     neg_entropy : Tensor ()
         sum_{n,l} xi_nl log xi_nl (= -H2).
+    weighted_counts, log_scale_sums, scale_entropy : Tensor (L,) or None
+        Student-t atoms only (``nam_core.components.student_t``): N~_l = sum xi E w,
+        S_l = sum xi E log w, and -sum xi E log q(w) of this pass's q(w). ``sums`` and
+        ``second_moments`` are then w-weighted. All add up when atoms merge.
     """
 
     per_individual: torch.Tensor
@@ -106,6 +115,9 @@ class CellStats:
     sums: torch.Tensor
     second_moments: torch.Tensor
     neg_entropy: torch.Tensor
+    weighted_counts: torch.Tensor | None = None
+    log_scale_sums: torch.Tensor | None = None
+    scale_entropy: torch.Tensor | None = None
 
 
 class ChunkWorkspace:
@@ -249,3 +261,146 @@ def log_softmax_with_entropy(logits: torch.Tensor) -> tuple[torch.Tensor, torch.
     neg_entropy = torch.vdot(xi.reshape(-1), logits.reshape(-1)) - log_norm.sum()
     return xi, neg_entropy
 
+
+
+@dataclasses.dataclass
+class CellPassResult:
+    """What one pass over the cells returns.
+
+    Attributes
+    ----------
+    stats : CellStats
+    labels, proba : Tensor (N,) or None
+        Argmax atom of each cell and its responsibility (cells in the data's sorted order).
+    xi : Tensor (N, L) or None
+        Every responsibility, when asked to keep them.
+    """
+
+    stats: CellStats
+    labels: torch.Tensor | None = None
+    proba: torch.Tensor | None = None
+    xi: torch.Tensor | None = None
+
+
+def cell_pass(data, n_atoms: int, coef=None, mix=None, resp_fn=None, want_labels: bool = False,
+              keep_xi: bool = False, scales: dict | None = None, visit=None) -> CellPassResult:
+    """U1 over all cells in chunks, accumulating :class:`CellStats` (``docs/model.md`` 5.1, 7).
+
+    Parameters
+    ----------
+    data : CohortData
+        The prepared cohort (:mod:`nam_core.engine.data`).
+    n_atoms : int
+        L.
+    coef : dict or None
+        :func:`atom_coefficients` of the atoms (with ``mix``), when the responsibilities are
+        computed.
+    mix : Tensor (J, L) or None
+        The per-individual log-weight term sum_k rho_jk E log omega_lk.
+    resp_fn : callable (slice -> Tensor (n_c, L)) or None
+        Given responsibilities instead (initialisation).
+    want_labels, keep_xi : bool
+        Also return the argmax atom per cell, or every responsibility.
+    scales : dict or None
+        Student-t atoms: the per-atom constants of
+        :meth:`~nam_core.components.student_t.StudentTAtoms.pass_constants`; the pass then also
+        sets q(w) and accumulates the w-weighted statistics.
+    visit : callable or None
+        Called with each chunk's responsibilities (n_c, L) (e.g. to collect merge entropies).
+    """
+    d = data
+    ws = d.workspace(n_atoms)
+    stats = empty_stats(d.J, n_atoms, d.p, d.device)
+    out = CellPassResult(stats)
+    if want_labels:
+        out.labels = torch.empty(d.N, dtype=torch.long, device=d.device)
+        out.proba = torch.empty(d.N, dtype=d.dtype, device=d.device)
+    if keep_xi:
+        out.xi = torch.empty((d.N, n_atoms), dtype=d.dtype, device=d.device)
+    scales = scales if scales is not None else {}
+    if scales:
+        _start_scale_stats(stats, scales)
+    for sl in chunks(d.N, d.chunk):
+        phi_c, g_c = d.features(sl, ws), d.group[sl]
+        if resp_fn is not None:
+            xi_c = resp_fn(sl)
+            neg_entropy = torch.special.xlogy(xi_c, xi_c).sum()
+        elif scales:
+            xi_c, neg_entropy, ew, elogw = chunk_student_t(d.Y[sl], phi_c, coef, d.quad, mix, g_c, scales)
+        else:
+            xi_c, neg_entropy = chunk_responsibilities(ws, d.Y[sl], phi_c, coef, d.quad, mix, g_c)
+        if scales:
+            if resp_fn is not None:  # initial q(w) = the prior Gamma(nu/2, nu/2): E w = 1
+                ew, elogw = torch.ones_like(xi_c), scales["prior_elogw"].expand_as(xi_c)
+            accumulate_scaled(stats, d.fmap, phi_c, xi_c, ew, elogw, g_c, neg_entropy)
+        else:
+            accumulate(stats, d.fmap, phi_c, xi_c, g_c, neg_entropy)
+        if want_labels:
+            out.proba[sl], out.labels[sl] = xi_c.max(1)
+        if keep_xi:
+            out.xi[sl] = xi_c
+        if visit is not None:
+            visit(xi_c)
+    if scales:
+        _finish_scale_stats(stats, scales)
+    return out
+
+
+def individual_spans(n_cells: torch.Tensor, max_cells: int) -> list[tuple[int, int, int, int]]:
+    """Chunks of whole individuals: (first cell, end cell, first individual, end individual).
+
+    Consecutive individuals are grouped while the chunk holds at most ``max_cells`` cells (an
+    individual with more cells gets a chunk of its own). Cells must be sorted by individual.
+    """
+    counts = [int(c) for c in n_cells.tolist()]
+    spans, c0, j0, size = [], 0, 0, 0
+    for j, n in enumerate(counts):
+        if size and size + n > max_cells:
+            spans.append((c0, c0 + size, j0, j))
+            c0, j0, size = c0 + size, j, 0
+        size += n
+    spans.append((c0, c0 + size, j0, len(counts)))
+    return spans
+
+
+def _start_scale_stats(stats: CellStats, scales: dict) -> None:
+    zeros = torch.zeros_like(stats.counts)
+    stats.weighted_counts, stats.log_scale_sums = zeros.clone(), zeros.clone()
+
+
+def _finish_scale_stats(stats: CellStats, scales: dict) -> None:
+    from .student_t import scale_entropy
+
+    stats.scale_entropy = scale_entropy(scales["shape"], stats.counts, stats.log_scale_sums)
+
+
+def chunk_student_t(Y_c, phi_c, coef, quad, mix, group_c, scales):
+    """U1 with Student-t atoms for a chunk: xi, sum xi log xi, E w and E log w (n_c, L).
+
+    The Gaussian expected log densities e give Delta = 2 (h - e) and the t log densities g
+    (``nam_core.components.student_t``); logits g + mix[g(n)].
+    """
+    from .student_t import chunk_scale_terms
+
+    e = chunk_log_densities(Y_c, phi_c, coef, quad)
+    g, ew, elogw = chunk_scale_terms(e, scales)
+    logits = g.add_(torch.index_select(mix, 0, group_c))
+    logits.sub_(torch.logsumexp(logits, dim=1, keepdim=True))
+    xi = torch.exp(logits)
+    return xi, torch.vdot(xi.reshape(-1), logits.reshape(-1)), ew, elogw
+
+
+def accumulate_scaled(stats, fmap, phi_c, xi_c, ew_c, elogw_c, group_c, neg_entropy_c) -> None:
+    """Add a chunk to ``stats`` for Student-t atoms: w-weighted moments, plain counts, S_l."""
+    weighted = xi_c * ew_c
+    moments = (phi_c @ weighted).to(torch.float64)
+    weighted_counts, sums, R = fmap.unpack(moments)
+    stats.weighted_counts += weighted_counts
+    stats.sums += sums
+    stats.second_moments += R
+    stats.counts += xi_c.sum(0).to(torch.float64)
+    stats.log_scale_sums += (xi_c * elogw_c).sum(0).to(torch.float64)
+    per_individual = torch.zeros(stats.per_individual.shape, dtype=xi_c.dtype, device=xi_c.device)
+    per_individual.index_add_(0, group_c, xi_c)
+    stats.per_individual += per_individual.to(torch.float64)
+    stats.neg_entropy += neg_entropy_c.to(torch.float64)

@@ -14,6 +14,7 @@ __all__ = [
     "dirichlet_elbo",
     "expected_weights",
     "as_sticks",
+    "DirichletWeights",
 ]
 
 
@@ -56,3 +57,54 @@ def as_sticks(b_star: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     tail = torch.flip(torch.cumsum(torch.flip(b_star, [0]), 0), [0]) - b_star
     return b_star[:-1], tail[:-1]
+
+
+class DirichletWeights:
+    """Finite symmetric Dirichlet weights as a component (fiSAN's omega, ``docs/model.md`` 9b).
+
+    The same interface as :class:`~nam_core.components.sticks.StickWeights`: its update (U5')
+    and one named ELBO term ``{name}`` (which replaces T6+H4+T8+H6); there is no concentration
+    to update.
+
+    Parameters
+    ----------
+    name : str
+    n_components : int
+    b : float
+        Symmetric concentration of every column.
+    """
+
+    def __init__(self, name: str, n_components: int, b: float):
+        self.name, self.n_components, self.b = name, n_components, float(b)
+        self.b_star: torch.Tensor | None = None
+
+    def update(self, counts: torch.Tensor) -> None:
+        """U5': b* = b + counts, counts (L, K)."""
+        self.b_star = update_weights(counts, self.b)
+
+    def update_concentration(self) -> None:
+        """No concentration: b is fixed."""
+
+    def expected_log(self) -> torch.Tensor:
+        """E log omega, shape (L, K)."""
+        return expected_log_weights(self.b_star)
+
+    def expected(self) -> torch.Tensor:
+        """E[omega], shape (L, K)."""
+        return expected_weights(self.b_star)
+
+    def sticks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The equivalent Beta sticks (:func:`as_sticks`)."""
+        return as_sticks(self.b_star)
+
+    def elbo_terms(self) -> dict[str, torch.Tensor]:
+        """E log p(omega) - E log q(omega)."""
+        return {self.name: dirichlet_elbo(self.b_star, self.b)}
+
+    def state(self) -> dict:
+        """q(omega)'s parameters."""
+        return {"b_star": self.b_star}
+
+    def load_state(self, state: dict) -> None:
+        """Return to :meth:`state`."""
+        self.b_star = state["b_star"]

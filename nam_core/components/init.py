@@ -5,11 +5,24 @@ All draws use an explicit ``torch.Generator`` so that a seed fixes the result.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
+from ..errors import NAMInputError
+from ..validation import as_matrix
 from .cells import chunks
 
-__all__ = ["INIT_METHODS", "kmeans", "one_hot", "random_responsibilities", "seed_responsibilities"]
+__all__ = [
+    "INIT_METHODS",
+    "X_BLOCK_WEIGHTS",
+    "kmeans",
+    "one_hot",
+    "random_responsibilities",
+    "seed_responsibilities",
+    "initial_cell_responsibilities",
+    "checked_init_resp",
+    "kmeans_individuals",
+]
 
 INIT_METHODS = ("kmeans", "random", "random_from_data", "resp")
 
@@ -103,3 +116,110 @@ def seed_responsibilities(
     out = torch.zeros((n, n_components), dtype=dtype, device=device)
     out[rows.to(device), torch.arange(k, device=device)] = 1.0
     return out
+
+
+def checked_init_resp(init_resp, data, L: int, K: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Given responsibilities as (xi0 sorted like the data, working dtype; rho0 float64), validated.
+
+    Parameters
+    ----------
+    init_resp : pair (xi0 (N, L), rho0 (J, K)), cells in input order
+        With K = 1, rho0 may be None (every individual in the one cluster).
+    data : CohortData
+    L, K : int
+    """
+    try:
+        xi0, rho0 = init_resp
+    except (TypeError, ValueError) as exc:
+        raise NAMInputError("init_resp must be a pair (xi0 (N, L), rho0 (J, K))") from exc
+    xi0 = as_matrix(xi0, "init_resp xi0")
+    rho0 = np.ones((data.J, 1)) if rho0 is None and K == 1 else as_matrix(rho0, "init_resp rho0")
+    for name, arr, shape in (("xi0", xi0, (data.N, L)), ("rho0", rho0, (data.J, K))):
+        if arr.shape != shape:
+            raise NAMInputError(f"init_resp {name} has shape {arr.shape}, expected {shape}")
+        if (arr < 0).any():
+            raise NAMInputError(f"init_resp {name} has negative entries")
+    xi_t = torch.as_tensor(xi0, device=data.device)[data.order].to(data.dtype)
+    return xi_t, torch.as_tensor(rho0, device=data.device)
+
+
+def initial_cell_responsibilities(init: str, data, L: int, K: int, gen: torch.Generator, init_resp=None):
+    """Initial q(M) as a function of a slice of cells, and q(S) where the method fixes it.
+
+    Returns
+    -------
+    xi_fn : callable (slice -> Tensor (n_c, L))
+    rho0 : Tensor (J, K) float64, or None (then the caller starts q(S) by
+        :func:`kmeans_individuals`).
+    """
+    d = data
+    if init == "kmeans":
+        labels = kmeans(d.Y, L, gen)
+        return (lambda sl: one_hot(labels[sl], L, d.dtype)), None
+    if init == "random":
+        rho0 = random_responsibilities(d.J, K, gen, torch.float64, d.device)
+        return (lambda sl: random_responsibilities(sl.stop - sl.start, L, gen, d.dtype, d.device)), rho0
+    if init == "random_from_data":
+        seeds = torch.randperm(d.N, generator=gen)[: min(L, d.N)].to(d.device)
+        rho0 = torch.zeros((d.J, K), dtype=torch.float64, device=d.device)
+        ind = torch.randperm(d.J, generator=gen)[: min(K, d.J)].to(d.device)
+        rho0[ind, torch.arange(ind.numel(), device=d.device)] = 1.0
+
+        def seed_rows(sl):
+            out = torch.zeros((sl.stop - sl.start, L), dtype=d.dtype, device=d.device)
+            inside = (seeds >= sl.start) & (seeds < sl.stop)
+            out[seeds[inside] - sl.start, torch.nonzero(inside)[:, 0]] = 1.0
+            return out
+
+        return seed_rows, rho0
+    xi0, rho0 = checked_init_resp(init_resp, d, L, K)
+    return (lambda sl: xi0[sl]), rho0
+
+
+#: Weight of the x block in the k-means of the individuals, cycling with the restart's seed.
+X_BLOCK_WEIGHTS = (0.5, 1.0, 0.0)
+
+
+def _standardise_block(A: torch.Tensor) -> torch.Tensor:
+    """Columns standardised, then the block scaled to unit total variance.
+
+    Scaling each block by 1/sqrt(columns) gives the composition block (L columns) and the x
+    block (q columns) equal weight in the k-means of the individuals.
+    """
+    sd = A.std(0, unbiased=False)
+    Z = (A - A.mean(0)) / torch.where(sd > 0, sd, torch.ones_like(sd))
+    return Z / max(1.0, float((sd > 0).sum())) ** 0.5
+
+
+def kmeans_individuals(per_individual: torch.Tensor, data, K: int, gen: torch.Generator, seed: int) -> torch.Tensor:
+    """q(S) start: k-means of the individuals on [composition, x], with min(K, J) centres.
+
+    Both blocks are standardised per column and scaled to unit total variance; the x block
+    then gets weight w and the composition block 1 - w, with w cycling with the seed over
+    :data:`X_BLOCK_WEIGHTS` (balanced, x only, composition only). Either layer alone may carry
+    the cluster signal (scenarios B and C of the simulation design); restarts over consecutive
+    seeds try all three and the ELBO picks.
+
+    Parameters
+    ----------
+    per_individual : Tensor (J, L)
+        Expected cells of each individual on each atom.
+    data : CohortData
+        ``data.X`` is None for models without the genotype layer.
+
+    Returns
+    -------
+    Tensor (J, K) float64, one-hot.
+    """
+    d = data
+    has_cells = d.n_cells > 0
+    comp = torch.where(
+        has_cells[:, None], per_individual / d.n_cells.clamp(min=1)[:, None],
+        per_individual[has_cells].sum(0) / d.N,
+    )
+    feats = _standardise_block(comp)
+    if d.X is not None:
+        w = X_BLOCK_WEIGHTS[seed % len(X_BLOCK_WEIGHTS)]
+        feats = torch.cat([(1.0 - w) ** 0.5 * feats, w**0.5 * _standardise_block(d.X)], 1)
+    labels = kmeans(feats, min(K, d.J), gen)
+    return one_hot(labels, K, torch.float64)

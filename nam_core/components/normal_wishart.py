@@ -25,6 +25,8 @@ __all__ = [
     "expected_log_density",
     "expected_log_likelihood_from_moments",
     "elbo_terms",
+    "NWAtoms",
+    "merge_gains",
     "log_wishart_norm",
 ]
 
@@ -240,8 +242,11 @@ def expected_log_likelihood_from_moments(
     counts: torch.Tensor,
     sums: torch.Tensor,
     second_moments: torch.Tensor,
+    reduce: bool = True,
 ) -> torch.Tensor:
     """sum_n sum_c w_nc E log N(z_n | theta_c) from weighted moments (T1/T2), a scalar.
+
+    ``reduce=False`` returns the value of each component (C,).
 
     Uses sum_n w_nc (z_n - m_c)(z_n - m_c)^T = R_c - s_c m_c^T - m_c s_c^T + N_c m_c m_c^T.
     """
@@ -253,7 +258,8 @@ def expected_log_likelihood_from_moments(
     )
     trace = (ex.scale * centred).sum((-1, -2))
     per_component = 0.5 * counts * (ex.logdet_precision - d * LOG_2PI - d / post.mean_precision)
-    return (per_component - 0.5 * post.dof * trace).sum()
+    per_component = per_component - 0.5 * post.dof * trace
+    return per_component.sum() if reduce else per_component
 
 
 def log_wishart_norm(scale_logdet: torch.Tensor | float, dof, d: int):
@@ -269,8 +275,11 @@ def log_wishart_norm(scale_logdet: torch.Tensor | float, dof, d: int):
     )
 
 
-def elbo_terms(prior: NWPrior, post: NWPosterior, ex: NWExpectations) -> torch.Tensor:
-    """E log p(theta) - E log q(theta) summed over components (T9+H7 or T10+H8), a scalar."""
+def elbo_terms(prior: NWPrior, post: NWPosterior, ex: NWExpectations, reduce: bool = True) -> torch.Tensor:
+    """E log p(theta) - E log q(theta) summed over components (T9+H7 or T10+H8), a scalar.
+
+    ``reduce=False`` returns the value of each component (C,).
+    """
     d = prior.dim
     lam0, nu0 = prior.mean_precision, prior.dof
     t, c = post.mean_precision, post.dof
@@ -297,4 +306,105 @@ def elbo_terms(prior: NWPrior, post: NWPosterior, ex: NWExpectations) -> torch.T
         + 0.5 * (c - d - 1.0) * elogdet
         - 0.5 * c * d
     )
-    return (log_p - log_q).sum()
+    return (log_p - log_q).sum() if reduce else log_p - log_q
+
+
+def merge_gains(prior: NWPrior, counts: torch.Tensor, sums: torch.Tensor, second_moments: torch.Tensor,
+                pairs: torch.Tensor) -> torch.Tensor:
+    """Change of the atom terms (T2 + T10+H8) if the two atoms of each pair shared one factor.
+
+    Each atom, and each merged pair, is refitted to its statistics (which add up under a
+    merge, as bnpy's merge gaps): a cheap ranking of merge candidates, no pass over the data.
+
+    Parameters
+    ----------
+    counts, sums, second_moments : Tensors (C,), (C, d), (C, d, d)
+    pairs : Tensor (P, 2) of atom indices
+
+    Returns
+    -------
+    Tensor (P,)
+    """
+
+    def fitted_terms(n, s, R):
+        post = update(prior, n, s, R)
+        ex = expectations(post)
+        return (expected_log_likelihood_from_moments(post, ex, n, s, R, reduce=False)
+                + elbo_terms(prior, post, ex, reduce=False))
+
+    single = fitted_terms(counts, sums, second_moments)
+    i, j = pairs[:, 0], pairs[:, 1]
+    merged = fitted_terms(counts[i] + counts[j], sums[i] + sums[j], second_moments[i] + second_moments[j])
+    return merged - single[i] - single[j]
+
+
+class NWAtoms:
+    """Normal-Wishart atoms of one layer, as a component: q(theta_c) for C atoms.
+
+    Owns its factor (``post``), the expectations derived from it (``ex``), its update (U3 or U4
+    of ``docs/model.md``) and two named ELBO terms: ``{name}_loglik`` (T2 or T1, from weighted
+    moments) and ``{name}`` (T10+H8 or T9+H7).
+
+    Parameters
+    ----------
+    name : str
+        Term prefix, e.g. ``"atoms_y"``.
+    prior : NWPrior
+    layer : {"y", "x"}
+        Named in error messages.
+    """
+
+    def __init__(self, name: str, prior: NWPrior, layer: str):
+        self.name, self.prior, self.layer = name, prior, layer
+        self.post: NWPosterior | None = None
+        self.ex: NWExpectations | None = None
+
+    def set_posterior(self, post: NWPosterior) -> None:
+        """Replace q(theta) and recompute its expectations."""
+        self.post, self.ex = post, expectations(post, layer=self.layer)
+
+    def update(self, counts: torch.Tensor, sums: torch.Tensor, second_moments: torch.Tensor) -> None:
+        """The coordinate update from weighted counts (C,), sums (C, d), second moments (C, d, d)."""
+        self.set_posterior(update(self.prior, counts, sums, second_moments))
+
+    def update_from_stats(self, stats) -> None:
+        """U3 from a cell pass's :class:`~nam_core.components.cells.CellStats`."""
+        self.update(stats.counts, stats.sums, stats.second_moments)
+
+    def update_dof(self, stats) -> None:
+        """Gaussian atoms have no degrees of freedom to update."""
+
+    def pass_constants(self, dtype: torch.dtype, initial: bool = False) -> None:
+        """Gaussian atoms need no per-cell scales in the cell pass."""
+        return None
+
+    def loglik_from_stats(self, stats) -> torch.Tensor:
+        """T2 from a cell pass's statistics."""
+        return self.loglik(stats.counts, stats.sums, stats.second_moments)
+
+    def extra_terms(self, stats) -> dict[str, torch.Tensor]:
+        """ELBO terms beyond T2 and the prior term (none for Gaussian atoms)."""
+        return {}
+
+    def expected_log_density(self, Z: torch.Tensor) -> torch.Tensor:
+        """E log N(z_n | theta_c), shape (n, C) (E6)."""
+        return expected_log_density(Z, self.post, self.ex)
+
+    def loglik(self, counts: torch.Tensor, sums: torch.Tensor, second_moments: torch.Tensor) -> torch.Tensor:
+        """The expected log-likelihood term from weighted moments (T2), a scalar."""
+        return expected_log_likelihood_from_moments(self.post, self.ex, counts, sums, second_moments)
+
+    def prior_term(self) -> torch.Tensor:
+        """E log p(theta) - E log q(theta) over the atoms (T10+H8 or T9+H7), a scalar."""
+        return elbo_terms(self.prior, self.post, self.ex)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The factor's tensors (updates replace them, so the dict stays valid)."""
+        if self.post is None:
+            return {}
+        return {f.name: getattr(self.post, f.name) for f in dataclasses.fields(self.post)}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Return to :meth:`state`'s factor."""
+        if state:
+            self.set_posterior(NWPosterior(**state))

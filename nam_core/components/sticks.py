@@ -24,6 +24,7 @@ __all__ = [
     "update_sticks",
     "stick_elbo",
     "expected_weights",
+    "StickWeights",
 ]
 
 TRUNCATIONS = ("tsb", "open")
@@ -177,3 +178,66 @@ class Concentration:
             raise NAMInputError(f"{name} must be a positive number or None, got {self.fixed}")
         if len(self.prior) != 2 or not all(math.isfinite(v) and v > 0 for v in self.prior):
             raise NAMInputError(f"the Gamma hyperprior of {name} must be two positive numbers, got {self.prior}")
+
+
+class StickWeights:
+    """Stick-breaking weights as a component: Beta sticks along axis 0 and their concentration.
+
+    Columns (trailing axes) are independent sequences sharing one concentration: the K columns
+    of u (``weights_omega``) or the single sequence v (``weights_pi``). Owns its update (U5 or
+    U6), the concentration's update (U7 or U8) and two named ELBO terms: ``{name}`` (T6+H4 or
+    T5+H3) and ``{name}_concentration`` (T8+H6 or T7+H5).
+
+    Parameters
+    ----------
+    name : str
+    n_components : int
+    truncation : {"tsb", "open"}
+    concentration : Concentration
+    """
+
+    def __init__(self, name: str, n_components: int, truncation: str, concentration: Concentration):
+        self.name = name
+        self.n_components = n_components
+        self.n_random = n_random_sticks(n_components, truncation)
+        self.concentration = concentration
+        self.a: torch.Tensor | None = None
+        self.b: torch.Tensor | None = None
+
+    def update(self, counts: torch.Tensor) -> None:
+        """Beta factors from expected counts (n_components, ...)."""
+        self.a, self.b = update_sticks(counts, self.n_random, self.concentration.mean)
+
+    def update_concentration(self) -> None:
+        """q(concentration) given the sticks (no-op when it is fixed)."""
+        self.concentration.update(self.b, self.a)
+
+    def expected_log(self) -> torch.Tensor:
+        """E log w, shape (n_components, ...) (E2)."""
+        return expected_log_weights(self.a, self.b, self.n_components)
+
+    def expected(self) -> torch.Tensor:
+        """E[w], shape (n_components, ...)."""
+        return expected_weights(self.a, self.b, self.n_components)
+
+    def sticks(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Beta parameters (a, b), each (n_random, ...)."""
+        return self.a, self.b
+
+    def elbo_terms(self) -> dict[str, float | torch.Tensor]:
+        """The sticks' and the concentration's ELBO terms."""
+        conc = self.concentration
+        return {
+            self.name: stick_elbo(self.a, self.b, conc.expected_log, conc.mean),
+            f"{self.name}_concentration": conc.elbo(),
+        }
+
+    def state(self) -> dict:
+        """Sticks and q(concentration)."""
+        return {"a": self.a, "b": self.b, "shape": self.concentration.shape,
+                "rate": self.concentration.rate}
+
+    def load_state(self, state: dict) -> None:
+        """Return to :meth:`state`."""
+        self.a, self.b = state["a"], state["b"]
+        self.concentration.shape, self.concentration.rate = float(state["shape"]), float(state["rate"])

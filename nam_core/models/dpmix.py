@@ -1,7 +1,8 @@
 """Truncated DP mixture of Normal-Wishart Gaussians on one layer (``docs/model.md`` section 9e).
 
-A DP mixture of the rows of Z is NAM with one individual cluster (K = 1), no genotype layer and
-Z as the cells: U1 is then the mixture's E-step and U3, U5, U7 its M-step. With
+A DP mixture of the rows of Z is the shared-atoms run (``models/nested.py``) with one individual
+cluster (K = 1), no genotype layer and Z as the cells: U1 is then the mixture's E-step and U3, U5,
+U7 its M-step. :meth:`DPMixture._spec` states that reduction explicitly. With
 ``truncation="open"`` and a fixed concentration it is scikit-learn's
 ``BayesianGaussianMixture(weight_concentration_prior_type="dirichlet_process",
 covariance_type="full", reg_covar=0)`` sweep for sweep (ELBO = ``lower_bounds_`` + C).
@@ -13,12 +14,12 @@ import numpy as np
 
 from ..errors import NAMInputError
 from ..validation import as_matrix
-from .nam import NAM
+from .nested import NestedAtomsEstimator, NestedSpec
 
 __all__ = ["DPMixture"]
 
 
-class DPMixture(NAM):
+class DPMixture(NestedAtomsEstimator):
     """DP Gaussian mixture on the individuals (``layer="x"``) or on the pooled cells (``"y"``).
 
     Parameters
@@ -38,6 +39,8 @@ class DPMixture(NAM):
         Normal-Wishart prior overrides (keys as NAM's ``prior_y``); default scikit-learn's.
     init_resp : array (n_rows, n_components) or None
         Initial responsibilities for ``init="resp"``, rows in input order.
+    atoms, dof
+        Family of the components and the Student-t degrees of freedom (as for NAM).
     n_init, max_iter, tol, init, seed, device, dtype, memory_budget, quad, cache_features,
     check_monotone, verbose
         As for :class:`~nam_core.NAM`.
@@ -63,7 +66,7 @@ class DPMixture(NAM):
     _param_names = (
         "layer", "n_components", "concentration", "concentration_prior", "truncation", "n_init",
         "max_iter", "tol", "init", "seed", "device", "dtype", "prior", "init_resp",
-        "memory_budget", "quad", "cache_features", "check_monotone", "verbose",
+        "memory_budget", "quad", "cache_features", "atoms", "dof", "check_monotone", "verbose",
     )
 
     def __init__(
@@ -85,6 +88,8 @@ class DPMixture(NAM):
         memory_budget: int = 2**28,
         quad: str = "auto",
         cache_features: bool | str = "auto",
+        atoms: str = "gaussian",
+        dof: float | None = None,
         check_monotone: bool = True,
         verbose: bool = True,
     ):
@@ -105,17 +110,22 @@ class DPMixture(NAM):
         self.memory_budget = memory_budget
         self.quad = quad
         self.cache_features = cache_features
+        self.atoms = atoms
+        self.dof = dof
         self.check_monotone = check_monotone
         self.verbose = verbose
 
-    # NAM's settings of the reduction (read by the engine, never stored)
-    K = property(lambda self: 1)
-    L = property(lambda self: self.n_components)
-    beta = property(lambda self: self.concentration)
-    r = property(lambda self: self.concentration_prior)
-    trunc_u = property(lambda self: self.truncation)
-    prior_y = property(lambda self: self.prior)
-    alpha, s, trunc_v, use_x, prior_x = 1.0, (1.0, 1.0), "tsb", False, None
+    def _spec(self) -> NestedSpec:
+        """The reduction: K = 1 with a fixed alpha, the mixture's sticks as omega."""
+        init_resp = None if self.init_resp is None else (self.init_resp, None)
+        return NestedSpec(
+            K=1, L=self.n_components, trunc_v="tsb", trunc_u=self.truncation, alpha=1.0,
+            beta=self.concentration, s=(1.0, 1.0), r=tuple(self.concentration_prior), init=self.init,
+            init_resp=init_resp, atoms=self.atoms, atom_dof=self.dof,
+        )
+
+    def _layer_options(self) -> dict:
+        return {"use_x": False, "prior_x": None, "prior_y": self.prior}
 
     def _validate_params(self) -> None:
         if self.layer not in ("x", "y"):
@@ -151,14 +161,6 @@ class DPMixture(NAM):
         if group is None:
             group = np.zeros(np.shape(Y)[0], dtype=np.int64)
         return super()._prepare(X, Y, group)
-
-    def _checked_init_resp(self, data):
-        resp0 = self.init_resp
-        self.init_resp = (resp0, np.ones((data.J, 1)))
-        try:
-            return super()._checked_init_resp(data)
-        finally:
-            self.init_resp = resp0
 
     def _restore_state(self, state: dict[str, np.ndarray]) -> None:
         super()._restore_state(state)

@@ -1,49 +1,22 @@
 """fiSAN, the finite-infinite shared atoms nested model (``docs/model.md`` section 9b).
 
-NAM's run with the cell-level sticks u and their concentration beta replaced by finite symmetric
-Dirichlet weights omega_{.k} ~ Dir_L(b): U5' instead of U5, no U7, and the Dirichlet ELBO terms
-instead of T6+H4+T8+H6. ``use_x=True`` gives the "NAM-fiSAN" variant.
+NAM's shared-atoms run with the cell-level sticks u and their concentration beta replaced by the
+finite symmetric Dirichlet component omega_{.k} ~ Dir_L(b)
+(:class:`~nam_core.components.dirichlet.DirichletWeights`): U5' instead of U5, no U7, and the
+Dirichlet ELBO term ``weights_omega`` instead of T6+H4+T8+H6. ``use_x=True`` gives the "NAM-fiSAN" variant.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
-from ..components import dirichlet
 from ..errors import NAMInputError
-from .nam import NAM, _NAMRun
+from .nam import NAM
+from .nested import NestedSpec
 
 __all__ = ["FiSAN"]
-
-
-class _FiSANRun(_NAMRun):
-    """One CAVI run of fiSAN; q(omega_{.k}) = Dir(b_star[:, k])."""
-
-    def __init__(self, model, data, gen, seed=0):
-        self.b = model._dirichlet_b()
-        super().__init__(model, data, gen, seed)
-
-    # the Beta sticks equivalent to q(omega), so NAM's outputs (E[omega]) apply unchanged
-    a_u = property(lambda self: dirichlet.as_sticks(self.b_star)[0])
-    b_u = property(lambda self: dirichlet.as_sticks(self.b_star)[1])
-
-    def elog_omega(self):
-        """E log omega (L, K) under Dir(b*)."""
-        return dirichlet.expected_log_weights(self.b_star)
-
-    def update_u(self) -> None:
-        """U5': b* = b + Q."""
-        self.b_star = dirichlet.update_weights(self.cluster_atom_counts(), self.b)
-
-    def update_beta(self) -> None:
-        """No beta in fiSAN."""
-
-    def elbo_terms(self) -> dict[str, float]:
-        """NAM's terms with T6+H4 and T8+H6 replaced by the Dirichlet terms."""
-        terms = super().elbo_terms()
-        del terms["T6H4"], terms["T8H6"]
-        terms["omega"] = float(dirichlet.dirichlet_elbo(self.b_star, self.b))
-        return terms
 
 
 class FiSAN(NAM):
@@ -82,12 +55,8 @@ class FiSAN(NAM):
         if self.b is not None and not (isinstance(self.b, (int, float)) and np.isfinite(self.b) and self.b > 0):
             raise NAMInputError(f"b must be a positive number or None, got {self.b!r}")
 
-    def _new_run(self, data, gen, seed=0):
-        return _FiSANRun(self, data, gen, seed)
-
-    def _store_fitted(self, run) -> None:
-        super()._store_fitted(run)
-        self._restore_state(self._state | {"b_star": run.b_star.detach().cpu().numpy()})
+    def _spec(self) -> NestedSpec:
+        return dataclasses.replace(super()._spec(), dirichlet_b=self._dirichlet_b())
 
     def _restore_state(self, state) -> None:
         super()._restore_state(state)

@@ -12,29 +12,37 @@ k-means, of the expected atom weights w_jl = sum_t E[pi_jt] varphi_jtl).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
-from ..components import normal_wishart as nw
 from ..components.cells import (
+    CellStats,
     accumulate,
     atom_coefficients,
     chunk_log_densities,
     chunk_size,
     empty_stats,
+    individual_spans,
 )
 from ..components.init import kmeans, one_hot, random_responsibilities
+from ..components.normal_wishart import NWAtoms
 from ..components.sticks import (
     Concentration,
+    StickWeights,
     expected_log_weights,
     expected_weights,
     n_random_sticks,
     stick_elbo,
     update_sticks,
 )
+from ..engine.data import prepare_cohort
+from ..engine.estimator import VariationalEstimator
+from ..engine.fitted import size_order
+from ..engine.run import Run
 from ..errors import NAMInputError
-from .nam import NAM
-from .ndp import individual_spans
+from ..validation import check_int_at_least
 from .two_stage import individual_features
 
 __all__ = ["HDP"]
@@ -42,28 +50,33 @@ __all__ = ["HDP"]
 LOCAL_STEPS = ("zeta", "varphi", "sticks")
 
 
-class _HDPRun:
-    """One CAVI run of the HDP."""
+class HDPRun(Run):
+    """One CAVI run of the HDP.
 
-    def __init__(self, model: HDP, data, gen: torch.Generator, seed: int = 0):
+    Components: the shared atoms (``atoms_y``), the global sticks B' with gamma
+    (``weights_B``), and per individual the table sticks pi' with alpha0 and the local factors
+    zeta, varphi.
+    """
+
+    def __init__(self, model: HDP, data):
         d = self.data = data
         self.dtype = d.dtype
         self.L, self.T = model.L, model.T
-        self.n_B = n_random_sticks(self.L, model.trunc)
         self.n_T = n_random_sticks(self.T, model.trunc)
-        self.gamma = Concentration(tuple(model.r), model.gamma)
+        self.atoms_y = NWAtoms("atoms_y", d.prior_y, "y")
+        self.B = StickWeights("weights_B", self.L, model.trunc, Concentration(tuple(model.r), model.gamma))
         self.alpha0 = Concentration(tuple(model.s), model.alpha0)
-        self.rounds = model.local_rounds
+        self.rounds, self.init = model.local_rounds, model.init
         itemsize = torch.finfo(d.dtype).bits // 8
         max_cells = chunk_size(d.N, self.T * self.L, d.p, d.fmap.n_features, itemsize,
                                model.memory_budget, d.quad)
         self.spans = individual_spans(d.n_cells, max_cells)
-        self._initialise_local(model.init, gen)
+
+    def initialise(self, gen: torch.Generator, seed: int) -> None:
+        """Local factors from k-means (or random), the table sticks, then the globals."""
+        self._initialise_local(self.init, gen)
         self.local_pass(("sticks",))
-        self.update_atoms_y()
-        self.update_B()
-        self.update_gamma()
-        self.update_alpha0()
+        self.global_step()
 
     def _initialise_local(self, init: str, gen: torch.Generator) -> None:
         """9d: varphi one-hot on each individual's T most frequent k-means atoms, zeta from them."""
@@ -95,8 +108,8 @@ class _HDPRun:
         d, L, T = self.data, self.L, self.T
         need_density = "zeta" in steps or "varphi" in steps
         if need_density:
-            coef = atom_coefficients(self.post_y, self.ex_y, d.fmap, d.dtype)
-            elog_B = self.elog_B().to(d.dtype)
+            coef = atom_coefficients(self.atoms_y.post, self.atoms_y.ex, d.fmap, d.dtype)
+            elog_B = self.B.expected_log().to(d.dtype)
         if "sticks" in steps and not hasattr(self, "a"):
             self.a = torch.ones((self.n_T, d.J), dtype=torch.float64, device=d.device)
             self.b = torch.ones((self.n_T, d.J), dtype=torch.float64, device=d.device)
@@ -151,62 +164,76 @@ class _HDPRun:
         """``local_rounds`` rounds of (zeta, varphi, pi') per chunk of individuals: one pass."""
         self.local_pass(LOCAL_STEPS, self.rounds)
 
-    # ------------------------------------------------------------ global step
-    def elog_B(self) -> torch.Tensor:
-        """E log B_l (L,)."""
-        return expected_log_weights(self.g1, self.g2, self.L)
+    def local_step(self) -> None:
+        """The local step (:meth:`update_local`)."""
+        self.update_local()
 
+    # ------------------------------------------------------------ global step
     def update_atoms_y(self) -> None:
         """NW update with cell weights r_jil = sum_t zeta_jit varphi_jtl."""
         s = self.stats
-        self.post_y = nw.update(self.data.prior_y, s.counts, s.sums, s.second_moments)
-        self.ex_y = nw.expectations(self.post_y, layer="y")
+        self.atoms_y.update(s.counts, s.sums, s.second_moments)
 
     def update_B(self) -> None:
         """q(B'): g1 = 1 + sum_jt varphi_jtl, g2 = E[gamma] + sum_jt sum_{r>l} varphi_jtr."""
-        self.g1, self.g2 = update_sticks(self.varphi.sum((0, 1)), self.n_B, self.gamma.mean)
+        self.B.update(self.varphi.sum((0, 1)))
 
     def update_gamma(self) -> None:
         """q(gamma) (random gamma only)."""
-        self.gamma.update(self.g2, self.g1)
+        self.B.update_concentration()
 
     def update_alpha0(self) -> None:
         """q(alpha0) (random alpha0 only)."""
         self.alpha0.update(self.b, self.a)
 
-    BLOCKS = ("update_zeta", "update_varphi", "update_tables", "update_atoms_y", "update_B",
-              "update_gamma", "update_alpha0")
-    SWEEP_BLOCKS = ("update_local", "update_atoms_y", "update_B", "update_gamma", "update_alpha0")
+    GLOBAL_BLOCKS = ("update_atoms_y", "update_B", "update_gamma", "update_alpha0")
+    BLOCKS = ("update_zeta", "update_varphi", "update_tables") + GLOBAL_BLOCKS
+    SWEEP_BLOCKS = ("update_local",) + GLOBAL_BLOCKS
 
-    def sweep(self) -> float:
-        """One sweep: the local step, then the globals; returns the ELBO."""
-        for block in self.SWEEP_BLOCKS:
+    def global_step(self) -> None:
+        """Atoms, global sticks and both concentrations."""
+        for block in self.GLOBAL_BLOCKS:
             getattr(self, block)()
-        return self.elbo()
 
     # ------------------------------------------------------------ ELBO
     def elbo_terms(self) -> dict[str, float]:
         """Every term of the HDP's ELBO (9d), float64."""
         s, T = self.stats, self.T
         elog_pi = expected_log_weights(self.a, self.b, T).T  # (J, T)
+        weights_B = self.B.elbo_terms()
         terms = {
-            "y": nw.expected_log_likelihood_from_moments(self.post_y, self.ex_y, s.counts, s.sums,
-                                                         s.second_moments),
-            "z": (self.table_counts * elog_pi).sum(),
-            "c": (self.varphi * self.elog_B()).sum(),
-            "H_z": -s.neg_entropy,
-            "H_c": -torch.special.xlogy(self.varphi, self.varphi).sum(),
-            "pi_sticks": stick_elbo(self.a, self.b, self.alpha0.expected_log, self.alpha0.mean),
-            "B_sticks": stick_elbo(self.g1, self.g2, self.gamma.expected_log, self.gamma.mean),
-            "alpha0": self.alpha0.elbo(),
-            "gamma": self.gamma.elbo(),
-            "atoms": nw.elbo_terms(self.data.prior_y, self.post_y, self.ex_y),
+            "atoms_y_loglik": self.atoms_y.loglik(s.counts, s.sums, s.second_moments),
+            "assign_cells": (self.table_counts * elog_pi).sum(),
+            "assign_tables": (self.varphi * self.B.expected_log()).sum(),
+            "entropy_cells": -s.neg_entropy,
+            "entropy_tables": -torch.special.xlogy(self.varphi, self.varphi).sum(),
+            "weights_tables": stick_elbo(self.a, self.b, self.alpha0.expected_log, self.alpha0.mean),
+            "weights_B": weights_B["weights_B"],
+            "weights_tables_concentration": self.alpha0.elbo(),
+            "weights_B_concentration": weights_B["weights_B_concentration"],
+            "atoms_y": self.atoms_y.prior_term(),
         }
         return {k: float(v) for k, v in terms.items()}
 
-    def elbo(self) -> float:
-        """The full ELBO."""
-        return float(sum(self.elbo_terms().values()))
+    def state(self) -> dict:
+        """Local and global factors and the statistics."""
+        return {
+            "zeta": self.zeta, "varphi": self.varphi, "a": self.a, "b": self.b,
+            "alpha0": {"shape": self.alpha0.shape, "rate": self.alpha0.rate},
+            "stats": {f.name: getattr(self.stats, f.name) for f in dataclasses.fields(CellStats)},
+            "table_counts": self.table_counts, "atoms_y": self.atoms_y.state(), "weights_B": self.B.state(),
+        }
+
+    def load_state(self, state: dict) -> None:
+        """Return to a :meth:`state` snapshot (zeta is updated in place, so it is copied)."""
+        self.zeta, self.varphi = state["zeta"].clone(), state["varphi"].clone()
+        self.a, self.b = state["a"].clone(), state["b"].clone()
+        self.alpha0.shape, self.alpha0.rate = float(state["alpha0"]["shape"]), float(state["alpha0"]["rate"])
+        stats = dict(state["stats"])
+        stats["neg_entropy"] = torch.as_tensor(stats["neg_entropy"], dtype=torch.float64, device=self.data.device)
+        self.stats, self.table_counts = CellStats(**stats), state["table_counts"]
+        self.atoms_y.load_state(state["atoms_y"])
+        self.B.load_state(state["weights_B"])
 
     def occupied_summary(self) -> str:
         """Atoms with expected size > 0.5, for the log."""
@@ -218,7 +245,7 @@ class _HDPRun:
         return torch.einsum("jt,jtl->jl", pi, self.varphi)
 
 
-class HDP(NAM):
+class HDP(VariationalEstimator):
     """HDP mixture of Normal-Wishart atoms with the Wang-Paisley-Blei truncation (section 9d).
 
     Parameters
@@ -277,18 +304,13 @@ class HDP(NAM):
         self.memory_budget, self.quad, self.cache_features = memory_budget, quad, cache_features
         self.check_monotone, self.verbose = check_monotone, verbose
 
-    def get_params(self) -> dict:
-        """Constructor arguments as given."""
-        return {name: getattr(self, name) for name in self._param_names}
-
-    # NAM's settings read by its validation and data preparation
-    alpha = property(lambda self: self.alpha0)
-    beta = property(lambda self: self.gamma)
-    trunc_u = trunc_v = property(lambda self: self.trunc)
-    use_x, prior_x, init_resp = False, None, None
-
     def _validate_params(self) -> None:
-        super()._validate_params()
+        check_int_at_least(self.K, "K", 1)
+        check_int_at_least(self.L, "L", 1)
+        self._validate_run_options()
+        n_random_sticks(2, self.trunc)
+        Concentration(tuple(self.s), self.alpha0).validate("alpha0")
+        Concentration(tuple(self.r), self.gamma).validate("gamma")
         if self.init not in ("kmeans", "random"):
             raise NAMInputError(f"HDP init must be 'kmeans' or 'random', got {self.init!r}")
         if not (isinstance(self.T, int) and self.T >= 1) or not (isinstance(self.local_rounds, int) and self.local_rounds >= 1):
@@ -296,41 +318,47 @@ class HDP(NAM):
         if self.individual_clustering not in ("dpmix", "kmeans"):
             raise NAMInputError(f"individual_clustering must be 'dpmix' or 'kmeans', got {self.individual_clustering!r}")
 
-    def _new_run(self, data, gen, seed=0):
-        return _HDPRun(self, data, gen, seed)
+    def _prepare(self, X, Y, group):
+        return prepare_cohort(
+            X, Y, group, use_x=False, prior_x=None, prior_y=self.prior_y, n_atoms=self.L,
+            device=self.device, dtype=self.dtype, memory_budget=self.memory_budget, quad=self.quad,
+            cache_features=self.cache_features, label="HDP",
+        )
 
-    def _store_fitted(self, run: _HDPRun) -> None:
+    def _new_run(self, data) -> HDPRun:
+        return HDPRun(self, data)
+
+    def _fitted_state(self, run: HDPRun, data) -> dict[str, np.ndarray]:
         d = run.data
         labels, proba = run.local_pass((), want_labels=True)
-        inverse = torch.empty_like(d.order)
-        inverse[d.order] = torch.arange(d.N, device=d.device)
         weights = run.atom_weights().cpu().numpy()
         feats = individual_features(weights, None, 3)
         if self.individual_clustering == "dpmix":
             from .dpmix import DPMixture
 
-            ind = DPMixture("x", self.K, n_init=self.n_init, seed=run.seed, device="cpu",
+            ind = DPMixture("x", self.K, n_init=self.n_init, seed=self.seed_, device="cpu",
                             dtype="float64", verbose=False).fit(feats).labels_
         else:
             from sklearn.cluster import KMeans
 
-            ind = KMeans(n_clusters=min(self.K, d.J), n_init=self.n_init, random_state=run.seed).fit_predict(feats)
+            ind = KMeans(n_clusters=min(self.K, d.J), n_init=self.n_init, random_state=self.seed_).fit_predict(feats)
         state = {
-            "cell_atom": labels[inverse], "cell_proba": proba[inverse].to(torch.float64),
+            "cell_atom": d.to_input_order(labels), "cell_proba": d.to_input_order(proba).to(torch.float64),
             "atom_sizes": run.stats.counts, "atom_weights": torch.as_tensor(weights),
             "individual_labels": torch.as_tensor(np.asarray(ind)),
-            "m_y": run.post_y.mean + d.y_shift, "t_y": run.post_y.mean_precision,
-            "c_y": run.post_y.dof, "D_inv_y": run.post_y.scale_inv, "varphi": run.varphi,
-            "a": run.a, "b": run.b, "g1": run.g1, "g2": run.g2,
+            "m_y": run.atoms_y.post.mean + d.y_shift, "t_y": run.atoms_y.post.mean_precision,
+            "c_y": run.atoms_y.post.dof, "D_inv_y": run.atoms_y.post.scale_inv, "varphi": run.varphi,
+            "a": run.a, "b": run.b, "g1": run.B.a, "g2": run.B.b,
             "alpha0_hat": torch.tensor([run.alpha0.shape, run.alpha0.rate]),
-            "gamma_hat": torch.tensor([run.gamma.shape, run.gamma.rate]),
+            "gamma_hat": torch.tensor([run.B.concentration.shape, run.B.concentration.rate]),
         }
-        self._restore_state({k: v.detach().cpu().numpy() for k, v in state.items()})
+        return {k: v.detach().cpu().numpy() for k, v in state.items()}
 
     def _restore_state(self, state: dict[str, np.ndarray]) -> None:
         self._state = state
-        self.cell_order_ = order = np.argsort(-state["atom_sizes"], kind="stable")
-        self.cell_labels_ = np.argsort(order)[state["cell_atom"]]
+        self.cell_order_, rank = size_order(state["atom_sizes"])
+        order = self.cell_order_
+        self.cell_labels_ = rank[state["cell_atom"]]
         self.cell_label_proba_ = state["cell_proba"]
         self.cell_cluster_sizes_ = state["atom_sizes"][order]
         self.n_cell_clusters_ = int(np.unique(self.cell_labels_).size)
@@ -341,7 +369,3 @@ class HDP(NAM):
             setattr(self, f"{name}_y_", state[f"{name}_y"][order])
         for key in ("varphi", "a", "b", "g1", "g2", "alpha0_hat", "gamma_hat"):
             setattr(self, key + "_", state[key])
-
-    def predict(self, Y, group):
-        """Not provided for the HDP; use ``cell_labels_``."""
-        raise NotImplementedError("HDP.predict is not implemented; use cell_labels_")

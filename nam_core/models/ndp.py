@@ -18,55 +18,43 @@ import torch
 from ..components.cells import (
     accumulate,
     atom_coefficients,
+    cell_pass,
     chunk_log_densities,
     chunk_size,
     chunks,
     empty_stats,
+    individual_spans,
 )
+from ..components.init import initial_cell_responsibilities, kmeans_individuals
 from ..components.sticks import expected_weights
-from .nam import NAM, _NAMRun
+from ..engine.fitted import size_order
+from .nested import NestedEstimator, NestedGlobals, NestedSpec
 
 __all__ = ["NestedDP"]
 
 
-def individual_spans(n_cells: torch.Tensor, max_cells: int) -> list[tuple[int, int, int, int]]:
-    """Chunks of whole individuals: (first cell, end cell, first individual, end individual).
+class NDPRun(NestedGlobals):
+    """One CAVI run of the nested DP: the family's globals over K L atoms, its own local step."""
 
-    Consecutive individuals are grouped while the chunk holds at most ``max_cells`` cells (an
-    individual with more cells gets a chunk of its own). Cells must be sorted by individual.
-    """
-    counts = [int(c) for c in n_cells.tolist()]
-    spans, c0, j0, size = [], 0, 0, 0
-    for j, n in enumerate(counts):
-        if size and size + n > max_cells:
-            spans.append((c0, c0 + size, j0, j))
-            c0, j0, size = c0 + size, j, 0
-        size += n
-    spans.append((c0, c0 + size, j0, len(counts)))
-    return spans
-
-
-class _NDPRun(_NAMRun):
-    """One CAVI run of the nested DP."""
-
-    # a merge would need a full local pass per candidate pair (q(M|S) depends on S)
-    SUPPORTS_MERGES = False
-
-    def __init__(self, model: NestedDP, data, gen: torch.Generator, seed: int = 0):
-        self._init_settings(model, data)
+    def __init__(self, spec: NestedSpec, data, memory_budget: int):
+        super().__init__(spec, data, spec.K * spec.L)
         d = data
         itemsize = torch.finfo(d.dtype).bits // 8
-        max_cells = chunk_size(d.N, self.K * self.L, d.p, d.fmap.n_features, itemsize,
-                               model.memory_budget, d.quad)
+        max_cells = chunk_size(d.N, self.K * self.L, d.p, d.fmap.n_features, itemsize, memory_budget, d.quad)
         self.spans = individual_spans(d.n_cells, max_cells)
-        # initial xi0 (N, L) as for NAM, materialised once so both uses below see the same draws
-        xi_fn, rho0 = self._initial_responsibilities(model, gen)
+        self.A: torch.Tensor | None = None
+        self._elog_x = None
+
+    def initialise(self, gen: torch.Generator, seed: int) -> None:
+        """Initial xi0 (N, L) as for NAM (materialised once so both uses see the same draws)."""
+        spec, d = self.spec, self.data
+        xi_fn, rho0 = initial_cell_responsibilities(spec.init, d, self.L, self.K, gen, spec.init_resp)
         xi0 = torch.cat([xi_fn(sl) for sl in chunks(d.N, d.chunk)])
-        self.stats = _NAMRun.cell_pass(self, resp_fn=lambda sl: xi0[sl])  # N-bar for k-means of S
-        self.rho = rho0 if rho0 is not None else self._kmeans_individuals(gen, seed)
-        rho = self.rho
-        self.stats, self.A = self.local_pass(lambda j0, j1, A: rho[j0:j1], given_phi=xi0)
-        xi0 = None  # the initial responsibilities are no longer needed
+        if rho0 is None:  # k-means of the individuals on their N-bar under xi0
+            stats = cell_pass(d, self.L, resp_fn=lambda sl: xi0[sl]).stats
+            rho0 = kmeans_individuals(stats.per_individual, d, self.K, gen, seed)
+        self.rho = rho0
+        self.stats, self.A = self.local_pass(lambda j0, j1, A: rho0[j0:j1], given_phi=xi0)
         self.initialise_globals()
 
     # ------------------------------------------------------------ the local pass (U1'', U2'')
@@ -94,8 +82,8 @@ class _NDPRun(_NAMRun):
         A_all = torch.zeros((d.J, K), dtype=torch.float64, device=d.device)
         new_rho = torch.empty((d.J, K), dtype=torch.float64, device=d.device)
         if given_phi is None:
-            coef = atom_coefficients(self.post_y, self.ex_y, d.fmap, d.dtype)
-            elog_omega = self.elog_omega().T.reshape(K * L).to(d.dtype)  # flat k L + l
+            coef = atom_coefficients(self.atoms_y.post, self.atoms_y.ex, d.fmap, d.dtype)
+            elog_omega = self.omega.expected_log().T.reshape(K * L).to(d.dtype)  # flat k L + l
         if want_labels:
             labels = torch.empty(d.N, dtype=torch.long, device=d.device)
             proba = torch.empty(d.N, dtype=d.dtype, device=d.device)
@@ -131,7 +119,7 @@ class _NDPRun(_NAMRun):
         return stats, A_all
 
     def _rho_from(self, A_sums: torch.Tensor, j0: int, j1: int) -> torch.Tensor:
-        logits = self.elog_pi()[None, :] + A_sums
+        logits = self.pi.expected_log()[None, :] + A_sums
         if self.use_x:
             logits = logits + self._elog_x[j0:j1]
         return torch.softmax(logits, dim=1)
@@ -157,16 +145,24 @@ class _NDPRun(_NAMRun):
         """Q_lk = sum_j rho_jk sum_i phi_jilk, shape (L, K)."""
         return self.stats.counts.view(self.K, self.L).T
 
-    SWEEP_BLOCKS = ("update_local",) + _NAMRun.BLOCKS[2:]
+    def local_step(self) -> None:
+        """The fused local pass (9c's order)."""
+        self.update_local()
 
-    def sweep(self) -> float:
-        """One sweep: the fused local pass, then the globals (9c's order); returns the ELBO."""
-        for block in self.SWEEP_BLOCKS:
-            getattr(self, block)()
-        return self.elbo()
+    BLOCKS = ("update_cells", "update_individuals") + NestedGlobals.GLOBAL_BLOCKS
+    SWEEP_BLOCKS = ("update_local",) + NestedGlobals.GLOBAL_BLOCKS
+
+    def state(self) -> dict:
+        """The family's state and sum_i A_jik."""
+        return super().state() | {"A": self.A}
+
+    def load_state(self, state: dict) -> None:
+        """Return to a :meth:`state` snapshot."""
+        super().load_state(state)
+        self.A = state["A"]
 
 
-class NestedDP(NAM):
+class NestedDP(NestedEstimator):
     """Nested Dirichlet process (Rodriguez, Dunson & Gelfand 2008) with cluster-specific atoms.
 
     Parameters
@@ -196,53 +192,36 @@ class NestedDP(NAM):
         E[omega_lk], atoms in stick order, clusters in label order.
     """
 
-    _param_names = tuple(n for n in NAM._param_names if n != "merge")
+    _param_names = NestedEstimator._param_names
 
     def __init__(self, K: int = 20, L: int = 50, use_x: bool = False, **kwargs):
-        super().__init__(K=K, L=L, use_x=use_x, merge=False, **kwargs)
+        super().__init__(K=K, L=L, use_x=use_x, **kwargs)
 
-    def _new_run(self, data, gen, seed=0):
-        return _NDPRun(self, data, gen, seed)
+    def _new_run(self, data) -> NDPRun:
+        return NDPRun(self._spec(), data, self.memory_budget)
 
-    def _store_fitted(self, run: _NDPRun) -> None:
+    def _fitted_state(self, run: NDPRun, data) -> dict[str, np.ndarray]:
         d = run.data
         run._elog_x = run.elog_x() if run.use_x else None
         rho = run.rho
         stats, _, labels, proba = run.local_pass(lambda j0, j1, A: rho[j0:j1], want_labels=True)
-        inverse = torch.empty_like(d.order)
-        inverse[d.order] = torch.arange(d.N, device=d.device)
         state = {
-            "rho": rho, "cell_atom": labels[inverse], "cell_proba": proba[inverse].to(torch.float64),
-            "atom_sizes": stats.counts,
-            "m_y": run.post_y.mean + d.y_shift, "t_y": run.post_y.mean_precision,
-            "c_y": run.post_y.dof, "D_inv_y": run.post_y.scale_inv,
-            "a_u": run.a_u, "b_u": run.b_u, "a_v": run.a_v, "b_v": run.b_v,
-            "s_hat": torch.tensor([run.alpha.shape, run.alpha.rate]),
-            "r_hat": torch.tensor([run.beta.shape, run.beta.rate]),
-        }
-        if run.use_x:
-            state |= {"m_x": run.post_x.mean + d.x_shift, "t_x": run.post_x.mean_precision,
-                      "c_x": run.post_x.dof, "D_inv_x": run.post_x.scale_inv}
-        self._restore_state({k: v.detach().cpu().numpy() for k, v in state.items()})
+            "rho": rho, "cell_atom": d.to_input_order(labels),
+            "cell_proba": d.to_input_order(proba).to(torch.float64), "atom_sizes": stats.counts,
+        } | run.fitted_globals()
+        return {k: v.detach().cpu().numpy() for k, v in state.items()}
 
     def _restore_state(self, state: dict[str, np.ndarray]) -> None:
         self._state = state
         K = state["rho"].shape[1]
         L = state["atom_sizes"].size // K
-        rho = state["rho"]
-        sizes = rho.sum(0)
-        self.individual_order_ = order = np.argsort(-sizes, kind="stable")
-        rank = np.argsort(order)
-        self.rho_ = rho[:, order]
-        self.individual_labels_ = self.rho_.argmax(1)
-        self.individual_cluster_sizes_ = sizes[order]
-        self.n_individual_clusters_ = int(np.unique(self.individual_labels_).size)
-        self.n_individual_clusters_expected_ = int((sizes > 0.5).sum())
+        rank = self._restore_individuals(state)
+        order = self.individual_order_
         code = state["cell_atom"]
         self.cell_pairs_ = np.stack([rank[code // L], code % L], 1)
         flat = self.cell_pairs_[:, 0] * L + self.cell_pairs_[:, 1]
         uniq, inv, counts = np.unique(flat, return_inverse=True, return_counts=True)
-        self.cell_labels_ = np.argsort(np.argsort(-counts, kind="stable"))[inv]
+        self.cell_labels_ = size_order(counts)[1][inv]
         self.cell_label_proba_ = state["cell_proba"]
         self.n_cell_clusters_ = int(uniq.size)
         self.atom_sizes_ = state["atom_sizes"].reshape(K, L)[order]
@@ -250,15 +229,5 @@ class NestedDP(NAM):
         for name in ("m", "t", "c", "D_inv"):
             arr = state[f"{name}_y"]
             setattr(self, f"{name}_y_", arr.reshape(K, L, *arr.shape[1:])[order])
-            if f"{name}_x" in state:
-                setattr(self, f"{name}_x_", state[f"{name}_x"][order])
-        for key in ("a_u", "b_u", "a_v", "b_v", "s_hat", "r_hat"):
-            setattr(self, key + "_", state[key])
         omega = expected_weights(torch.as_tensor(state["a_u"]), torch.as_tensor(state["b_u"]), L).numpy()
-        pi = expected_weights(torch.as_tensor(state["a_v"]), torch.as_tensor(state["b_v"]), K).numpy()
-        self.weights_ = pi[order]
         self.cell_weights_ = omega[:, order]
-
-    def predict(self, Y, group):
-        """Not provided for the nested DP (its cell labels need q(S) of the individual)."""
-        raise NotImplementedError("NestedDP.predict is not implemented; use cell_labels_")

@@ -23,7 +23,8 @@ from .dpmix import DPMixture
 __all__ = ["TwoStage", "individual_features"]
 
 
-def _standardise(A: np.ndarray) -> np.ndarray:
+def standardise_block(A: np.ndarray) -> np.ndarray:
+    """Columns of A (n, d) standardised, then the block scaled to unit total variance."""
     sd = A.std(0)
     Z = (A - A.mean(0)) / np.where(sd > 0, sd, 1.0)
     return Z / math.sqrt(max(1, int((sd > 0).sum())))
@@ -43,9 +44,9 @@ def individual_features(composition: np.ndarray, X: np.ndarray | None, n_feature
     -------
     ndarray (J, d), d <= n_features (components with non-negligible variance only)
     """
-    blocks = [_standardise(composition)]
+    blocks = [standardise_block(composition)]
     if X is not None:
-        blocks.append(_standardise(X))
+        blocks.append(standardise_block(X))
     F = np.concatenate(blocks, 1)
     F = F - F.mean(0)
     U, s, _ = np.linalg.svd(F, full_matrices=False)
@@ -150,9 +151,6 @@ class TwoStage(VariationalEstimator):
                              "composition": comp, "features": feats})
         self.fit_seconds_ = time.perf_counter() - wall
         return self
-
-    def _state_arrays(self) -> dict[str, np.ndarray]:
-        return dict(self._state)
 
     def _restore_state(self, state: dict[str, np.ndarray]) -> None:
         self._state = state

@@ -1,6 +1,6 @@
 """Every clustering method of the benchmarks by name, with one calling convention.
 
-``fit_method(name, X, Y, group, K=..., L=..., n_init=..., seed=...)`` returns a
+``fit_method(name, X, Y, group, settings=FitSettings(...), seed=...)`` returns a
 :class:`MethodResult` with the individual labels (J,) and the cell labels (N,) a method produces
 (None where it produces none), so that the simulation rules can list methods in the config.
 """
@@ -13,7 +13,9 @@ import time
 
 import numpy as np
 
+from ..engine.settings import FitSettings
 from ..errors import NAMInputError
+from ..models.registry import build_estimator
 
 __all__ = ["METHODS", "MethodResult", "fit_method"]
 
@@ -44,22 +46,6 @@ class MethodResult:
     model: object
 
 
-def _estimator(name: str, K: int, L: int, common: dict):
-    from .. import models
-
-    factories = {
-        "nam": lambda: models.NAM(K=K, L=L, **common),
-        "cam": lambda: models.CAM(K=K, L=L, **common),
-        "fisan": lambda: models.FiSAN(K=K, L=L, **common),
-        "ndp": lambda: models.NestedDP(K=K, L=L, **common),
-        "hdp": lambda: models.HDP(K=K, L=L, **common),
-        "dpmix_x": lambda: models.DPMixture("x", K, **common),
-        "dpmix_y": lambda: models.DPMixture("y", L, **common),
-        "two_stage": lambda: models.TwoStage(K=K, L=L, **common),
-    }
-    return factories[name]()
-
-
 def _kmeans_oracle(X, Y, group, oracle_K, oracle_L, n_init, seed):
     """k-means with the true numbers of clusters (scikit-learn's KMeans).
 
@@ -69,18 +55,18 @@ def _kmeans_oracle(X, Y, group, oracle_K, oracle_L, n_init, seed):
     """
     from sklearn.cluster import KMeans
 
-    from ..models.two_stage import _standardise
+    from ..models.two_stage import standardise_block
 
     cell_labels = ind_labels = None
     if oracle_L is not None:
         cell_labels = KMeans(n_clusters=oracle_L, n_init=n_init, random_state=seed).fit_predict(Y)
     if oracle_K is not None:
-        blocks = [] if X is None else [_standardise(np.asarray(X, float))]
+        blocks = [] if X is None else [standardise_block(np.asarray(X, float))]
         if cell_labels is not None:
             J = X.shape[0] if X is not None else int(np.max(group)) + 1
             counts = np.zeros((J, oracle_L))
             np.add.at(counts, (np.asarray(group), cell_labels), 1.0)
-            blocks.insert(0, _standardise(counts / np.maximum(counts.sum(1, keepdims=True), 1)))
+            blocks.insert(0, standardise_block(counts / np.maximum(counts.sum(1, keepdims=True), 1)))
         if not blocks:
             raise NAMInputError("kmeans_oracle needs X or oracle_L to cluster the individuals")
         feats = np.concatenate(blocks, 1)
@@ -92,8 +78,7 @@ METHODS = ("nam", "cam", "fisan", "ndp", "hdp", "dpmix_x", "dpmix_y", "two_stage
 
 
 def fit_method(
-    name: str, X, Y, group, *, K: int, L: int, n_init: int, seed: int, device: str = "auto",
-    dtype: str = "float32", max_iter: int = 1000, oracle_K: int | None = None,
+    name: str, X, Y, group, *, settings: FitSettings, seed: int, oracle_K: int | None = None,
     oracle_L: int | None = None, verbose: bool = False,
 ) -> MethodResult:
     """Fit method ``name`` (one of :data:`METHODS`) and return its labels.
@@ -104,14 +89,14 @@ def fit_method(
     X : array (J, q) or None
     Y : array (N, p)
     group : array (N,) of int
-    K, L : int
-        Truncations (individual clusters, cell atoms); "dpmix_x" uses K, "dpmix_y" L.
-    n_init, seed : int
-        Restarts and the seed of the first.
-    device, dtype, max_iter, verbose
-        As for :class:`~nam_core.NAM` (ignored by "kmeans_oracle").
+    settings : FitSettings
+        Every fit option; each model takes those that apply to it
+        (:func:`nam_core.models.registry.build_estimator`); k-means uses ``n_init`` only.
+    seed : int
+        Seed of the first restart.
     oracle_K, oracle_L : int or None
         True numbers of clusters, for "kmeans_oracle" only.
+    verbose : bool
 
     Returns
     -------
@@ -121,11 +106,9 @@ def fit_method(
         raise NAMInputError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
     start = time.perf_counter()
     if name == "kmeans_oracle":
-        ind, cells = _kmeans_oracle(X, Y, group, oracle_K, oracle_L, n_init, seed)
+        ind, cells = _kmeans_oracle(X, Y, group, oracle_K, oracle_L, settings.n_init, seed)
         return MethodResult(ind, cells, math.nan, 0, time.perf_counter() - start, None)
-    common = dict(n_init=n_init, seed=seed, device=device, dtype=dtype, max_iter=max_iter,
-                  verbose=verbose)
-    model = _estimator(name, K, L, common)
+    model = build_estimator(name, settings, seed=seed, verbose=verbose)
     model.fit(X, Y, group)
     ind = getattr(model, "individual_labels_", None)
     cells = getattr(model, "cell_labels_", None)

@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..engine.settings import FitSettings
 from ..errors import NAMInputError
 from ..io import atomic_path
 from .simulate import simulate
@@ -88,8 +89,6 @@ USES_GENOTYPE = {
     "two_stage": True,
     "kmeans_oracle": True,
 }
-
-FIT_KEYS = ("K", "L", "n_init", "max_iter", "dtype", "device")
 
 _SYMBOLS = {
     "J": "J", "n_clusters": "K*", "q": "q", "p": "p", "n_cell_types": "L*",
@@ -225,7 +224,7 @@ def job_spec(study: dict, scenario: str, replicate: int, method: str) -> dict:
         "seed": int(study["seed"]) + replicate,
         "method": method,
         "generator": dict(scen[scenario]["params"]),
-        "fit": {k: study["fit"][k] for k in FIT_KEYS},
+        "fit": FitSettings.from_config(study["fit"]).as_dict(),
     }
 
 
@@ -327,10 +326,8 @@ def run_job(spec: dict, threads: int = 1) -> dict:
         torch.cuda.reset_peak_memory_stats()
     with _limited_threads(int(threads)):
         res = fit_method(
-            spec["method"], data.X, data.Y, data.group, K=fit["K"], L=fit["L"],
-            n_init=fit["n_init"], seed=spec["seed"], device=fit["device"], dtype=fit["dtype"],
-            max_iter=fit["max_iter"], oracle_K=gen["n_clusters"], oracle_L=gen["n_cell_types"],
-            verbose=False,
+            spec["method"], data.X, data.Y, data.group, settings=FitSettings.from_config(fit),
+            seed=spec["seed"], oracle_K=gen["n_clusters"], oracle_L=gen["n_cell_types"],
         )
     metrics = {
         "individual": label_metrics(data.individual_labels, res.individual_labels),

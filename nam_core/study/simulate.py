@@ -99,7 +99,7 @@ def _cluster_weights(n_clusters: int, J: int, weights: str, alpha_true: float, r
     return v * np.concatenate([[1.0], np.cumprod(1.0 - v[:-1])])
 
 
-def _draw_partition(n_clusters: int, J: int, weights: str, alpha_true: float, rng) -> np.ndarray:
+def draw_partition(n_clusters: int, J: int, weights: str, alpha_true: float, rng) -> np.ndarray:
     """Cluster labels for J individuals; redrawn until every cluster has at least 2 members."""
     for _ in range(10_000):
         pi = _cluster_weights(n_clusters, J, weights, alpha_true, rng)
@@ -170,8 +170,8 @@ def simulate(
         raise NAMInputError(f"eta must lie in [0, 1], got {eta}")
     params = {k: v for k, v in locals().items() if k != "params"}
     rng = np.random.default_rng(seed)
-    S = _draw_partition(n_clusters, J, weights, alpha_true, rng)
-    comp_labels = _draw_partition(n_clusters, J, weights, alpha_true, rng) if conflicting else S
+    S = draw_partition(n_clusters, J, weights, alpha_true, rng)
+    comp_labels = draw_partition(n_clusters, J, weights, alpha_true, rng) if conflicting else S
 
     if genotype_model == "gaussian":
         centres_x = separated_centres(n_clusters, q, delta_x, delta_x, rng)

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..errors import NAMInputError
-from .simulate import SimulatedData, _draw_partition, separated_centres
+from .simulate import SimulatedData, draw_partition, separated_centres
 
 __all__ = ["simulate_ndp", "simulate_hdp"]
 
@@ -49,7 +49,7 @@ def simulate_ndp(
     """
     params = dict(locals())
     rng = np.random.default_rng(seed)
-    S = _draw_partition(n_clusters, J, "uniform", 1.0, rng)
+    S = draw_partition(n_clusters, J, "uniform", 1.0, rng)
     centres_x = separated_centres(n_clusters, q, delta_x, delta_x, rng)
     X = centres_x[S] + rng.normal(size=(J, q))
     centres_y = separated_centres(n_clusters * n_atoms, p, delta_y / math.sqrt(2.0), delta_y, rng)

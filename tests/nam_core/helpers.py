@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 from nam_core import NAM, simulate
 
@@ -19,10 +18,7 @@ def small_data(seed=0, J=12, q=2, p=3, n_clusters=2, n_types=3, mean_cells=25):
 
 def make_run(model: NAM, X, Y, group, seed=0):
     """Validate, prepare and initialise one run of ``model`` without sweeping."""
-    model._validate_params()
-    data = model._prepare(X, Y, group)
-    run = model._new_run(data, torch.Generator().manual_seed(seed), seed)
-    return run
+    return model.initialised_run(X, Y, group, seed)[0]
 
 
 def random_resp(n, k, rng):

@@ -6,8 +6,9 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture
 
 from nam_core import NAM, simulate
+from nam_core.engine.settings import FitSettings
 from nam_core.models import CAM, DPMixture, TwoStage
-from nam_core.models.nam import _NAMRun
+from nam_core.models.nested import NestedAtomsRun
 from nam_core.study.methods import METHODS, fit_method
 
 from .helpers import make_run, sklearn_constant, small_data
@@ -46,13 +47,13 @@ def test_cam_equals_nam_without_the_genotype_layer():
 def test_cam_blocks_are_monotone_and_coordinate_maxima():
     d = small_data(seed=1, J=10)
     run = make_run(CAM(K=3, L=4, init="random", **F64), None, d.Y, d.group, seed=1)
-    assert_blocks_monotone(run, _NAMRun.BLOCKS, n_sweeps=6)
+    assert_blocks_monotone(run, NestedAtomsRun.BLOCKS, n_sweeps=6)
     checks = [("update_individuals", perturb_attr_simplex("rho")),
-              ("update_atoms_y", perturb_atoms("post_y", "ex_y")),
-              ("update_u", perturb_positive("a_u", "b_u")),
-              ("update_v", perturb_positive("a_v", "b_v")),
-              ("update_beta", perturb_concentration("beta")),
-              ("update_alpha", perturb_concentration("alpha"))]
+              ("update_atoms_y", perturb_atoms("atoms_y")),
+              ("update_u", perturb_positive("omega.a", "omega.b")),
+              ("update_v", perturb_positive("pi.a", "pi.b")),
+              ("update_beta", perturb_concentration("omega.concentration")),
+              ("update_alpha", perturb_concentration("pi.concentration"))]
     assert_coordinate_maxima(run, checks, np.random.default_rng(0))
 
 
@@ -126,9 +127,9 @@ def test_dpmixture_blocks_monotone_random_concentration_and_save_load(easy, tmp_
     m = DPMixture("y", 6, init="random", n_init=1, seed=0, **F64)
     run = make_run(m, None, easy.Y, easy.group)
     assert_blocks_monotone(run, ["update_cells", "update_atoms_y", "update_u", "update_beta"])
-    checks = [("update_atoms_y", perturb_atoms("post_y", "ex_y")),
-              ("update_u", perturb_positive("a_u", "b_u")),
-              ("update_beta", perturb_concentration("beta"))]
+    checks = [("update_atoms_y", perturb_atoms("atoms_y")),
+              ("update_u", perturb_positive("omega.a", "omega.b")),
+              ("update_beta", perturb_concentration("omega.concentration"))]
     assert_coordinate_maxima(run, checks, np.random.default_rng(1))
     # the x layer alone needs more individuals than the joint models (J = 90 rows in 2-D)
     xs = simulate(J=90, n_clusters=3, q=2, p=3, n_cell_types=4, mean_cells=10, delta_x=8.0, seed=2)
@@ -156,14 +157,14 @@ def test_two_stage_recovers_and_round_trips(easy, tmp_path):
 
 def test_registry_names_and_kmeans_oracle(easy):
     assert set(METHODS) >= {"nam", "cam", "dpmix_x", "dpmix_y", "two_stage", "kmeans_oracle"}
-    r = fit_method("kmeans_oracle", easy.X, easy.Y, easy.group, K=6, L=8, n_init=3, seed=0,
-                   oracle_K=3, oracle_L=4)
+    r = fit_method("kmeans_oracle", easy.X, easy.Y, easy.group, seed=0, oracle_K=3, oracle_L=4,
+                   settings=FitSettings(K=6, L=8, n_init=3))
     assert adjusted_rand_score(easy.cell_labels, r.cell_labels) > 0.9
     assert adjusted_rand_score(easy.individual_labels, r.individual_labels) > 0.9
     assert np.isnan(r.elbo) and r.model is None
-    r = fit_method("dpmix_y", easy.X, easy.Y, easy.group, K=6, L=8, n_init=1, seed=0,
-                   device="cpu", dtype="float64")
+    r = fit_method("dpmix_y", easy.X, easy.Y, easy.group, seed=0,
+                   settings=FitSettings(K=6, L=8, n_init=1, device="cpu", dtype="float64"))
     assert r.individual_labels is None and r.cell_labels.shape == easy.group.shape
     assert np.isfinite(r.elbo) and r.n_iter == r.model.n_iter_
     with pytest.raises(Exception, match="unknown method"):
-        fit_method("magic", easy.X, easy.Y, easy.group, K=2, L=2, n_init=1, seed=0)
+        fit_method("magic", easy.X, easy.Y, easy.group, seed=0, settings=FitSettings(K=2, L=2))

@@ -7,8 +7,9 @@ from sklearn.metrics import adjusted_rand_score
 
 from nam_core import simulate
 from nam_core.components import dirichlet, sticks
+from nam_core.components.dirichlet import DirichletWeights
 from nam_core.models import FiSAN
-from nam_core.models.fisan import _FiSANRun
+from nam_core.models.nested import NestedAtomsRun
 
 from .helpers import make_run, small_data
 from .test_baselines_helpers import (
@@ -42,15 +43,15 @@ def test_fisan_blocks_monotone_and_coordinate_maxima(use_x):
     d = small_data(seed=2, J=10)
     run = make_run(FiSAN(K=3, L=4, b=0.2, use_x=use_x, init="random", **F64),
                    d.X if use_x else None, d.Y, d.group, seed=2)
-    assert isinstance(run, _FiSANRun)
-    assert_blocks_monotone(run, _FiSANRun.BLOCKS, n_sweeps=6)
+    assert isinstance(run, NestedAtomsRun) and isinstance(run.omega, DirichletWeights)
+    assert_blocks_monotone(run, NestedAtomsRun.BLOCKS, n_sweeps=6)
     checks = [("update_individuals", perturb_attr_simplex("rho")),
-              ("update_atoms_y", perturb_atoms("post_y", "ex_y")),
-              ("update_u", perturb_positive("b_star")),
-              ("update_v", perturb_positive("a_v", "b_v")),
-              ("update_alpha", perturb_concentration("alpha"))]
+              ("update_atoms_y", perturb_atoms("atoms_y")),
+              ("update_u", perturb_positive("omega.b_star")),
+              ("update_v", perturb_positive("pi.a", "pi.b")),
+              ("update_alpha", perturb_concentration("pi.concentration"))]
     if use_x:
-        checks.append(("update_atoms_x", perturb_atoms("post_x", "ex_x")))
+        checks.append(("update_atoms_x", perturb_atoms("atoms_x")))
     assert_coordinate_maxima(run, checks, np.random.default_rng(3))
 
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from nam_core.engine.settings import FitSettings
 from nam_core.models import HDP
-from nam_core.models.hdp import _HDPRun
+from nam_core.models.hdp import HDPRun
 from nam_core.study.methods import METHODS, fit_method
 from nam_core.study.simulate_baselines import simulate_hdp
 
@@ -46,17 +47,17 @@ def test_hdp_blocks_monotone_and_coordinate_maxima(init, trunc, conc):
     model = HDP(K=3, L=5, T=4, init=init, trunc=trunc, gamma=conc, local_rounds=2,
                 memory_budget=1 << 16, **F64)
     run = make_run(model, None, d.Y, d.group, seed=1)
-    assert isinstance(run, _HDPRun) and len(run.spans) > 1
-    assert_blocks_monotone(run, _HDPRun.BLOCKS, n_sweeps=5)
-    assert_blocks_monotone(run, _HDPRun.SWEEP_BLOCKS, n_sweeps=3)
+    assert isinstance(run, HDPRun) and len(run.spans) > 1
+    assert_blocks_monotone(run, HDPRun.BLOCKS, n_sweeps=5)
+    assert_blocks_monotone(run, HDPRun.SWEEP_BLOCKS, n_sweeps=3)
     checks = [("update_zeta", _perturb_local("zeta", 1)),
               ("update_varphi", _perturb_local("varphi", 2)),
               ("update_tables", perturb_positive("a", "b")),
-              ("update_atoms_y", perturb_atoms("post_y", "ex_y")),
-              ("update_B", perturb_positive("g1", "g2")),
+              ("update_atoms_y", perturb_atoms("atoms_y")),
+              ("update_B", perturb_positive("B.a", "B.b")),
               ("update_alpha0", perturb_concentration("alpha0"))]
     if conc is None:
-        checks.append(("update_gamma", perturb_concentration("gamma")))
+        checks.append(("update_gamma", perturb_concentration("B.concentration")))
     assert_coordinate_maxima(run, checks, np.random.default_rng(4))
 
 
@@ -96,8 +97,9 @@ def test_registry_runs_every_method():
     assert set(METHODS) == {"nam", "cam", "fisan", "ndp", "hdp", "dpmix_x", "dpmix_y",
                             "two_stage", "kmeans_oracle"}
     for name in METHODS:
-        r = fit_method(name, X, d.Y, d.group, K=3, L=4, n_init=1, seed=0, device="cpu",
-                       dtype="float64", max_iter=15, oracle_K=2, oracle_L=4)
+        r = fit_method(name, X, d.Y, d.group, seed=0, oracle_K=2, oracle_L=4,
+                       settings=FitSettings(K=3, L=4, n_init=1, device="cpu", dtype="float64",
+                                            max_iter=15))
         if name != "dpmix_y":
             assert r.individual_labels.shape == (8,), name
         if name != "dpmix_x":

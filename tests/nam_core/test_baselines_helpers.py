@@ -43,35 +43,46 @@ def jitter_simplex(p, rng, eps, dim=-1):
     return torch.softmax(torch.log(p.clamp(min=1e-300)) + eps * noise(p, rng), dim=dim)
 
 
-def perturb_attr_simplex(name, dim=-1):
+def _owner(run, path):
+    """The object holding the last part of a dotted attribute path, and that part's name."""
+    *parents, name = path.split(".")
+    for part in parents:
+        run = getattr(run, part)
+    return run, name
+
+
+def perturb_attr_simplex(path, dim=-1):
     def perturb(run, rng, eps):
-        old = getattr(run, name)
-        setattr(run, name, jitter_simplex(old, rng, eps, dim))
-        return lambda: setattr(run, name, old)
+        owner, name = _owner(run, path)
+        old = getattr(owner, name)
+        setattr(owner, name, jitter_simplex(old, rng, eps, dim))
+        return lambda: setattr(owner, name, old)
 
     return perturb
 
 
-def perturb_positive(*names):
+def perturb_positive(*paths):
     """Multiplicative jitter of positive tensors (Beta or Dirichlet parameters)."""
 
     def perturb(run, rng, eps):
-        old = [getattr(run, n) for n in names]
-        for n, v in zip(names, old, strict=True):
-            setattr(run, n, v * torch.exp(eps * noise(v, rng)))
+        slots = [_owner(run, p) for p in paths]
+        old = [getattr(owner, n) for owner, n in slots]
+        for (owner, n), v in zip(slots, old, strict=True):
+            setattr(owner, n, v * torch.exp(eps * noise(v, rng)))
 
         def undo():
-            for n, v in zip(names, old, strict=True):
-                setattr(run, n, v)
+            for (owner, n), v in zip(slots, old, strict=True):
+                setattr(owner, n, v)
 
         return undo
 
     return perturb
 
 
-def perturb_atoms(post_name, ex_name):
+def perturb_atoms(component):
     def perturb(run, rng, eps):
-        post, ex = getattr(run, post_name), getattr(run, ex_name)
+        atoms = getattr(run, component)
+        post, ex = atoms.post, atoms.ex
         A = noise(post.scale_inv, rng)
         new = dataclasses.replace(
             post,
@@ -80,21 +91,20 @@ def perturb_atoms(post_name, ex_name):
             dof=post.dof + eps * noise(post.dof, rng),
             scale_inv=post.scale_inv + eps * 0.5 * (A + A.transpose(-1, -2)) * post.scale_inv.abs().mean(),
         )
-        setattr(run, post_name, new)
-        setattr(run, ex_name, nw.expectations(new))
+        atoms.post, atoms.ex = new, nw.expectations(new)
 
         def undo():
-            setattr(run, post_name, post)
-            setattr(run, ex_name, ex)
+            atoms.post, atoms.ex = post, ex
 
         return undo
 
     return perturb
 
 
-def perturb_concentration(name):
+def perturb_concentration(path):
     def perturb(run, rng, eps):
-        conc = getattr(run, name)
+        owner, name = _owner(run, path)
+        conc = getattr(owner, name)
         shape, rate = conc.shape, conc.rate
         conc.shape = shape * float(np.exp(eps * rng.normal()))
         conc.rate = rate * float(np.exp(eps * rng.normal()))

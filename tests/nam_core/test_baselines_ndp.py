@@ -6,7 +6,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 from nam_core.models import CAM, NestedDP
-from nam_core.models.ndp import _NDPRun, individual_spans
+from nam_core.models.ndp import NDPRun, individual_spans
 from nam_core.study.simulate_baselines import simulate_ndp
 
 from .helpers import make_run
@@ -46,17 +46,17 @@ def test_ndp_blocks_monotone_and_coordinate_maxima(use_x, trunc):
     model = NestedDP(K=3, L=4, use_x=use_x, trunc_u=trunc, trunc_v=trunc, init="random",
                      memory_budget=1 << 16, **F64)
     run = make_run(model, d.X if use_x else None, d.Y, d.group, seed=1)
-    assert isinstance(run, _NDPRun) and len(run.spans) > 1
-    assert_blocks_monotone(run, _NDPRun.BLOCKS, n_sweeps=5)
-    assert_blocks_monotone(run, _NDPRun.SWEEP_BLOCKS, n_sweeps=3)
+    assert isinstance(run, NDPRun) and len(run.spans) > 1
+    assert_blocks_monotone(run, NDPRun.BLOCKS, n_sweeps=5)
+    assert_blocks_monotone(run, NDPRun.SWEEP_BLOCKS, n_sweeps=3)
     checks = [("update_individuals", _perturb_rho),
-              ("update_atoms_y", perturb_atoms("post_y", "ex_y")),
-              ("update_u", perturb_positive("a_u", "b_u")),
-              ("update_v", perturb_positive("a_v", "b_v")),
-              ("update_beta", perturb_concentration("beta")),
-              ("update_alpha", perturb_concentration("alpha"))]
+              ("update_atoms_y", perturb_atoms("atoms_y")),
+              ("update_u", perturb_positive("omega.a", "omega.b")),
+              ("update_v", perturb_positive("pi.a", "pi.b")),
+              ("update_beta", perturb_concentration("omega.concentration")),
+              ("update_alpha", perturb_concentration("pi.concentration"))]
     if use_x:
-        checks.append(("update_atoms_x", perturb_atoms("post_x", "ex_x")))
+        checks.append(("update_atoms_x", perturb_atoms("atoms_x")))
     assert_coordinate_maxima(run, checks, np.random.default_rng(2))
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nam_core import NAM
-from nam_core.models.nam import _NAMRun
+from nam_core.models.nested import NestedAtomsRun
 
 from .helpers import make_run, small_data
 from .test_baselines_helpers import (
@@ -39,7 +39,7 @@ def _run(setting, seed, init="random"):
 @pytest.mark.parametrize("setting", SETTINGS)
 @pytest.mark.parametrize("seed", [0, 1])
 def test_elbo_never_decreases_after_any_block(setting, seed):
-    assert_blocks_monotone(_run(setting, seed), _NAMRun.BLOCKS, n_sweeps=12)
+    assert_blocks_monotone(_run(setting, seed), NestedAtomsRun.BLOCKS, n_sweeps=12)
 
 
 def _perturb_xi(run, rng, eps):
@@ -56,12 +56,12 @@ def _perturb_xi(run, rng, eps):
 PERTURBATIONS = [
     ("update_cells", _perturb_xi),
     ("update_individuals", perturb_attr_simplex("rho", dim=1)),
-    ("update_atoms_y", perturb_atoms("post_y", "ex_y")),
-    ("update_atoms_x", perturb_atoms("post_x", "ex_x")),
-    ("update_u", perturb_positive("a_u", "b_u")),
-    ("update_v", perturb_positive("a_v", "b_v")),
-    ("update_beta", perturb_concentration("beta")),
-    ("update_alpha", perturb_concentration("alpha")),
+    ("update_atoms_y", perturb_atoms("atoms_y")),
+    ("update_atoms_x", perturb_atoms("atoms_x")),
+    ("update_u", perturb_positive("omega.a", "omega.b")),
+    ("update_v", perturb_positive("pi.a", "pi.b")),
+    ("update_beta", perturb_concentration("omega.concentration")),
+    ("update_alpha", perturb_concentration("pi.concentration")),
 ]
 
 
@@ -76,9 +76,9 @@ def test_each_block_is_a_coordinate_maximum(setting):
     for block, perturb in PERTURBATIONS:
         if block == "update_atoms_x" and not run.use_x:
             continue
-        if block == "update_v" and run.a_v.numel() == 0:
+        if block == "update_v" and run.pi.a.numel() == 0:
             continue
-        conc = {"update_beta": run.beta, "update_alpha": run.alpha}.get(block)
+        conc = {"update_beta": run.omega.concentration, "update_alpha": run.pi.concentration}.get(block)
         if conc is not None and conc.fixed is not None:
             continue
         getattr(run, block)()
@@ -100,5 +100,5 @@ def test_literal_appendix_update_is_not_optimal():
     run.update_u()
     best = run.elbo()
     counts = run.stats.counts
-    run.a_u = 1.0 + counts[: run.n_u, None].expand_as(run.a_u)
+    run.omega.a = 1.0 + counts[: run.omega.n_random, None].expand_as(run.omega.a)
     assert run.elbo() < best

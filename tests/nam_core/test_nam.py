@@ -8,6 +8,7 @@ import torch
 from sklearn.metrics import adjusted_rand_score
 
 from nam_core import NAM, ConvergenceWarning, NAMInputError, select_best, simulate
+from nam_core.engine.merges import greedy_merges
 
 from .helpers import make_run, small_data
 
@@ -104,7 +105,7 @@ def test_merge_step_raises_the_elbo_or_leaves_the_state_exactly():
     run = make_run(model, data.X, data.Y, data.group)
     for _ in range(30):
         elbo = run.sweep()
-    accepted = run.merge_individual_clusters(elbo, 1e-10)
+    accepted = greedy_merges(run, elbo, 1e-10)
     assert accepted, "the k-means start leaves redundant clusters after 30 sweeps"
     gains = [elbo] + [e for _, _, e in accepted]
     assert all(b > a for a, b in zip(gains[:-1], gains[1:], strict=True))
@@ -112,7 +113,7 @@ def test_merge_step_raises_the_elbo_or_leaves_the_state_exactly():
     assert (run.rho[:, [drop for _, drop, _ in accepted]].sum(0) < 1e-3).all()  # emptied
     # at the end of the greedy search no merge helps: a second call changes nothing
     rho, final = run.rho.clone(), run.elbo()
-    assert run.merge_individual_clusters(final, 1e-10) == []
+    assert greedy_merges(run, final, 1e-10) == []
     assert torch.equal(run.rho, rho) and run.elbo() == final
     assert run.sweep() >= final * (1 + 1e-10)  # the next sweep continues from the merged state
 

@@ -6,7 +6,7 @@ import torch
 from sklearn.mixture import BayesianGaussianMixture
 
 from nam_core import NAM
-from nam_core.models.nam import _NAMRun
+from nam_core.models.nested import NestedAtomsRun
 
 from .helpers import make_run, sklearn_constant
 
@@ -36,12 +36,12 @@ def _sklearn(Z, resp0, conc):
     return gm
 
 
-def _x_part(run: _NAMRun) -> float:
-    return sum(v for k, v in run.elbo_terms().items() if k in _NAMRun.X_PART)
+def _x_part(run: NestedAtomsRun) -> float:
+    return sum(v for k, v in run.elbo_terms().items() if k in NestedAtomsRun.X_PART)
 
 
-def _y_part(run: _NAMRun) -> float:
-    return sum(v for k, v in run.elbo_terms().items() if k not in _NAMRun.X_PART)
+def _y_part(run: NestedAtomsRun) -> float:
+    return sum(v for k, v in run.elbo_terms().items() if k not in NestedAtomsRun.X_PART)
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +75,15 @@ def test_y_layer_equals_sklearn(blobs, quad):
         assert abs(_y_part(run) - ours[-1]) < 1e-9 * abs(ours[-1])  # x part is exactly 0 here
     np.testing.assert_allclose(np.array(ours), np.array(gm.lower_bounds_) + C, rtol=1e-10)
 
-    post = run.post_y
+    post = run.atoms_y.post
     shift = run.data.y_shift.numpy()
     np.testing.assert_allclose(post.mean.numpy() + shift, gm.means_, rtol=1e-8, atol=1e-9)
     np.testing.assert_allclose(post.mean_precision.numpy(), gm.mean_precision_, rtol=1e-8)
     np.testing.assert_allclose(post.dof.numpy(), gm.degrees_of_freedom_, rtol=1e-8)
     cov = post.scale_inv.numpy() / post.dof.numpy()[:, None, None]
     np.testing.assert_allclose(cov, gm.covariances_, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(run.a_u[:, 0].numpy(), gm.weight_concentration_[0], rtol=1e-8)
-    np.testing.assert_allclose(run.b_u[:, 0].numpy(), gm.weight_concentration_[1], rtol=1e-8)
+    np.testing.assert_allclose(run.omega.a[:, 0].numpy(), gm.weight_concentration_[0], rtol=1e-8)
+    np.testing.assert_allclose(run.omega.b[:, 0].numpy(), gm.weight_concentration_[1], rtol=1e-8)
 
     run.keep_xi = True
     run.update_cells()
@@ -113,14 +113,14 @@ def test_x_layer_equals_sklearn():
         run.sweep()
         ours.append(_x_part(run))
     np.testing.assert_allclose(np.array(ours), np.array(gm.lower_bounds_) + C, rtol=1e-10)
-    post = run.post_x
+    post = run.atoms_x.post
     np.testing.assert_allclose(post.mean.numpy() + run.data.x_shift.numpy(), gm.means_, rtol=1e-8, atol=1e-9)
     np.testing.assert_allclose(post.dof.numpy(), gm.degrees_of_freedom_, rtol=1e-8)
     np.testing.assert_allclose(post.mean_precision.numpy(), gm.mean_precision_, rtol=1e-8)
     cov = post.scale_inv.numpy() / post.dof.numpy()[:, None, None]
     np.testing.assert_allclose(cov, gm.covariances_, rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(run.a_v.numpy(), gm.weight_concentration_[0], rtol=1e-8)
-    np.testing.assert_allclose(run.b_v.numpy(), gm.weight_concentration_[1], rtol=1e-8)
+    np.testing.assert_allclose(run.pi.a.numpy(), gm.weight_concentration_[0], rtol=1e-8)
+    np.testing.assert_allclose(run.pi.b.numpy(), gm.weight_concentration_[1], rtol=1e-8)
     run.update_cells()
     run.update_individuals()
     np.testing.assert_allclose(run.rho.numpy(), gm.predict_proba(X), rtol=1e-7, atol=1e-9)

@@ -1,0 +1,139 @@
+"""The engine: model registry, layering of imports, settings, checkpoints and resume after a kill."""
+
+import ast
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nam_core import NAM, NAMInputError
+from nam_core.engine import estimator
+from nam_core.engine.settings import FitSettings
+from nam_core.models import CAM, HDP, NestedDP
+
+from .helpers import small_data
+
+PACKAGE = Path(__file__).resolve().parents[2] / "nam_core"
+
+
+def _imports(path: Path) -> set[str]:
+    """Modules a file imports, resolved to names below nam_core (relative imports only)."""
+    tree = ast.parse(path.read_text())
+    here = path.relative_to(PACKAGE).parent.parts
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = here[: len(here) - node.level + 1]
+            found.add(".".join([*base, *(node.module.split(".") if node.module else [])]))
+    return found
+
+
+@pytest.mark.parametrize("room, forbidden", [
+    ("engine", ("models", "study", "results", "inputs")),
+    ("components", ("engine", "models", "study", "results", "inputs")),
+    ("models", ("study", "results", "inputs")),
+    ("inputs", ("study", "results", "models", "engine")),
+])
+def test_imports_run_one_way(room, forbidden):
+    for path in (PACKAGE / room).glob("*.py"):
+        for module in _imports(path):
+            assert module.split(".")[0] not in forbidden, (path.name, module)
+
+
+def test_models_register_themselves_and_are_substitutable():
+    for name in ("NAM", "CAM", "FiSAN", "DPMixture", "NestedDP", "HDP", "TwoStage"):
+        assert name in estimator._REGISTRY
+    assert not hasattr(NestedDP, "predict") and not hasattr(HDP, "predict")
+    assert not isinstance(HDP(), NAM) and not isinstance(NestedDP(), NAM)
+    assert isinstance(CAM(), NAM)
+
+
+def test_fit_settings_from_config_names_unknown_keys():
+    s = FitSettings.from_config({"K": 4, "L": 6, "s": [2.0, 1.0], "seeds": [0]}, ignore=("seeds",))
+    assert (s.K, s.L, s.s) == (4, 6, (2.0, 1.0))
+    with pytest.raises(NAMInputError, match="unknown setting.*merj"):
+        FitSettings.from_config({"merj": True})
+
+
+def test_alternatives_are_recorded_in_fitted_labels():
+    d = small_data(seed=2, J=24, n_clusters=2)
+    model = NAM(K=6, L=5, n_init=1, seed=0, device="cpu", dtype="float64", verbose=False)
+    model.fit(d.X, d.Y, d.group)
+    assert model.alternatives_, "the k-means start opens redundant clusters: merges are tried"
+    for a in model.alternatives_:
+        assert {"search", "keep", "drop", "n_clusters", "elbo", "accepted"} <= set(a)
+        assert 0 <= a["keep"] < 6 and 0 <= a["drop"] < 6
+    accepted = [a for a in model.alternatives_ if a["accepted"]]
+    assert len(accepted) == model.restarts_[0]["merges"]
+
+
+KILLER = textwrap.dedent("""
+    import os, signal, sys
+    import numpy as np
+    from nam_core import NAM
+    from nam_core.models.nested import NestedAtomsRun
+
+    sig, restart, after = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    data = np.load(sys.argv[1])
+    calls = {"n": 0}
+    sweep = NestedAtomsRun.sweep
+
+    def counting_sweep(self):
+        calls["n"] += 1
+        if calls["n"] == after:
+            os.kill(os.getpid(), getattr(signal, sig))
+        return sweep(self)
+
+    NestedAtomsRun.sweep = counting_sweep
+    NAM(**eval(sys.argv[5])).fit(data["X"], data["Y"], data["g"])
+""")
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_killed_fit_resumes_from_its_checkpoint_to_the_same_result(tmp_path, sig):
+    d = small_data(seed=4, J=16, n_clusters=2, mean_cells=20)
+    np.savez(tmp_path / "data.npz", X=d.X, Y=d.Y, g=d.group)
+    ckpt = tmp_path / "fit.ckpt.npz"
+    params = dict(K=4, L=5, n_init=2, seed=0, device="cpu", dtype="float64", verbose=False,
+                  checkpoint_every=3)
+    reference = NAM(**params).fit(d.X, d.Y, d.group)
+    first = len(reference.restarts_) and reference.restarts_[0]["n_iter"]
+    # killed in the second restart, after the first finished
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLER, str(tmp_path / "data.npz"), sig, "1", str(first + 5),
+         repr(params | {"checkpoint": str(ckpt)})], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    if sig == "SIGKILL":
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert "SIGTERM after sweep" in proc.stderr
+    assert ckpt.exists()
+    resumed = NAM(**params, checkpoint=ckpt).fit(d.X, d.Y, d.group)
+    assert resumed.elbo_ == pytest.approx(reference.elbo_, rel=1e-10)
+    np.testing.assert_array_equal(resumed.individual_labels_, reference.individual_labels_)
+    np.testing.assert_array_equal(resumed.cell_labels_, reference.cell_labels_)
+    assert [r["n_iter"] for r in resumed.restarts_] == [r["n_iter"] for r in reference.restarts_]
+    assert not ckpt.exists(), "a completed fit removes its checkpoint"
+
+
+def test_checkpoint_of_another_fit_is_not_resumed(tmp_path, caplog):
+    d = small_data(seed=5)
+    ckpt = tmp_path / "c.npz"
+    params = dict(K=3, L=4, n_init=1, seed=0, device="cpu", dtype="float64", verbose=False)
+    # a checkpoint left by a fit with other settings
+    from nam_core.engine.checkpoint import Checkpoint
+
+    model = NAM(**params, checkpoint=ckpt)
+    run, data = model.initialised_run(d.X, d.Y, d.group)
+    other = Checkpoint(ckpt, 1, "NAM", {"K": 99}, data)
+    prog = estimator._Progress(0, 0)
+    prog.elbo_trace = [run.sweep()]
+    other.write_current(run, prog)
+    with caplog.at_level("WARNING"):
+        fitted = model.fit(d.X, d.Y, d.group)
+    assert "belongs to another fit" in caplog.text
+    assert fitted.elbo_ == pytest.approx(NAM(**params).fit(d.X, d.Y, d.group).elbo_, rel=1e-12)
