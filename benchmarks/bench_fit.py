@@ -16,6 +16,9 @@ Example (the README's table)::
 
     python benchmarks/bench_fit.py --n-cells 100000 1270000
 
+``--atoms gaussian student_t`` times both cell-atom families alternately (``--repeats``) and
+prints the ratio of their median seconds per sweep.
+
 ``--compare-tree DIR`` (a checkout of another commit) runs NAM from that tree and from this one,
 alternately ``--repeats`` times in the same run, and prints the ratio of their median seconds
 per sweep (a refactor's cost)::
@@ -47,7 +50,7 @@ def make_data(n_cells: int, seed: int = 0):
     )
 
 
-def run_nam(n_cells: int, threads: int, max_sweeps: int, dtype: str) -> dict:
+def run_nam(n_cells: int, threads: int, max_sweeps: int, dtype: str, atoms: str = "gaussian") -> dict:
     import torch
 
     from nam_core import NAM
@@ -56,12 +59,12 @@ def run_nam(n_cells: int, threads: int, max_sweeps: int, dtype: str) -> dict:
     data = make_data(n_cells)
     t0 = time.perf_counter()
     model = NAM(K=K, L=L, n_init=1, seed=0, max_iter=max_sweeps, dtype=dtype, device="cpu",
-                verbose=False).fit(data.X, data.Y, data.group)
+                atoms=atoms, verbose=False).fit(data.X, data.Y, data.group)
     total = time.perf_counter() - t0
     restart = model.restarts_[0]
     init = total - restart["seconds"]
     return {
-        "tool": "nam", "n_cells": int(data.Y.shape[0]), "threads": threads, "dtype": dtype,
+        "tool": "nam", "atoms": atoms, "n_cells": int(data.Y.shape[0]), "threads": threads, "dtype": dtype,
         "seconds_per_sweep": (restart["seconds"] - restart["merge_seconds"]) / model.n_iter_,
         "sweeps": model.n_iter_, "converged": bool(model.converged_),
         "merges": restart["merges"], "seconds_merge_search": restart["merge_seconds"],
@@ -100,14 +103,14 @@ def run_sklearn(n_cells: int, threads: int, iters: int) -> dict:
 
 def child(args) -> None:
     if args.tool == "nam":
-        out = run_nam(args.n, args.nam_threads, args.max_sweeps, args.dtype)
+        out = run_nam(args.n, args.nam_threads, args.max_sweeps, args.dtype, args.atoms[0])
     else:
         out = run_sklearn(args.n, args.sklearn_threads, args.sklearn_iters)
     out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     print(json.dumps(out), flush=True)
 
 
-def spawn(tool: str, n: int, args, tree: str | None = None) -> dict:
+def spawn(tool: str, n: int, args, tree: str | None = None, atoms: str = "gaussian") -> dict:
     threads = str(args.nam_threads if tool == "nam" else args.sklearn_threads)
     env = dict(os.environ, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     if tree is not None:  # import nam_core from that checkout
@@ -115,10 +118,26 @@ def spawn(tool: str, n: int, args, tree: str | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", tool, "--n", str(n), "--nam-threads", str(args.nam_threads),
            "--sklearn-threads", str(args.sklearn_threads), "--sklearn-iters", str(args.sklearn_iters),
            "--max-sweeps", str(args.max_sweeps), "--dtype", args.dtype]
+    if tree is None:  # another tree may predate the option
+        cmd += ["--atoms", atoms]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     out = json.loads(proc.stdout.strip().splitlines()[-1]) | {"tree": tree or "."}
     print(json.dumps(out), flush=True)
     return out
+
+
+def compare_atoms(n: int, args) -> None:
+    """Each atom family alternately, same data; medians of s/sweep and their ratio to the first."""
+    import statistics
+
+    times = {a: [] for a in args.atoms}
+    for _ in range(args.repeats):
+        for a in args.atoms:
+            times[a].append(spawn("nam", n, args, atoms=a)["seconds_per_sweep"])
+    base = statistics.median(times[args.atoms[0]])
+    print(json.dumps({"n_cells": n} | {f"median_seconds_per_sweep_{a}": statistics.median(v) for a, v in times.items()}
+                     | {f"ratio_{a}_over_{args.atoms[0]}": statistics.median(v) / base for a, v in times.items()}),
+          flush=True)
 
 
 def compare_trees(n: int, args) -> None:
@@ -148,6 +167,8 @@ def main() -> None:
     parser.add_argument("--n", type=int)
     parser.add_argument("--compare-tree", help="checkout of another commit to compare NAM against")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--atoms", nargs="+", default=["gaussian"], choices=["gaussian", "student_t"],
+                        help="cell-atom families to time; two give their ratio, alternately --repeats times")
     args = parser.parse_args()
     if args.tool:
         child(args)
@@ -155,6 +176,9 @@ def main() -> None:
     for n in args.n_cells:
         if args.compare_tree:
             compare_trees(n, args)
+            continue
+        if len(args.atoms) > 1:
+            compare_atoms(n, args)
             continue
         nam = spawn("nam", n, args)
         if args.skip_sklearn:

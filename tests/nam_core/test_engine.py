@@ -137,3 +137,18 @@ def test_checkpoint_of_another_fit_is_not_resumed(tmp_path, caplog):
         fitted = model.fit(d.X, d.Y, d.group)
     assert "belongs to another fit" in caplog.text
     assert fitted.elbo_ == pytest.approx(NAM(**params).fit(d.X, d.Y, d.group).elbo_, rel=1e-12)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name", ["nam", "fisan", "ndp"])
+def test_fits_saved_before_the_redesign_still_load(name):
+    """Files written by the flat-layout engine (commit e9e2983) load, label and predict as then."""
+    model = estimator.VariationalEstimator.load(DATA / f"saved_v0_{name}.npz")
+    with np.load(DATA / f"saved_v0_{name}_expected.npz") as expected, np.load(DATA / "saved_v0_data.npz") as d:
+        np.testing.assert_array_equal(model.cell_labels_, expected["cell_labels"])
+        np.testing.assert_array_equal(model.individual_labels_, expected["individual_labels"])
+        assert model.elbo_ == float(expected["elbo"])
+        if name != "ndp":
+            np.testing.assert_array_equal(model.predict(d["Y"], d["group"]), expected["predicted"])
