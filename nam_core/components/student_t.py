@@ -1,4 +1,4 @@
-"""Student-t atoms by the Gamma scale-mixture augmentation (``docs/model.md`` section 12).
+"""Student-t atoms by the Gamma scale-mixture augmentation (``docs/model.md`` section 11).
 
 Cell n on atom l: y_n | w_nl, M_n = l ~ N(mu_l, (w_nl Lambda_l)^{-1}), w_nl ~ Gamma(nu_l/2, nu_l/2)
 (rate), so y_n | M_n = l is a multivariate Student-t with nu_l degrees of freedom

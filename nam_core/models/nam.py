@@ -57,7 +57,7 @@ class NAM(NestedAtomsEstimator):
     cache_features : bool or "auto"
         Keep the cell features phi(y) between sweeps ("auto": when they fit in memory_budget).
     atoms : {"gaussian", "student_t"}
-        Family of the cell atoms. Student-t atoms (``docs/model.md`` section 12) give each
+        Family of the cell atoms. Student-t atoms (``docs/model.md`` section 11) give each
         cell a latent precision scale, so a cell type whose cells spread with heavier tails
         than a Gaussian (fewer UMIs, noise PCs) stays one atom.
     dof : float or None

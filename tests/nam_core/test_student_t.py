@@ -1,4 +1,4 @@
-"""Student-t cell atoms (docs/model.md section 12): monotone, coordinate-optimal, independent check."""
+"""Student-t cell atoms (docs/model.md section 11): monotone, coordinate-optimal, independent check."""
 
 import math
 
