@@ -23,9 +23,19 @@ if str(ROOT) not in sys.path:
 logger = logging.getLogger("nam_workflow")
 
 
+def _console_handler() -> logging.Handler:
+    """Warnings of nam_core and of the scripts on stderr, which Snakemake shows on the console."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(lambda record: record.name.startswith(("nam_core", "nam_workflow", "__")))
+    handler.setFormatter(logging.Formatter("NAM %(levelname)s: %(message)s"))
+    return handler
+
+
 @contextlib.contextmanager
 def logged(path_log):
-    """Send logging and warnings to ``path_log``; log any exception before re-raising it."""
+    """Send logging and warnings to ``path_log`` (and nam warnings to the console too); log any
+    exception before re-raising it."""
     logging.basicConfig(
         filename=path_log,
         filemode="w",
@@ -33,6 +43,7 @@ def logged(path_log):
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    logging.getLogger().addHandler(_console_handler())
     logging.captureWarnings(True)
     warnings.simplefilter("default")
     try:
