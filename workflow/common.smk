@@ -128,13 +128,14 @@ check_device()
 
 
 def get_producers(wildcards, input):
-    """{input name: rule that writes it} for the inputs made by this workflow (param)."""
+    """{input path: rule that writes it} for the inputs made by this workflow (a param, so a
+    script can name the rule and the fix when an input is damaged)."""
     producers = {}
-    for name, paths in input.items():
-        path = paths if isinstance(paths, str) else paths[0]
-        for rule in workflow.rules:
-            if rule.is_producer(path):
-                producers[name] = rule.name
+    for paths in input.values():
+        for path in [paths] if isinstance(paths, str) else paths:
+            for rule in workflow.rules:
+                if rule.is_producer(path):
+                    producers[str(path)] = rule.name
     return producers
 
 
