@@ -12,7 +12,8 @@ def load_io_module():
 
 
 def find_damaged_outputs():
-    """(path, rule) of every existing output of this cohort that fails nam_core's cheap check.
+    """(path, producer, problem, io module) of each existing output of this cohort that fails
+    nam_core's cheap check.
 
     Snakemake decides what to rerun from modification times, the code, params and the set of
     inputs, never from content, so a truncated intermediate would be trusted (or its consumer
@@ -21,13 +22,13 @@ def find_damaged_outputs():
     io = load_io_module()
     prefix = f"results/{config['cohort']}/"
     damaged = []
-    for rule in workflow.rules:
-        for pattern in rule.output:
+    for producer in workflow.rules:
+        for pattern in producer.output:
             if not str(pattern).startswith(prefix):
                 continue
             for path in glob.glob(re.sub(r"\{[^}]+\}", "*", str(pattern))):
                 if os.path.isfile(path) and (problem := io.intact_problem(path)):
-                    damaged.append((path, rule.name, problem, io))
+                    damaged.append((path, producer.name, problem, io))
     return damaged
 
 
@@ -35,16 +36,16 @@ def remove_damaged_outputs():
     """Remove damaged outputs so that this run rebuilds them and what was made from them."""
     if not workflow.is_main_process:
         return
-    for path, rule, problem, io in find_damaged_outputs():
+    for path, producer, problem, io in find_damaged_outputs():
         if workflow.dryrun:
             print(
-                f"NAM: {io.corrupt_file_message(path, problem, rule)}; a real run removes it",
+                f"NAM: {io.corrupt_file_message(path, problem, producer)}; a real run removes it",
                 file=sys.stderr,
             )
             continue
         os.remove(path)
         print(
-            f"NAM: removed {path}, which {problem}; rule {rule} rebuilds it in this run, "
+            f"NAM: removed {path}, which {problem}; {producer} rebuilds it in this run, "
             "and every output made from it",
             file=sys.stderr,
         )

@@ -131,11 +131,11 @@ def get_producers(wildcards, input):
     """{input path: rule that writes it} for the inputs made by this workflow (a param, so a
     script can name the rule and the fix when an input is damaged)."""
     producers = {}
-    for paths in input.values():
+    for _, paths in input.items():
         for path in [paths] if isinstance(paths, str) else paths:
-            for rule in workflow.rules:
-                if rule.is_producer(path):
-                    producers[str(path)] = rule.name
+            for candidate in workflow.rules:
+                if candidate.is_producer(path):
+                    producers[str(path)] = candidate.name
     return producers
 
 
