@@ -118,11 +118,15 @@ def intact_problem(path: str | os.PathLike) -> str | None:
 
 def corrupt_file_message(path: str | os.PathLike, problem: str, made_by: str | None) -> str:
     """The message for a damaged intermediate: the file, what is wrong, the rule, the fix."""
-    rule = f" It was made by rule {made_by}." if made_by else ""
-    return (
-        f"{os.fspath(path)} {problem}.{rule} Delete it and rerun snakemake: the workflow "
-        f"rebuilds it and everything made from it (rm {os.fspath(path)})"
-    )
+    if made_by:
+        fix = (
+            f" It was made by rule {made_by}: rebuild it and everything made from it with "
+            f"`snakemake --forcerun {made_by} ...` (deleting it alone reruns nothing when the "
+            "outputs made from it exist)"
+        )
+    else:
+        fix = " Replace it with a complete copy"
+    return f"{os.fspath(path)} {problem}.{fix}"
 
 
 def read_intermediate(

@@ -13,12 +13,7 @@ def load_io_module():
 
 def find_damaged_outputs():
     """(path, producer, problem, io module) of each existing output of this cohort that fails
-    nam_core's cheap check.
-
-    Snakemake decides what to rerun from modification times, the code, params and the set of
-    inputs, never from content, so a truncated intermediate would be trusted (or its consumer
-    would fail on it at every run). Checked here, at parse time, before the DAG is built.
-    """
+    nam_core's cheap check."""
     io = load_io_module()
     prefix = f"results/{config['cohort']}/"
     damaged = []
@@ -28,27 +23,35 @@ def find_damaged_outputs():
                 continue
             for path in glob.glob(re.sub(r"\{[^}]+\}", "*", str(pattern))):
                 if os.path.isfile(path) and (problem := io.intact_problem(path)):
-                    damaged.append((path, producer.name, problem, io))
+                    damaged.append((path, producer, problem, io))
     return damaged
 
 
-def remove_damaged_outputs():
-    """Remove damaged outputs so that this run rebuilds them and what was made from them."""
+def mark_damaged_outputs():
+    """Make this run rebuild every damaged output and everything made from it.
+
+    Snakemake decides what to rerun from modification times (and params, code, the set of
+    inputs), never from content, and it rebuilds a missing intermediate only when a job that
+    reads it must run anyway: deleting a damaged intermediate would leave the stale results
+    downstream in place ("Nothing to be done"). Setting the damaged file's modification time
+    to 1970 makes it older than the inputs of the rule that wrote it, so that rule reruns, and
+    then every rule downstream (their input is new). An output of a rule without inputs (the
+    demo cohort) is deleted instead; it is rebuilt when a job needs it. Runs at parse time,
+    before the DAG is built, also in a dry run (the plan then shows the rebuild).
+    """
     if not workflow.is_main_process:
         return
     for path, producer, problem, io in find_damaged_outputs():
-        if workflow.dryrun:
-            print(
-                f"NAM: {io.corrupt_file_message(path, problem, producer)}; a real run removes it",
-                file=sys.stderr,
-            )
-            continue
-        os.remove(path)
+        if producer.input:
+            os.utime(path, (0, 0))
+            action = f"marked it out of date: rule {producer.name} rebuilds it"
+        else:
+            os.remove(path)
+            action = f"removed it: rule {producer.name} rebuilds it when it is needed"
         print(
-            f"NAM: removed {path}, which {problem}; {producer} rebuilds it in this run, "
-            "and every output made from it",
+            f"NAM: {path} {problem}; {action}, and every output made from it is rebuilt",
             file=sys.stderr,
         )
 
 
-remove_damaged_outputs()
+mark_damaged_outputs()
