@@ -15,9 +15,10 @@ def match(
     max_lost_fraction: float | None = None,
     n_pcs: int | None = None,
     chunk_snps: int = 20_000,
+    snp_filters: dict | None = None,
 ):
     """Validate both inputs, match the .fam IIDs to the cells' individuals, write the table."""
-    plink = validate_plink(path_bfile, n_pcs, chunk_snps=chunk_snps)
+    plink = validate_plink(path_bfile, n_pcs, chunk_snps=chunk_snps, **(snp_filters or {}))
     cells = read_counts(path_counts, individual_column)
     result = match_individuals(
         plink.fam["iid"],
@@ -46,4 +47,5 @@ if "snakemake" in globals():
             snakemake.params.max_lost_fraction,
             snakemake.params.n_pcs,
             snakemake.params.chunk_snps,
+            snakemake.params.snp_filters,
         )

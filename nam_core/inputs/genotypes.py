@@ -250,6 +250,9 @@ class BedScan:
         inbreeding F). 0 when every SNP is monomorphic for the first allele.
     n_snps_bad_padding : int
         SNPs whose last byte has non-zero bits past the last .fam individual.
+    n_snps_passing : int
+        SNPs that pass the filters of :func:`snp_filter` (MAF and missingness), as the genotype
+        PCs will use them; -1 when the scan was not given the filters.
     """
 
     n_snps: int
@@ -257,6 +260,7 @@ class BedScan:
     n_hom_first: np.ndarray
     log_max_chance_all_hom_first: float
     n_snps_bad_padding: int
+    n_snps_passing: int = -1
 
 
 @dataclasses.dataclass
@@ -292,7 +296,13 @@ def _code_table() -> np.ndarray:
 _CODES = _code_table()
 
 
-def scan_bed(bed: Path, n_individuals: int, n_snps: int, chunk_snps: int = 20_000) -> BedScan:
+def scan_bed(
+    bed: Path,
+    n_individuals: int,
+    n_snps: int,
+    chunk_snps: int = 20_000,
+    filters: tuple[float, float] | None = None,
+) -> BedScan:
     """Count missing and first-allele-homozygous calls of each individual, block by block.
 
     Reads the .bed ``chunk_snps`` SNPs at a time (``chunk_snps * ceil(J / 4)`` bytes, decoded to
@@ -308,6 +318,8 @@ def scan_bed(bed: Path, n_individuals: int, n_snps: int, chunk_snps: int = 20_00
         M, the .bim line count.
     chunk_snps : int
         SNPs per block.
+    filters : (min_maf, max_missing), optional
+        Also count the SNPs that pass these filters (:func:`snp_filter`).
 
     Returns
     -------
@@ -320,6 +332,7 @@ def scan_bed(bed: Path, n_individuals: int, n_snps: int, chunk_snps: int = 20_00
     n_hom_first = np.zeros(n_individuals, dtype=np.int64)
     log_chance = 0.0
     bad_padding = 0
+    passing = 0 if filters else -1
     with open(bed, "rb") as handle:
         handle.seek(3)
         for start in range(0, n_snps, chunk_snps):
@@ -335,9 +348,13 @@ def scan_bed(bed: Path, n_individuals: int, n_snps: int, chunk_snps: int = 20_00
             n_missing += missing.sum(axis=0)
             called = 2 * (n_individuals - missing.sum(axis=1))
             first = 2 * hom_first.sum(axis=1) + (codes == 2).sum(axis=1)
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):
                 log_chance += float(np.log(first[called > 0] / called[called > 0]).sum())
-    return BedScan(n_snps, n_missing, n_hom_first, log_chance, bad_padding)
+                freq = first / called  # NaN where every call is missing
+            if filters:
+                stats = _SnpStats(freq, 1.0 - called / (2.0 * n_individuals), None)
+                passing += int(snp_filter(stats, *filters)[0].sum())
+    return BedScan(n_snps, n_missing, n_hom_first, log_chance, bad_padding, passing)
 
 
 def _check_scan(paths: dict[str, Path], fam: pd.DataFrame, scan: BedScan) -> list[str]:
@@ -382,6 +399,8 @@ def validate_plink(
     *,
     scan: bool = True,
     chunk_snps: int = 20_000,
+    min_maf: float | None = None,
+    max_missing: float | None = None,
 ) -> PlinkSummary:
     """Check a PLINK 1 fileset before any long computation.
 
@@ -407,6 +426,9 @@ def validate_plink(
         Read the genotype codes (one pass over the .bed, about 1 s per 10^8 genotypes).
     chunk_snps : int
         SNPs per block of the scan.
+    min_maf, max_missing : float, optional
+        The SNP filters of the genotype PCs (:func:`compute_genotype_pcs`); when both are given
+        with ``n_pcs``, the scan also requires at least ``n_pcs`` SNPs to pass them.
 
     Returns
     -------
@@ -420,15 +442,22 @@ def validate_plink(
         size is not ``3 + n_snps * ceil(n_individuals / 4)`` (truncated, or .bim/.fam from
         another fileset: the message says which counts disagree), the .bed holds individuals
         past the end of the .fam, .fam lines read as homozygous at every SNP, an IID is
-        duplicated, or there are too few individuals for ``n_pcs``.
+        duplicated, or there are too few individuals (or passing SNPs) for ``n_pcs``.
     """
     fam, n_snps = _validated_fam(bfile, n_pcs)
     paths = _plink_paths(bfile)
     uncalled = []
     if scan:
         tic = time.perf_counter()
-        result = scan_bed(paths["bed"], len(fam), n_snps, chunk_snps)
+        filters = None if min_maf is None or max_missing is None else (min_maf, max_missing)
+        result = scan_bed(paths["bed"], len(fam), n_snps, chunk_snps, filters)
         uncalled = _check_scan(paths, fam, result)
+        if filters and n_pcs is not None and result.n_snps_passing < n_pcs:
+            raise NAMInputError(
+                f"{result.n_snps_passing} of the {n_snps} SNPs in {paths['bed']} pass the "
+                f"filters (MAF >= {min_maf}, missing fraction <= {max_missing}); {n_pcs} PCs "
+                f"need at least {n_pcs} SNPs"
+            )
         logger.info(
             "scanned %s: %d individuals x %d SNPs in %.1f s, %.3f%% of calls missing",
             paths["bed"], len(fam), n_snps, time.perf_counter() - tic,

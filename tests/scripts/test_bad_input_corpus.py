@@ -132,11 +132,7 @@ def test_monomorphic_data_are_not_mistaken_for_extra_lines(inputs):
 
 def test_one_real_individual_homozygous_at_few_snps_is_accepted(inputs, tmp_path):
     """With only a handful of SNPs an all-homozygous individual is plausible: no error."""
-    bed = Path(f"{inputs['bfile']}.bed")
-    bim = Path(f"{inputs['bfile']}.bim")
-    n_keep = 3
-    bed.write_bytes(bed.read_bytes()[: 3 + n_keep * 8])
-    bim.write_text("".join(bim.read_text().splitlines(keepends=True)[:n_keep]))
+    keep_first_snps(inputs, 3)
     set_bed_codes(inputs, 5, 0)
     validate_plink(inputs["bfile"])
 
@@ -175,15 +171,48 @@ def test_uncalled_individuals_above_the_loss_threshold_fail(inputs):
                    "matching.max_lost_fraction = 0.1")
 
 
+FILTERS = {"min_maf": 0.01, "max_missing": 0.05}
+
+
 def test_all_missing_snps_are_filtered_not_fatal(inputs):
     for individual in range(J):
         set_bed_codes(inputs, individual, 1, snps=slice(0, 50))
-    run_match(inputs)
+    run_match(inputs, n_pcs=3, snp_filters=FILTERS)
     out = inputs["out"]
     result = pcs_script.compute(inputs["bfile"], out / "pcs.tsv", out / "eigen.tsv", n_pcs=3,
-                                min_maf=0.01, max_missing=0.05, chunk_snps=500)
+                                chunk_snps=500, **FILTERS)
     assert result.params["n_snps_failed_missing"] >= 50
     assert np.isfinite(result.scores.to_numpy()).all()
+    scan = validate_plink(inputs["bfile"], 3, chunk_snps=300, **FILTERS)
+    assert scan.n_snps == result.n_snps_total
+
+
+def test_scan_counts_the_snps_the_pcs_use(inputs):
+    """The first rule's count of SNPs passing the filters is the PCs' n_snps_used."""
+    from nam_core.inputs.genotypes import scan_bed
+
+    for individual in range(0, J, 3):
+        set_bed_codes(inputs, individual, 1, snps=slice(0, 200))  # 1/3 missing: fail
+    out = inputs["out"]
+    result = pcs_script.compute(inputs["bfile"], out / "pcs.tsv", out / "eigen.tsv", n_pcs=3,
+                                chunk_snps=700, **FILTERS)
+    scan = scan_bed(Path(f"{inputs['bfile']}.bed"), J, result.n_snps_total, 300,
+                    (FILTERS["min_maf"], FILTERS["max_missing"]))
+    assert scan.n_snps_passing == result.n_snps_used < result.n_snps_total - 200
+
+
+def keep_first_snps(inputs, n_keep: int):
+    bed, bim = Path(f"{inputs['bfile']}.bed"), Path(f"{inputs['bfile']}.bim")
+    bed.write_bytes(bed.read_bytes()[: 3 + n_keep * ((J + 3) // 4)])
+    bim.write_text("".join(bim.read_text().splitlines(keepends=True)[:n_keep]))
+
+
+def test_too_few_snps_passing_the_filters_fails_in_the_first_rule(inputs):
+    keep_first_snps(inputs, 40)
+    for individual in range(0, J, 2):
+        set_bed_codes(inputs, individual, 1, snps=slice(0, 38))  # half missing: 38 fail
+    fails_in_match(inputs, "2 of the 40 SNPs in", "geno.bed", "pass the filters (MAF >= 0.01",
+                   "3 PCs need at least 3 SNPs", n_pcs=3, snp_filters=FILTERS)
 
 
 def test_sex_chromosomes_and_duplicated_snp_ids_in_the_bim(inputs):
