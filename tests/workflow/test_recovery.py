@@ -77,6 +77,7 @@ def finished_copy(small_run, tmp_path):
     return tmp_path, tmp_path / "results" / "small"
 
 
+@pytest.mark.slow
 def test_truncated_fit_inputs_is_rebuilt_not_trusted(finished_copy):
     """fit/inputs.npz cut in half, its mtime left older than everything (mtime says nothing)."""
     workdir, res = finished_copy
@@ -99,6 +100,7 @@ def test_truncated_fit_inputs_is_rebuilt_not_trusted(finished_copy):
     assert planned_jobs(again) == {}, output_of(again)[-3000:]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_unlock_and_rerun(finished_copy):
     """Kill -9 Snakemake and its jobs while write_results runs; recover as the README says."""
     workdir, res = finished_copy
@@ -116,13 +118,25 @@ def test_sigkill_mid_run_then_unlock_and_rerun(finished_copy):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (res / "cells.h5ad").exists() or intact_problem(res / "cells.h5ad") is None
-    locked = snakemake(workdir, "--cores", 2, "--configfile", SMALL_CONFIG, timeout=600)
-    assert locked.returncode != 0 and "--unlock" in output_of(locked), output_of(locked)[-2000:]
-    unlock = snakemake(workdir, "--unlock", "--configfile", SMALL_CONFIG)
-    assert unlock.returncode == 0, output_of(unlock)
-    again = snakemake(workdir, "--cores", 2, "--rerun-incomplete", "--configfile", SMALL_CONFIG,
-                      timeout=600)
-    assert again.returncode == 0, output_of(again)[-3000:]
+    # the README's recovery: --rerun-incomplete for the jobs that were running, --unlock for
+    # the lock the killed run left (Snakemake reports them in either order)
+    flags, hints = [], []
+    for _ in range(3):
+        again = snakemake(workdir, "--cores", 2, *flags, "--configfile", SMALL_CONFIG,
+                          timeout=600)
+        text = output_of(again)
+        if again.returncode == 0:
+            break
+        if "IncompleteFilesException" in text and "--rerun-incomplete" not in flags:
+            hints.append("--rerun-incomplete")
+            flags.append("--rerun-incomplete")
+        elif "Directory cannot be locked" in text:
+            hints.append("--unlock")
+            unlock = snakemake(workdir, "--unlock", "--configfile", SMALL_CONFIG)
+            assert unlock.returncode == 0, output_of(unlock)
+        else:
+            pytest.fail(text[-3000:])
+    assert again.returncode == 0 and hints, (hints, output_of(again)[-3000:])
     outputs = [p for p in res.rglob("*") if p.is_file() and not p.name.startswith(".")
                and p.suffix in (".npz", ".h5ad", ".tsv", ".png", ".pdf")]
     assert (res / "cells.h5ad") in outputs
