@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     validate_plink(bfile, scan=False)
     checks = time.perf_counter() - tic
     tic = time.perf_counter()
-    summary = validate_plink(bfile, chunk_snps=args.chunk_snps)
+    summary = validate_plink(bfile, 10, chunk_snps=args.chunk_snps, min_maf=0.01, max_missing=0.05)
     scan = time.perf_counter() - tic
     tic = time.perf_counter()
     compute_genotype_pcs(bfile, n_pcs=10, chunk_snps=args.chunk_snps)

@@ -423,7 +423,8 @@ def validate_plink(
     n_pcs : int, optional
         If given, also require at least ``n_pcs + 1`` individuals.
     scan : bool
-        Read the genotype codes (one pass over the .bed, about 1 s per 10^8 genotypes).
+        Read the genotype codes (one pass over the .bed: 2.4 s for 10^8 genotypes, 0.21 of
+        the time of the genotype PCs, ``benchmarks/bench_bed_scan.py``).
     chunk_snps : int
         SNPs per block of the scan.
     min_maf, max_missing : float, optional
