@@ -13,6 +13,7 @@ include: "workflow/expression.smk"
 include: "workflow/fit.smk"
 include: "workflow/figures.smk"
 include: "workflow/simulation.smk"
+include: "workflow/checks.smk"
 
 
 rule all:

@@ -1,6 +1,14 @@
-"""Atomic file output: write to a temporary file beside the target, then rename it into place.
+"""Atomic file output, and checks that a file written by the workflow is whole.
 
-Nothing half-written is left at the target path if the writer fails or is interrupted.
+Outputs are written to a temporary file beside the target, then renamed into place, so nothing
+half-written is left at the target path if the writer fails or is interrupted. A file can still
+be damaged afterwards (a full disk during a copy, a failing file system, a user's edit);
+:func:`intact_problem` detects the usual damage, truncation, cheaply, and
+:func:`read_intermediate` turns a reader's failure into an error that names the file, the rule
+that made it and how to rebuild it.
+
+This module imports only the standard library at import time (h5py lazily), so the workflow can
+load it at parse time without importing torch.
 """
 
 from __future__ import annotations
@@ -8,10 +16,20 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["atomic_path", "atomic_write_text"]
+__all__ = [
+    "atomic_path", "atomic_write_text", "corrupt_file_message", "intact_problem",
+    "read_intermediate",
+]
+
+T = TypeVar("T")
+
+_TAILS = {".png": b"IEND\xaeB`\x82", ".pdf": b"%%EOF"}
+"""Bytes every complete file of the type ends with (a PDF may add a newline after %%EOF)."""
 
 
 @contextlib.contextmanager
@@ -49,3 +67,107 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def intact_problem(path: str | os.PathLike) -> str | None:
+    """What is wrong with a file the workflow wrote, by a cheap structural check; None if whole.
+
+    Reads a few bytes, or the directory of the file, never the data: a .npz must open as a zip
+    (its central directory is at the end, so truncation removes it), an .h5ad or .h5 must open
+    with h5py (HDF5 records the file's length and refuses a shorter file), a .tsv must end with
+    a newline, a .png and a .pdf with their end markers. Other files only must not be empty.
+
+    Parameters
+    ----------
+    path : str or path
+        An existing file.
+
+    Returns
+    -------
+    str or None
+        A short description ("is empty", "is not a complete zip archive: ...") or None.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        return "is empty"
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        try:
+            with zipfile.ZipFile(path):
+                return None
+        except (zipfile.BadZipFile, OSError) as err:
+            return f"is not a complete .npz (zip) archive: {err}"
+    if suffix in (".h5ad", ".h5"):
+        import h5py
+
+        try:
+            with h5py.File(path, "r"):
+                return None
+        except OSError as err:
+            return f"is not a complete HDF5 file: {err}"
+    with open(path, "rb") as handle:
+        handle.seek(max(0, size - 1024))
+        tail = handle.read()
+    if suffix == ".tsv" and not tail.endswith(b"\n"):
+        return "does not end with a newline (truncated)"
+    if suffix in _TAILS and _TAILS[suffix] not in tail[-32:]:
+        return f"lacks the end marker of a {suffix} file (truncated)"
+    return None
+
+
+def corrupt_file_message(path: str | os.PathLike, problem: str, made_by: str | None) -> str:
+    """The message for a damaged intermediate: the file, what is wrong, the rule, the fix."""
+    if made_by:
+        fix = (
+            f" It was made by rule {made_by}: rebuild it and everything made from it with "
+            f"`snakemake --forcerun {made_by} ...` (deleting it alone reruns nothing when the "
+            "outputs made from it exist)"
+        )
+    else:
+        fix = " Replace it with a complete copy"
+    return f"{os.fspath(path)} {problem}.{fix}"
+
+
+def read_intermediate(
+    path: str | os.PathLike, read: Callable[..., T], made_by: str | None = None, **kwargs
+) -> T:
+    """``read(path, **kwargs)``, with a damaged file reported as NAMInputError.
+
+    Parameters
+    ----------
+    path : str or path
+        A file written by an earlier rule of the workflow.
+    read : callable
+        The reader (``anndata.read_h5ad``, ``numpy.load``, a TSV reader, ``NAM.load``).
+    made_by : str, optional
+        The rule that wrote ``path``, named in the message.
+    **kwargs
+        Passed to ``read``.
+
+    Returns
+    -------
+    What ``read`` returns.
+
+    Raises
+    ------
+    NAMInputError
+        If :func:`intact_problem` finds a problem, or ``read`` fails with the errors of a
+        damaged file (``BadZipFile``, ``OSError`` including h5py's, ``EOFError``, a zlib or
+        parser error); the message names the file, the problem, ``made_by`` and the fix.
+    """
+    import zlib
+
+    from .errors import NAMInputError
+
+    if not Path(path).is_file():
+        raise NAMInputError(corrupt_file_message(path, "does not exist", made_by))
+    problem = intact_problem(path)
+    if problem is None:
+        try:
+            return read(path, **kwargs)
+        except NAMInputError:
+            raise
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error, KeyError, ValueError) as err:
+            problem = f"cannot be read ({type(err).__name__}: {err})"
+    raise NAMInputError(corrupt_file_message(path, problem, made_by))

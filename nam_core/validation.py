@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
 from .errors import NAMInputError
 
-__all__ = ["as_matrix", "as_group_codes", "resolve_device", "resolve_dtype", "check_int_at_least"]
+__all__ = [
+    "as_matrix", "as_group_codes", "check_device_available", "resolve_device", "resolve_dtype",
+    "check_int_at_least",
+]
 
 
 def _row_list(rows: np.ndarray, limit: int = 10) -> str:
@@ -66,17 +71,56 @@ def as_group_codes(group, n_cells: int, n_groups: int | None) -> np.ndarray:
     return g
 
 
-def resolve_device(device) -> torch.device:
-    """"auto" -> CUDA when available, else CPU; anything else is passed to torch.device."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def check_device_available(device, key: str = "device") -> torch.device:
+    """``device`` as a torch.device, after checking that this process can use it.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"cpu"``, ``"cuda"`` or ``"cuda:<i>"`` (``"auto"`` is resolved by
+        :func:`resolve_device`).
+    key : str
+        Name of the setting, in messages (``"fit.device"`` for the workflow's config).
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    NAMInputError
+        Naming ``key``, for a string torch does not parse, a device type other than cpu and
+        cuda, CUDA without a visible device, or an index past the visible devices (the message
+        lists them and ``CUDA_VISIBLE_DEVICES``).
+    """
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise NAMInputError(f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise NAMInputError("device 'cuda' was requested but no CUDA device is available")
+        raise NAMInputError(f"{key} must be 'auto', 'cpu', 'cuda' or 'cuda:<i>', got {device!r}") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise NAMInputError(f"{key} must be 'auto', 'cpu', 'cuda' or 'cuda:<i>', got {device!r}")
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        seen = f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else ""
+        if count == 0:
+            raise NAMInputError(
+                f"{key} is {str(device)!r} but this machine sees no CUDA device{seen}; "
+                "use 'auto' (a GPU when there is one) or 'cpu'"
+            )
+        if dev.index is not None and dev.index >= count:
+            raise NAMInputError(
+                f"{key} is {str(device)!r} but this machine sees {count} CUDA device(s), "
+                f"cuda:0 to cuda:{count - 1}{seen}"
+            )
     return dev
+
+
+def resolve_device(device) -> torch.device:
+    """"auto" -> CUDA when available, else CPU; anything else is checked by check_device_available."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return check_device_available(device)
 
 
 def resolve_dtype(dtype) -> torch.dtype:

@@ -23,9 +23,24 @@ if str(ROOT) not in sys.path:
 logger = logging.getLogger("nam_workflow")
 
 
+def _console_handler() -> logging.Handler:
+    """Warnings of nam_core and of the scripts on stderr, which Snakemake shows on the console."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING)
+    handler.addFilter(lambda record: record.name.startswith(("nam_core", "nam_workflow", "__")))
+    handler.setFormatter(logging.Formatter("NAM %(levelname)s: %(message)s"))
+    return handler
+
+
+MADE_BY: dict[str, str] = {}
+"""The rule that wrote each input of this job ({path: rule}), named when an input is damaged."""
+
+
 @contextlib.contextmanager
-def logged(path_log):
-    """Send logging and warnings to ``path_log``; log any exception before re-raising it."""
+def logged(path_log, made_by: dict | None = None):
+    """Send logging and warnings to ``path_log`` (and nam warnings to the console too); log any
+    exception before re-raising it. ``made_by`` ({input path: rule}) is kept in MADE_BY."""
+    MADE_BY.update(made_by or {})
     logging.basicConfig(
         filename=path_log,
         filemode="w",
@@ -33,6 +48,7 @@ def logged(path_log):
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    logging.getLogger().addHandler(_console_handler())
     logging.captureWarnings(True)
     warnings.simplefilter("default")
     try:
@@ -42,13 +58,52 @@ def logged(path_log):
         raise
 
 
-def read_tsv(path, **kwargs) -> pd.DataFrame:
-    """Read a workflow TSV; the individual, cell and cluster columns stay strings."""
+def _read_csv(path, **kwargs) -> pd.DataFrame:
     text = {"individual": str, "cell": str, "cluster": str, "gene": str, "cell_type": str}
     return pd.read_csv(
         path, sep="\t", dtype=text, keep_default_na=False, na_values=[""],
         float_precision="round_trip", **kwargs,
     )
+
+
+def read_tsv(path, **kwargs) -> pd.DataFrame:
+    """Read a workflow TSV; the individual, cell and cluster columns stay strings.
+
+    A damaged file raises NAMInputError naming it, the rule that made it and the fix.
+    """
+    from nam_core.io import read_intermediate
+
+    return read_intermediate(path, _read_csv, MADE_BY.get(str(path)), **kwargs)
+
+
+def read_h5ad(path, **kwargs):
+    """anndata.read_h5ad of an intermediate; a damaged file raises NAMInputError (see read_tsv)."""
+    import anndata as ad
+
+    from nam_core.io import read_intermediate
+
+    return read_intermediate(path, ad.read_h5ad, MADE_BY.get(str(path)), **kwargs)
+
+
+def read_npz(path) -> dict:
+    """Every array of an .npz intermediate, loaded; a damaged file raises NAMInputError."""
+    import numpy as np
+
+    from nam_core.io import read_intermediate
+
+    def load(p):
+        with np.load(p, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+
+    return read_intermediate(path, load, MADE_BY.get(str(path)))
+
+
+def load_fit(path):
+    """NAM.load of a saved fit; a damaged file raises NAMInputError (see read_tsv)."""
+    from nam_core import NAM
+    from nam_core.io import read_intermediate
+
+    return read_intermediate(path, NAM.load, MADE_BY.get(str(path)))
 
 
 def write_tsv(df: pd.DataFrame, path, index: bool = False) -> None:

@@ -1,9 +1,8 @@
 import logging
 
-import anndata as ad
 import numpy as np
 import pandas as pd
-from _common import logged, read_tsv
+from _common import logged, read_h5ad, read_tsv
 
 from nam_core.io import atomic_path
 
@@ -20,7 +19,7 @@ def assemble(
     """
     matching = read_tsv(path_matching)
     kept = matching.loc[matching["in_genotypes"] & (matching["action"] == "kept"), "individual"]
-    cells = ad.read_h5ad(path_cells, backed="r")
+    cells = read_h5ad(path_cells, backed="r")
     cell_individuals = cells.obs[individual_column].astype(str).str.strip().to_numpy()
     with_cells = kept.isin(cell_individuals)
     lost = kept[~with_cells & (matching.loc[kept.index, "status"] == "matched")]
@@ -50,7 +49,7 @@ def assemble(
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         assemble(
             snakemake.input.pcs,
             snakemake.input.cells,

@@ -1,13 +1,12 @@
-import anndata as ad
 import pandas as pd
-from _common import logged, write_tsv
+from _common import logged, read_h5ad, write_tsv
 
 from nam_core.inputs.expression import add_umap
 
 
 def compute(path_cells, path_umap, n_neighbors: int = 15, seed: int = 0) -> pd.DataFrame:
     """UMAP of the preprocessed cells (from their expression PCs), as a TSV: cell, UMAP1, UMAP2."""
-    adata = ad.read_h5ad(path_cells)
+    adata = read_h5ad(path_cells)
     add_umap(adata, use_rep="X_pca", n_neighbors=n_neighbors, seed=seed)
     umap = pd.DataFrame(adata.obsm["X_umap"], columns=["UMAP1", "UMAP2"], index=adata.obs_names)
     write_tsv(umap.rename_axis("cell"), path_umap, index=True)
@@ -16,7 +15,7 @@ def compute(path_cells, path_umap, n_neighbors: int = 15, seed: int = 0) -> pd.D
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         compute(
             snakemake.input.cells,
             snakemake.output.umap,

@@ -1,13 +1,12 @@
-import anndata as ad
 import pandas as pd
-from _common import logged, read_tsv, write_tsv
+from _common import logged, read_h5ad, read_tsv, write_tsv
 
 from nam_core.results.evaluate import evaluate_demo
 
 
 def evaluate(paths: dict, path_evaluation, path_recovery, thresholds: dict):
     """ARI of the clusters against the demo truth and marker recovery, as TSVs."""
-    obs = ad.read_h5ad(paths["cells"], backed="r").obs
+    obs = read_h5ad(paths["cells"], backed="r").obs
     cells = pd.DataFrame({"cell": obs.index.astype(str), "cluster": obs["nam_cell_cluster"].astype(str)})
     evaluation, recovery = evaluate_demo(
         read_tsv(paths["individuals"]),
@@ -25,7 +24,7 @@ def evaluate(paths: dict, path_evaluation, path_recovery, thresholds: dict):
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         p = snakemake.params
         evaluate(
             dict(snakemake.input.items()),

@@ -2,7 +2,7 @@ from _common import logged, write_tsv
 
 from nam_core.inputs.cohort import match_individuals
 from nam_core.inputs.expression import read_counts
-from nam_core.inputs.genotypes import read_fam, validate_plink
+from nam_core.inputs.genotypes import validate_plink
 
 
 def match(
@@ -12,18 +12,23 @@ def match(
     individual_column: str,
     individuals_without_cells: str = "drop",
     cells_without_genotype: str = "drop",
+    max_lost_fraction: float | None = None,
+    n_pcs: int | None = None,
+    chunk_snps: int = 20_000,
+    snp_filters: dict | None = None,
 ):
     """Validate both inputs, match the .fam IIDs to the cells' individuals, write the table."""
-    validate_plink(path_bfile)
-    fam = read_fam(path_bfile)
+    plink = validate_plink(path_bfile, n_pcs, chunk_snps=chunk_snps, **(snp_filters or {}))
     cells = read_counts(path_counts, individual_column)
     result = match_individuals(
-        fam["iid"],
+        plink.fam["iid"],
         cells.obs[individual_column],
         genotype_source=f"{path_bfile}.fam",
         cells_source=path_counts,
         individuals_without_cells=individuals_without_cells,
         cells_without_genotype=cells_without_genotype,
+        uncalled=plink.uncalled,
+        max_lost_fraction=max_lost_fraction,
     )
     write_tsv(result.report, path_table)
     return result
@@ -39,4 +44,8 @@ if "snakemake" in globals():
             snakemake.params.individual_column,
             snakemake.params.individuals_without_cells,
             snakemake.params.cells_without_genotype,
+            snakemake.params.max_lost_fraction,
+            snakemake.params.n_pcs,
+            snakemake.params.chunk_snps,
+            snakemake.params.snp_filters,
         )

@@ -11,5 +11,5 @@ def plot(path_by_cluster, path_png, path_pdf):
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         plot(snakemake.input.by_cluster, snakemake.output.png, snakemake.output.pdf)

@@ -15,7 +15,7 @@ def plot(path_individuals, path_eigenvalues, path_png, path_pdf):
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         plot(
             snakemake.input.individuals,
             snakemake.input.eigenvalues,

@@ -1,5 +1,4 @@
-import anndata as ad
-from _common import logged, read_tsv
+from _common import logged, read_h5ad, read_tsv
 
 from nam_core.results.plots import dotplot_stats, plot_marker_dotplot, save_figure
 
@@ -9,7 +8,7 @@ def plot(path_cells, path_markers, path_png, path_pdf, n_per_cluster: int = 3):
     markers = read_tsv(path_markers).sort_values(["cluster", "rank"])
     markers = markers.iloc[markers["cluster"].str[1:].astype(int).argsort(kind="stable")]
     top = markers.drop_duplicates("gene").groupby("cluster", sort=False).head(n_per_cluster)
-    adata = ad.read_h5ad(path_cells, backed="r")
+    adata = read_h5ad(path_cells, backed="r")
     genes = top["gene"].tolist()
     sub = adata[:, genes].to_memory()
     fraction, mean = dotplot_stats(sub.X, adata.obs["nam_cell_cluster"].astype(str), genes, genes)
@@ -19,7 +18,7 @@ def plot(path_cells, path_markers, path_png, path_pdf, n_per_cluster: int = 3):
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         plot(
             snakemake.input.cells,
             snakemake.input.markers,

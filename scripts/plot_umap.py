@@ -1,17 +1,16 @@
-import anndata as ad
-from _common import logged
+from _common import logged, read_h5ad
 
 from nam_core.results.plots import plot_umap, save_figure
 
 
 def plot(path_cells, path_png, path_pdf):
     """UMAP of the cells coloured by NAM cell cluster."""
-    adata = ad.read_h5ad(path_cells, backed="r")
+    adata = read_h5ad(path_cells, backed="r")
     fig = plot_umap(adata.obsm["X_umap"], adata.obs["nam_cell_cluster"].astype(str))
     save_figure(fig, path_png, path_pdf)
 
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         plot(snakemake.input.cells, snakemake.output.png, snakemake.output.pdf)

@@ -21,7 +21,7 @@ def preprocess_cells(path_counts, path_matching, path_out, individual_column: st
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         preprocess_cells(
             snakemake.input.counts,
             snakemake.input.matching,

@@ -1,11 +1,9 @@
 import logging
 
-import anndata as ad
 import numpy as np
 import pandas as pd
-from _common import logged, read_tsv, write_tsv
+from _common import load_fit, logged, read_h5ad, read_npz, read_tsv, write_tsv
 
-from nam_core import NAM
 from nam_core.io import atomic_path
 from nam_core.results.evaluate import (
     cell_cluster_names,
@@ -17,10 +15,10 @@ from nam_core.results.evaluate import (
 
 def write(path_fit, path_inputs, path_cells, path_umap, path_pcs, paths_out: dict, individual_column):
     """cells.h5ad (clusters in obs, PCs and UMAP in obsm), individuals.tsv, composition tables."""
-    model = NAM.load(path_fit)
-    with np.load(path_inputs, allow_pickle=False) as data:
-        individuals, cells, group = data["individuals"], data["cells"], data["group"]
-    adata = ad.read_h5ad(path_cells)
+    model = load_fit(path_fit)
+    data = read_npz(path_inputs)
+    individuals, cells, group = data["individuals"], data["cells"], data["group"]
+    adata = read_h5ad(path_cells)
     if not np.array_equal(adata.obs_names.to_numpy(dtype=str), cells):
         raise ValueError(f"{path_cells} and {path_inputs} list different cells; rerun the fit")
     ind_clusters = individual_cluster_names(model.individual_labels_)
@@ -53,7 +51,7 @@ def write(path_fit, path_inputs, path_cells, path_umap, path_pcs, paths_out: dic
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         write(
             snakemake.input.fit,
             snakemake.input.inputs,

@@ -1,4 +1,6 @@
+import os
 import re
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -32,29 +34,109 @@ def out(path):
     return f"results/{config['cohort']}/{path}"
 
 
-def is_demo():
-    """Whether the workflow generates and analyses the built-in demo cohort."""
-    return config["demo"]["enabled"]
+def choose_data():
+    """'demo' or 'inputs': what this run analyses, from demo.enabled and the inputs.
 
-
-def check_inputs_configured():
-    """Without the demo, inputs.bfile and inputs.counts must be set (checked before any job)."""
-    if is_demo():
-        return
-    missing = [key for key in ("bfile", "counts") if not config["inputs"][key]]
-    if missing:
+    null chooses by the inputs (both unset: the demo; both set: the cohort); true and false
+    insist, and contradicting inputs are an error before any job runs.
+    """
+    enabled = config["demo"]["enabled"]
+    given = [key for key in ("bfile", "counts") if config["inputs"][key]]
+    unset = [key for key in ("bfile", "counts") if key not in given]
+    if enabled is True and given:
         raise ValueError(
-            f"config: demo.enabled is false but inputs.{' and inputs.'.join(missing)} "
-            "is not set; give the PLINK prefix (inputs.bfile) and the .h5ad (inputs.counts)"
+            f"config: demo.enabled is true but inputs.{' and inputs.'.join(given)} is set "
+            "too; set demo.enabled to false (or null) to analyse your files, or unset the "
+            "inputs to run the demo"
         )
-    if re.search(r"\.(bed|bim|fam)$", config["inputs"]["bfile"]):
+    if (enabled is False and unset) or (enabled is None and len(given) == 1):
+        raise ValueError(
+            f"config: demo.enabled is {str(enabled).lower() if enabled is not None else 'null'}"
+            f" but inputs.{' and inputs.'.join(unset)} is not set; give the PLINK prefix "
+            "(inputs.bfile) and the .h5ad (inputs.counts)"
+        )
+    if given and re.search(r"\.(bed|bim|fam)$", config["inputs"]["bfile"] or ""):
         raise ValueError(
             f"config: inputs.bfile {config['inputs']['bfile']!r} must be the PLINK prefix "
             f"without extension, e.g. {config['inputs']['bfile'][:-4]!r}"
         )
+    return "demo" if enabled or not given else "inputs"
 
 
-check_inputs_configured()
+DATA = choose_data()
+
+
+def is_demo():
+    """Whether the workflow generates and analyses the built-in demo cohort."""
+    return DATA == "demo"
+
+
+def announce_data():
+    """Say on the console which data this run analyses (once, in the main process)."""
+    if not workflow.is_main_process:
+        return
+    if is_demo():
+        text = (
+            f"analysing the built-in DEMO cohort (simulated data) into results/"
+            f"{config['cohort']}/; set inputs.bfile and inputs.counts to analyse your own"
+        )
+    else:
+        text = (
+            f"analysing cohort {config['cohort']!r}: genotypes {config['inputs']['bfile']}"
+            f".bed/.bim/.fam and counts {config['inputs']['counts']} into results/"
+            f"{config['cohort']}/"
+        )
+    print(f"NAM: {text}", file=sys.stderr)
+
+
+announce_data()
+
+
+def check_config_consistency():
+    """Checks between keys that the schema cannot express, before any job runs."""
+    expression, demo = config["expression"], config["demo"]
+    if expression["n_pcs"] > expression["n_top_genes"]:
+        raise ValueError(
+            f"config: expression.n_pcs ({expression['n_pcs']}) exceeds expression.n_top_genes "
+            f"({expression['n_top_genes']}): the PCA runs on the highly variable genes"
+        )
+    if is_demo() and demo["n_individuals"] < config["genotypes"]["n_pcs"] + 1:
+        raise ValueError(
+            f"config: genotypes.n_pcs = {config['genotypes']['n_pcs']} needs at least "
+            f"{config['genotypes']['n_pcs'] + 1} individuals; demo.n_individuals is "
+            f"{demo['n_individuals']}"
+        )
+
+
+check_config_consistency()
+
+
+def check_device():
+    """fit.device against the CUDA devices visible here, when jobs run on this machine."""
+    device = config["fit"]["device"]
+    if not device.startswith("cuda") or not workflow.local_exec:
+        return  # on a cluster the fit job's node is checked when the job starts
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from nam_core.validation import check_device_available
+
+    check_device_available(device, key="fit.device")
+
+
+ROOT = Path(workflow.basedir)
+check_device()
+
+
+def get_producers(wildcards, input):
+    """{input path: rule that writes it} for the inputs made by this workflow (a param, so a
+    script can name the rule and the fix when an input is damaged)."""
+    producers = {}
+    for _, paths in input.items():
+        for path in [paths] if isinstance(paths, str) else paths:
+            for candidate in workflow.rules:
+                if candidate.is_producer(path):
+                    producers[str(path)] = candidate.name
+    return producers
 
 
 def get_bfile():

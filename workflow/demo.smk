@@ -46,6 +46,7 @@ rule evaluate_demo:
     conda:
         "../envs/nam.yaml"
     params:
+        producers=get_producers,
         min_ari_individuals=config["demo"]["min_ari_individuals"],
         min_ari_cells=config["demo"]["min_ari_cells"],
         min_known_markers=config["demo"]["min_known_markers"],

@@ -14,6 +14,7 @@ rule preprocess_expression:
     resources:
         mem_mb=lambda wildcards, input: max(4000, 8 * input.size_mb),
     params:
+        producers=get_producers,
         individual_column=get_individual_column(),
         settings=get_preprocess_settings(),
         nam_version=NAM_VERSION,
@@ -38,6 +39,7 @@ rule compute_umap:
     resources:
         mem_mb=lambda wildcards, input: max(4000, 4 * input.size_mb),
     params:
+        producers=get_producers,
         n_neighbors=config["expression"]["n_neighbors"],
         seed=config["expression"]["seed"],
         nam_version=NAM_VERSION,

@@ -14,6 +14,7 @@ rule plot_genotype_scree:
     conda:
         "../envs/nam.yaml"
     params:
+        producers=get_producers,
         nam_version=NAM_VERSION,
     message:
         "Plotting the genotype scree plot"
@@ -38,6 +39,7 @@ rule plot_genotype_pcs:
     conda:
         "../envs/nam.yaml"
     params:
+        producers=get_producers,
         nam_version=NAM_VERSION,
     message:
         "Plotting genotype PC1 vs PC2 coloured by NAM individual cluster"
@@ -63,6 +65,7 @@ rule plot_umap:
     resources:
         mem_mb=lambda wildcards, input: max(2000, input.size_mb),
     params:
+        producers=get_producers,
         nam_version=NAM_VERSION,
     message:
         "Plotting the UMAP coloured by NAM cell cluster"
@@ -86,6 +89,7 @@ rule plot_composition:
     conda:
         "../envs/nam.yaml"
     params:
+        producers=get_producers,
         nam_version=NAM_VERSION,
     message:
         "Plotting the cell-cluster proportions of each individual cluster"
@@ -112,6 +116,7 @@ rule plot_markers:
     resources:
         mem_mb=lambda wildcards, input: max(2000, 2 * input.size_mb),
     params:
+        producers=get_producers,
         n_per_cluster=config["markers"]["n_dotplot"],
         nam_version=NAM_VERSION,
     message:
@@ -137,6 +142,7 @@ rule plot_elbo_traces:
     conda:
         "../envs/nam.yaml"
     params:
+        producers=get_producers,
         nam_version=NAM_VERSION,
     message:
         "Plotting the ELBO traces of all restarts"

@@ -12,6 +12,7 @@ rule assemble_fit_inputs:
     resources:
         mem_mb=lambda wildcards, input: max(2000, 2 * input.size_mb),
     params:
+        producers=get_producers,
         individual_column=get_individual_column(),
         individuals_without_cells=config["matching"]["individuals_without_cells"],
         nam_version=NAM_VERSION,
@@ -98,6 +99,7 @@ rule write_results:
     resources:
         mem_mb=lambda wildcards, input: max(4000, 3 * input.size_mb),
     params:
+        producers=get_producers,
         individual_column=get_individual_column(),
         nam_version=NAM_VERSION,
     message:
@@ -124,6 +126,7 @@ rule find_markers:
     resources:
         mem_mb=lambda wildcards, input: max(4000, 3 * input.size_mb),
     params:
+        producers=get_producers,
         n_genes=config["markers"]["n_genes"],
         method=config["markers"]["method"],
         nam_version=NAM_VERSION,

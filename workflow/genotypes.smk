@@ -17,6 +17,13 @@ rule match_individuals:
         individual_column=get_individual_column(),
         individuals_without_cells=config["matching"]["individuals_without_cells"],
         cells_without_genotype=config["matching"]["cells_without_genotype"],
+        max_lost_fraction=config["matching"]["max_lost_fraction"],
+        n_pcs=config["genotypes"]["n_pcs"],
+        chunk_snps=config["genotypes"]["chunk_snps"],
+        snp_filters={
+            "min_maf": config["genotypes"]["min_maf"],
+            "max_missing": config["genotypes"]["max_missing"],
+        },
         nam_version=NAM_VERSION,
     message:
         "Checking {input.bed} and {input.counts} and matching their individuals"

@@ -125,3 +125,23 @@ def test_logs_dropped_by_name(caplog):
         match_individuals(GENO, CELLS, individuals_without_cells="drop", **SOURCES)
     assert "dropped 2 cells of 1 individuals without genotypes: E (2 cells)" in caplog.text
     assert "have no cells, dropped: D" in caplog.text
+
+
+def test_loss_above_threshold_fails_below_warns(caplog):
+    # cells of E (2 of 8 cells, 1 of 4 individuals with cells) have no genotypes: 25%
+    with pytest.raises(NAMInputError, match=r"1 of the 4 individuals .* \(25\.0%\).*2 of 8 cells"):
+        match_individuals(GENO, CELLS, max_lost_fraction=0.2, **SOURCES)
+    with caplog.at_level(logging.WARNING, logger="nam_core.inputs.cohort"):
+        res = match_individuals(GENO, CELLS, max_lost_fraction=0.25, **SOURCES)
+    assert "have no usable genotypes" in caplog.text and res.cell_mask.sum() == 6
+
+
+def test_uncalled_individuals_are_dropped_with_their_cells():
+    res = match_individuals(GENO, CELLS, uncalled=["A"], **SOURCES)
+    report = _report(res)
+    assert report.loc["A"].to_dict() == dict(
+        in_genotypes=True, n_cells=3, status="no_calls", action="dropped")
+    assert "A" not in res.individuals and res.cell_mask.sum() == 3  # B, B, C
+    with pytest.raises(NAMInputError, match=r"3 cells .* 'A'"):
+        match_individuals(GENO, ["A", "A", "A", "B"], uncalled=["A"],
+                          cells_without_genotype="fail", **SOURCES)

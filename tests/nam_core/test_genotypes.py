@@ -170,6 +170,27 @@ def test_reads_files_written_by_plink2_dummy(tmp_path, plink2):
     assert 0 < res.n_snps_used <= 500
 
 
+@pytest.mark.parametrize("n_individuals", [29, 30, 31])
+def test_plink2_writes_zero_padding_so_the_scan_passes_and_catches_a_short_fam(
+    tmp_path, plink2, n_individuals
+):
+    """PLINK's own files: the padding bits are zero, and a .fam one line short is caught."""
+    out = tmp_path / "dummy"
+    run_plink2(plink2, "--dummy", str(n_individuals), "800", "0.02", "acgt", "--make-bed",
+               "--out", str(out))
+    summary = validate_plink(out, 3, min_maf=0.01, max_missing=0.1)
+    assert len(summary.fam) == n_individuals and summary.uncalled == []
+    fam = Path(f"{out}.fam")
+    lines = fam.read_text().splitlines()
+    fam.write_text("\n".join(lines[:-1]) + "\n")
+    if n_individuals % 4 == 1:  # one fewer individual drops a whole byte: the size check
+        with raises_naming(f"{out}.bed", "bytes, but"):
+            validate_plink(out)
+    else:
+        with raises_naming(f"{out}.bed", f"past the {n_individuals - 1} individuals"):
+            validate_plink(out)
+
+
 def test_plink2_make_bed_round_trip_gives_same_pcs(tmp_path, plink2, small_bfile):
     out = tmp_path / "round_trip"
     run_plink2(plink2, "--bfile", str(small_bfile), "--make-bed", "--out", str(out))

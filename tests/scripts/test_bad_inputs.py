@@ -1,6 +1,7 @@
 """Bad input fails in the first step (match_individuals) with a message naming file and problem,
 and leaves no output behind."""
 
+import logging
 import shutil
 
 import anndata as ad
@@ -151,6 +152,7 @@ def test_individuals_without_cells_fail(inputs):
 
 
 def test_cells_without_genotype_reported_and_dropped(inputs, caplog):
+    caplog.set_level(logging.INFO)
     add_ungenotyped_cells(inputs)
     result, table = run_match(inputs)
     report = pd.read_csv(table, sep="\t")
