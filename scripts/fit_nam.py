@@ -1,5 +1,4 @@
-import numpy as np
-from _common import logged
+from _common import logged, read_npz
 
 from nam_core.engine.settings import FitSettings
 from nam_core.models.registry import build_estimator
@@ -10,17 +9,16 @@ def fit(path_inputs, path_fit, path_checkpoint, seed: int, settings: dict):
 
     The restart checkpoints to ``path_checkpoint`` and resumes from it after a kill.
     """
-    with np.load(path_inputs, allow_pickle=False) as data:
-        x, y, group = data["x"], data["y"], data["group"]
+    data = read_npz(path_inputs)
     settings = FitSettings.from_config(settings).with_changes(n_init=1)
     model = build_estimator("nam", settings, seed=seed, verbose=True, checkpoint=path_checkpoint)
-    model.fit(x, y, group).save(path_fit)
+    model.fit(data["x"], data["y"], data["group"]).save(path_fit)
     return model
 
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         fit(
             path_inputs=snakemake.input.inputs,
             path_fit=snakemake.output.fit,

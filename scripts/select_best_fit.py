@@ -1,14 +1,15 @@
 import logging
 
 import pandas as pd
-from _common import logged, write_tsv
+from _common import load_fit, logged, write_tsv
 
 from nam_core import NAM, select_best
 
 
 def select(paths_fits, path_best, path_restarts, path_traces) -> NAM:
     """Keep the restart with the largest ELBO; tabulate every restart and its ELBO trace."""
-    model, best_path = select_best(paths_fits)
+    fits = {str(p): load_fit(p) for p in paths_fits}  # each read once, damage named
+    model, best_path = select_best(paths_fits, load=lambda p: fits[str(p)])
     logging.getLogger(__name__).info(
         "kept %s (seed %d, ELBO %.10g) of %d restarts", best_path, model.seed_, model.elbo_,
         len(paths_fits),
@@ -19,7 +20,7 @@ def select(paths_fits, path_best, path_restarts, path_traces) -> NAM:
     restarts["fit"] = [str(p) for p in paths_fits]
     traces = pd.concat(
         pd.DataFrame({"seed": m.seed_, "sweep": range(1, m.n_iter_ + 1), "elbo": m.elbo_trace_})
-        for m in map(NAM.load, paths_fits)
+        for m in fits.values()
     )
     write_tsv(restarts, path_restarts)
     write_tsv(traces, path_traces)
@@ -28,7 +29,7 @@ def select(paths_fits, path_best, path_restarts, path_traces) -> NAM:
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         select(
             list(snakemake.input.fits),
             snakemake.output.best,

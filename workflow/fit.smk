@@ -37,6 +37,7 @@ rule fit_nam:
     resources:
         mem_mb=lambda wildcards, input: max(2000, 20 * input.size_mb),
     params:
+        producers=get_producers,
         settings=get_fit_settings(),
         checkpoint=lambda wildcards: out(f"fit/checkpoints/seed{wildcards.seed}.npz"),
         nam_version=NAM_VERSION,
@@ -62,6 +63,7 @@ rule select_best_fit:
     conda:
         "../envs/nam.yaml"
     params:
+        producers=get_producers,
         nam_version=NAM_VERSION,
     message:
         "Keeping the restart with the largest ELBO among {input.fits}"

@@ -428,16 +428,18 @@ def _jsonable(value):
     return value
 
 
-def select_best(paths) -> tuple[VariationalEstimator, Path]:
+def select_best(paths, load=None) -> tuple[VariationalEstimator, Path]:
     """Load fits saved by separate restarts and return (the one with the largest ELBO, its path).
 
     All fits must be of the same class, fitted to the same data with the same hyperparameters
     (the seed, checkpoint and verbosity may differ); the full ELBO is then comparable across them.
+    ``load`` (path -> model) replaces :meth:`VariationalEstimator.load`, e.g. to reuse fits
+    loaded already.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise NAMInputError("select_best needs at least one saved fit")
-    models = [VariationalEstimator.load(p) for p in paths]
+    models = [(load or VariationalEstimator.load)(p) for p in paths]
     def hyperparameters(m):
         return {k: v for k, v in m.get_params().items() if k not in m._run_only_params}
 
