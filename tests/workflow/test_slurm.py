@@ -1,0 +1,81 @@
+"""profiles/slurm on a real single-node SLURM cluster: every job of a small DAG runs under SLURM.
+
+Needs root and the Debian packages slurm-wlm and munge (``.ci/run`` installs them); skipped
+without them, except in CI (``CI=true``), where that is a failure. Starts its own munged,
+slurmctld and slurmd (``slurm_cluster.py``), without accounting, and stops them also when the
+run fails. About 2-3 minutes on 2 cores.
+"""
+
+import importlib.util
+import os
+import re
+
+import pytest
+import yaml
+
+from .conftest import ROOT, SMALL_CONFIG, output_of, planned_jobs, snakemake
+from .slurm_cluster import PARTITION, missing_programs, slurm_cluster
+
+COHORT = "slurm"
+TARGET = f"results/{COHORT}/fit/best.npz"  # 8 jobs: demo cohort to the best of 2 restarts
+
+
+def _unavailable() -> str | None:
+    """Why this machine cannot run the test, or None."""
+    if os.geteuid() != 0:
+        return "needs root to start munged, slurmctld and slurmd"
+    if missing_programs():
+        return (f"{', '.join(missing_programs())} not installed "
+                "(apt-get install slurm-wlm munge)")
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "snakemake-executor-plugin-slurm not installed (pip install -e '.[slurm]')"
+    return None
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    reason = _unavailable()
+    if reason:
+        if os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"CI must run the SLURM test: {reason}")
+        pytest.skip(reason)
+    root = tmp_path / "slurm"
+    root.mkdir()
+    with slurm_cluster(root) as running:
+        yield running
+
+
+def test_profile_from_profiles_slurm(tmp_path, cluster, monkeypatch):
+    """The profile as shipped, with shorter waits: no account, squeue status, no accounting."""
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    profile |= {
+        "latency-wait": 5,  # one node: outputs are there when the job ends
+        "slurm-init-seconds-before-status-checks": 2,
+        "slurm-logdir": str(tmp_path / "slurm_logs"),
+        "retries": 0,
+    }
+    (tmp_path / "profile").mkdir()
+    (tmp_path / "profile/config.yaml").write_text(yaml.safe_dump(profile))
+    config = yaml.safe_load(SMALL_CONFIG.read_text())
+    config["cohort"] = COHORT
+    config["demo"] |= {"n_individuals": 30, "mean_cells": 20, "n_snps": 1000}
+    config["fit"]["seeds"] = [0, 1]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    monkeypatch.setenv("SLURM_CONF", str(cluster.conf))  # for Snakemake's sbatch and squeue
+    args = (TARGET, "--profile", tmp_path / "profile", "--configfile", tmp_path / "config.yaml")
+    planned = planned_jobs(snakemake(workdir, "-n", *args, timeout=120))
+    proc = snakemake(workdir, *args, timeout=270)
+    log = output_of(proc)
+    assert proc.returncode == 0, f"{log[-4000:]}\n{cluster.logs()}"
+    assert (workdir / TARGET).is_file()
+
+    submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", log))
+    jobs = cluster.finished_jobs()
+    assert sum(planned.values()) == len(submitted) == len(jobs) == 8, (planned, submitted, jobs)
+    assert {job["JobId"] for job in jobs} == submitted
+    for job in jobs:
+        assert job["JobState"] == "COMPLETED" and job["Partition"] == PARTITION, job
+        assert job["WorkDir"] == str(workdir) and job["Account"] == "", job
+    assert "Falling back to 'sacct'" not in log
