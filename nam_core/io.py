@@ -6,12 +6,20 @@ Nothing half-written is left at the target path if the writer fails or is interr
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text"]
+import pandas as pd
+
+__all__ = ["atomic_path", "atomic_write_text", "read_tsv", "write_tsv"]
+
+logger = logging.getLogger(__name__)
+
+#: Columns read as text whatever they hold (IDs such as "007" stay IDs).
+TEXT_COLUMNS = {"individual": str, "cell": str, "cluster": str, "gene": str, "cell_type": str}
 
 
 @contextlib.contextmanager
@@ -49,3 +57,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def read_tsv(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
+    """Read a workflow TSV; the individual, cell, cluster, gene and cell-type columns stay text."""
+    return pd.read_csv(
+        path, sep="\t", dtype=TEXT_COLUMNS, keep_default_na=False, na_values=[""],
+        float_precision="round_trip", **kwargs,
+    )
+
+
+def write_tsv(df: pd.DataFrame, path: str | os.PathLike, index: bool = False) -> None:
+    """Write ``df`` as a tab-separated table, atomically."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=index)
+    logger.info("wrote %s: %d rows, %d columns", path, len(df), df.shape[1] + index)

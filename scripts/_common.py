@@ -13,12 +13,12 @@ import sys
 import warnings
 from pathlib import Path
 
-import pandas as pd
-
 os.environ.setdefault("MPLBACKEND", "Agg")  # figures are files; no display on cluster nodes
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from nam_core.io import read_tsv, write_tsv  # noqa: E402,F401  (after the path is set)
 
 logger = logging.getLogger("nam_workflow")
 
@@ -40,21 +40,3 @@ def logged(path_log):
     except Exception as err:
         logger.error("%s: %s", type(err).__name__, err, exc_info=True)
         raise
-
-
-def read_tsv(path, **kwargs) -> pd.DataFrame:
-    """Read a workflow TSV; the individual, cell and cluster columns stay strings."""
-    text = {"individual": str, "cell": str, "cluster": str, "gene": str, "cell_type": str}
-    return pd.read_csv(
-        path, sep="\t", dtype=text, keep_default_na=False, na_values=[""],
-        float_precision="round_trip", **kwargs,
-    )
-
-
-def write_tsv(df: pd.DataFrame, path, index: bool = False) -> None:
-    """Write a TSV atomically."""
-    from nam_core.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep="\t", index=index)
-    logger.info("wrote %s: %d rows, %d columns", path, len(df), df.shape[1] + index)
