@@ -79,3 +79,5 @@ def test_profile_from_profiles_slurm(tmp_path, cluster, monkeypatch):
         assert job["JobState"] == "COMPLETED" and job["Partition"] == PARTITION, job
         assert job["WorkDir"] == str(workdir) and job["Account"] == "", job
     assert "Falling back to 'sacct'" not in log
+    fit_log = (workdir / f"results/{COHORT}/logs/fit_nam/seed0.log").read_text()
+    assert "fitting on cpu (torch" in fit_log  # the node has no GPU; the job says what it used
