@@ -178,3 +178,18 @@ def test_cohort_without_inputs_fails_with_a_message(tmp_path):
     proc = snakemake(tmp_path, "-n", "--configfile", config)
     assert proc.returncode != 0
     assert "inputs.bfile and inputs.counts is not set" in output_of(proc)
+
+
+def test_config_readme_describes_every_config_file():
+    readme = (ROOT / "config/README.md").read_text()
+    files = [p.relative_to(ROOT) for p in sorted((ROOT / "config").glob("*.yaml"))]
+    files += [p.relative_to(ROOT) for p in sorted((ROOT / ".test").rglob("*.yaml"))]
+    assert len(files) >= 6
+    for path in files:
+        assert f"`{path}`" in readme, f"config/README.md does not describe {path}"
+
+
+def test_workflow_catalog_metadata():
+    meta = yaml.safe_load((ROOT / ".snakemake-workflow-catalog.yml").read_text())["usage"]
+    assert meta["mandatory-flags"]["desc"] and meta["mandatory-flags"]["flags"]
+    assert meta["software-stack-deployment"]["conda"] is True and meta["report"] is True
