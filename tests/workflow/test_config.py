@@ -193,3 +193,15 @@ def test_workflow_catalog_metadata():
     meta = yaml.safe_load((ROOT / ".snakemake-workflow-catalog.yml").read_text())["usage"]
     assert meta["mandatory-flags"]["desc"] and meta["mandatory-flags"]["flags"]
     assert meta["software-stack-deployment"]["conda"] is True and meta["report"] is True
+
+
+def test_onek1k_profile_stacks_on_the_slurm_profile(monkeypatch):
+    """`--profile profiles/slurm --profile profiles/onek1k`: the cluster settings and the sizes."""
+    from snakemake.cli import parse_args
+
+    monkeypatch.chdir(ROOT)
+    _, args = parse_args(["--profile", "profiles/slurm", "--profile", "profiles/onek1k", "-n"])
+    assert args.executor == "slurm" and args.slurm_status_command == "squeue"
+    assert args.slurm_no_account is True and "runtime" in args.default_resources
+    assert args.set_resources["preprocess_expression"]["mem_mb"].value == 128000
+    assert args.set_threads["fit_nam"].value == 4
