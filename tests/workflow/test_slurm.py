@@ -3,8 +3,8 @@
 Needs root and the Debian packages slurm-wlm and munge (``.ci/run`` installs them); skipped
 without them, except in CI (``CI=true``, or ``NAM_REQUIRE_SLURM=1`` as ``.ci/run`` sets), where
 that is a failure. Starts its own munged, slurmctld and slurmd (``slurm_cluster.py``), without
-accounting, and stops them also when the run fails. Under 5 minutes on 2 cores; most of it is
-Snakemake starting inside each of the 8 jobs and the plugin's status polling.
+accounting, and stops them also when the run fails. Most of its time is Snakemake starting
+inside each of the 6 jobs and the plugin's status polling.
 """
 
 import importlib.util
@@ -18,7 +18,7 @@ from .conftest import ROOT, SMALL_CONFIG, output_of, planned_jobs, snakemake
 from .slurm_cluster import PARTITION, missing_programs, slurm_cluster
 
 COHORT = "slurm"
-TARGET = f"results/{COHORT}/fit/best.npz"  # 8 jobs: demo cohort to the best of 2 restarts
+TARGET = f"results/{COHORT}/fit/restarts/seed0.npz"  # 6 jobs: demo cohort to one NAM fit
 
 
 def _unavailable() -> str | None:
@@ -61,21 +61,22 @@ def test_profile_from_profiles_slurm(tmp_path, cluster, monkeypatch):
     config = yaml.safe_load(SMALL_CONFIG.read_text())
     config["cohort"] = COHORT
     config["demo"] |= {"n_individuals": 30, "mean_cells": 20, "n_snps": 1000}
-    config["fit"]["seeds"] = [0, 1]
+    config["fit"]["seeds"] = [0]
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     workdir = tmp_path / "run"
     workdir.mkdir()
     monkeypatch.setenv("SLURM_CONF", str(cluster.conf))  # for Snakemake's sbatch and squeue
     args = (TARGET, "--profile", tmp_path / "profile", "--configfile", tmp_path / "config.yaml")
-    planned = planned_jobs(snakemake(workdir, "-n", *args, timeout=120))
-    proc = snakemake(workdir, *args, timeout=270)
+    # A limit, not a target: polling sacct without accounting hung for 11 minutes (issue 14).
+    proc = snakemake(workdir, *args, timeout=600)
     log = output_of(proc)
+    planned = planned_jobs(proc)  # the "Job stats" table the run prints first
     assert proc.returncode == 0, f"{log[-4000:]}\n{cluster.logs()}"
     assert (workdir / TARGET).is_file()
 
     submitted = set(re.findall(r"submitted with SLURM jobid (\d+)", log))
     jobs = cluster.finished_jobs()
-    assert sum(planned.values()) == len(submitted) == len(jobs) == 8, (planned, submitted, jobs)
+    assert sum(planned.values()) == len(submitted) == len(jobs) == 6, (planned, submitted, jobs)
     assert {job["JobId"] for job in jobs} == submitted
     for job in jobs:
         assert job["JobState"] == "COMPLETED" and job["Partition"] == PARTITION, job
