@@ -9,7 +9,7 @@ CORES ?= 2
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[workflow,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[workflow,dev,slurm]'
 	touch $@
 
 setup: $(VENV)/.installed

@@ -14,6 +14,7 @@ load it at parse time without importing torch.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import zipfile
@@ -23,13 +24,18 @@ from typing import TypeVar
 
 __all__ = [
     "atomic_path", "atomic_write_text", "corrupt_file_message", "intact_problem",
-    "read_intermediate",
+    "read_intermediate", "read_tsv", "write_tsv",
 ]
 
 T = TypeVar("T")
 
 _TAILS = {".png": b"IEND\xaeB`\x82", ".pdf": b"%%EOF"}
 """Bytes every complete file of the type ends with (a PDF may add a newline after %%EOF)."""
+
+logger = logging.getLogger(__name__)
+
+#: Columns read as text whatever they hold (IDs such as "007" stay IDs).
+TEXT_COLUMNS = {"individual": str, "cell": str, "cluster": str, "gene": str, "cell_type": str}
 
 
 @contextlib.contextmanager
@@ -171,3 +177,18 @@ def read_intermediate(
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error, KeyError, ValueError) as err:
             problem = f"cannot be read ({type(err).__name__}: {err})"
     raise NAMInputError(corrupt_file_message(path, problem, made_by))
+def read_tsv(path: str | os.PathLike, **kwargs):
+    """Read a workflow TSV as a DataFrame; ID-like columns (:data:`TEXT_COLUMNS`) stay text."""
+    import pandas as pd
+
+    return pd.read_csv(
+        path, sep="\t", dtype=TEXT_COLUMNS, keep_default_na=False, na_values=[""],
+        float_precision="round_trip", **kwargs,
+    )
+
+
+def write_tsv(df, path: str | os.PathLike, index: bool = False) -> None:
+    """Write ``df`` as a tab-separated table, atomically."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=index)
+    logger.info("wrote %s: %d rows, %d columns", path, len(df), df.shape[1] + index)

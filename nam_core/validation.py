@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -10,9 +13,20 @@ import torch
 from .errors import NAMInputError
 
 __all__ = [
-    "as_matrix", "as_group_codes", "check_device_available", "resolve_device", "resolve_dtype",
+    "as_matrix",
+    "as_group_codes",
+    "check_device_available",
+    "resolve_device",
+    "describe_device",
+    "granted_gpus",
+    "resolve_dtype",
     "check_int_at_least",
 ]
+
+logger = logging.getLogger(__name__)
+
+#: Variables by which a batch system or the user hands GPUs to a process, most specific first.
+GPU_VARIABLES = ("CUDA_VISIBLE_DEVICES", "SLURM_STEP_GPUS", "SLURM_JOB_GPUS", "SLURM_GPUS_ON_NODE")
 
 
 def _row_list(rows: np.ndarray, limit: int = 10) -> str:
@@ -121,6 +135,67 @@ def resolve_device(device) -> torch.device:
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return check_device_available(device)
+
+
+def granted_gpus(env: Mapping[str, str] | None = None) -> str | None:
+    """``NAME=value`` of the first variable saying the process was given GPUs, else None.
+
+    SLURM sets ``SLURM_JOB_GPUS``/``SLURM_STEP_GPUS`` and ``CUDA_VISIBLE_DEVICES`` in a job that
+    asked for GPUs (``--gpus``, ``--gres=gpu``); empty values, ``-1`` and ``NoDevFiles`` mean none.
+    """
+    env = os.environ if env is None else env
+    for name in GPU_VARIABLES:
+        value = env.get(name, "").strip()
+        none = {"-1", "NoDevFiles"} | ({"0"} if name == "SLURM_GPUS_ON_NODE" else set())
+        if value and value not in none:
+            return f"{name}={value}"
+    return None
+
+
+def describe_device(requested="auto", env: Mapping[str, str] | None = None) -> str:
+    """Log and return the device a fit with ``device=requested`` runs on; warn on a lost GPU.
+
+    A GPU is lost when the process was given one (:func:`granted_gpus`) or ``requested`` names
+    CUDA, but torch sees none: typically a CPU build of torch (``torch.version.cuda`` is None)
+    in a GPU job. The fit then runs on the CPU (``auto``) or fails (``cuda``, in
+    :func:`resolve_device`), so the warning says which torch is installed and how to get a
+    CUDA build.
+
+    Parameters
+    ----------
+    requested : str or torch.device or None
+        The ``device`` setting of the fit ("auto", "cpu", "cuda", "cuda:1").
+    env : mapping, optional
+        Environment to inspect (default ``os.environ``).
+
+    Returns
+    -------
+    str
+        E.g. ``"cuda:0 (NVIDIA H100, torch 2.13.0+cu128, CUDA 12.8)"`` or
+        ``"cpu (torch 2.13.0+cpu, 2 threads)"``.
+    """
+    granted = granted_gpus(env)
+    wants_cuda = str(requested).startswith("cuda")
+    if (granted or wants_cuda) and not torch.cuda.is_available():
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        reason = f"the job was given GPUs ({granted})" if granted else f"device={requested!r}"
+        outcome = "fails" if wants_cuda else "runs on the CPU"
+        message = (
+            f"{reason} but torch {torch.__version__} ({build}) sees no CUDA device, so the fit "
+            f"{outcome}; install a CUDA build of torch in this environment (README, 'On a SLURM "
+            "cluster')"
+        )
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        logger.warning(message)
+    dev = resolve_device(requested)
+    if dev.type == "cuda":
+        index = dev.index if dev.index is not None else torch.cuda.current_device()
+        text = (f"cuda:{index} ({torch.cuda.get_device_name(index)}, torch {torch.__version__}, "
+                f"CUDA {torch.version.cuda})")
+    else:
+        text = f"{dev} (torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    logger.info("fitting on %s", text)
+    return text
 
 
 def resolve_dtype(dtype) -> torch.dtype:

@@ -13,12 +13,12 @@ import sys
 import warnings
 from pathlib import Path
 
-import pandas as pd
-
 os.environ.setdefault("MPLBACKEND", "Agg")  # figures are files; no display on cluster nodes
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from nam_core.io import write_tsv  # noqa: E402,F401  (after the path is set)
 
 logger = logging.getLogger("nam_workflow")
 
@@ -58,22 +58,15 @@ def logged(path_log, made_by: dict | None = None):
         raise
 
 
-def _read_csv(path, **kwargs) -> pd.DataFrame:
-    text = {"individual": str, "cell": str, "cluster": str, "gene": str, "cell_type": str}
-    return pd.read_csv(
-        path, sep="\t", dtype=text, keep_default_na=False, na_values=[""],
-        float_precision="round_trip", **kwargs,
-    )
-
-
-def read_tsv(path, **kwargs) -> pd.DataFrame:
+def read_tsv(path, **kwargs):
     """Read a workflow TSV; the individual, cell and cluster columns stay strings.
 
     A damaged file raises NAMInputError naming it, the rule that made it and the fix.
     """
     from nam_core.io import read_intermediate
+    from nam_core.io import read_tsv as read_table
 
-    return read_intermediate(path, _read_csv, MADE_BY.get(str(path)), **kwargs)
+    return read_intermediate(path, read_table, MADE_BY.get(str(path)), **kwargs)
 
 
 def read_h5ad(path, **kwargs):
@@ -85,17 +78,12 @@ def read_h5ad(path, **kwargs):
     return read_intermediate(path, ad.read_h5ad, MADE_BY.get(str(path)), **kwargs)
 
 
-def read_npz(path) -> dict:
-    """Every array of an .npz intermediate, loaded; a damaged file raises NAMInputError."""
-    import numpy as np
-
+def read_fit_inputs(path):
+    """The fit inputs (nam_core.inputs.fit_inputs); a damaged file raises NAMInputError."""
+    from nam_core.inputs.fit_inputs import read_fit_inputs as read
     from nam_core.io import read_intermediate
 
-    def load(p):
-        with np.load(p, allow_pickle=False) as data:
-            return {key: data[key] for key in data.files}
-
-    return read_intermediate(path, load, MADE_BY.get(str(path)))
+    return read_intermediate(path, read, MADE_BY.get(str(path)))
 
 
 def load_fit(path):
@@ -104,12 +92,3 @@ def load_fit(path):
     from nam_core.io import read_intermediate
 
     return read_intermediate(path, NAM.load, MADE_BY.get(str(path)))
-
-
-def write_tsv(df: pd.DataFrame, path, index: bool = False) -> None:
-    """Write a TSV atomically."""
-    from nam_core.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep="\t", index=index)
-    logger.info("wrote %s: %d rows, %d columns", path, len(df), df.shape[1] + index)

@@ -1,7 +1,8 @@
-from _common import logged, read_npz
+from _common import logged, read_fit_inputs
 
 from nam_core.engine.settings import FitSettings
 from nam_core.models.registry import build_estimator
+from nam_core.validation import describe_device
 
 
 def fit(path_inputs, path_fit, path_checkpoint, seed: int, settings: dict):
@@ -9,10 +10,11 @@ def fit(path_inputs, path_fit, path_checkpoint, seed: int, settings: dict):
 
     The restart checkpoints to ``path_checkpoint`` and resumes from it after a kill.
     """
-    data = read_npz(path_inputs)
+    inputs = read_fit_inputs(path_inputs)
     settings = FitSettings.from_config(settings).with_changes(n_init=1)
+    describe_device(settings.device)  # logs it; warns if a granted GPU is unusable
     model = build_estimator("nam", settings, seed=seed, verbose=True, checkpoint=path_checkpoint)
-    model.fit(data["x"], data["y"], data["group"]).save(path_fit)
+    model.fit(inputs.x, inputs.y, inputs.group).save(path_fit)
     return model
 
 

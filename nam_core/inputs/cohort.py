@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import NAMInputError
 
-__all__ = ["MatchResult", "match_individuals", "near_misses"]
+__all__ = ["MatchResult", "match_individuals", "near_misses", "normalise_ids"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +113,23 @@ def _shown(names: Sequence[str], limit: int = _N_SHOWN) -> str:
     return f"{shown} (and {len(names) - limit} more)" if len(names) > limit else shown
 
 
-def _as_ids(values, what: str, source: str) -> np.ndarray:
-    """Individual IDs as an array of str; missing values are an error."""
+def normalise_ids(values, what: str, source: str) -> np.ndarray:
+    """Individual IDs as an array of str without surrounding spaces; missing values are an error.
+
+    The one rule by which every step compares IIDs of the ``.fam`` with the cells' individual
+    column: ``" 7 "``, ``7`` and ``"7"`` are the same individual.
+
+    Parameters
+    ----------
+    values : sequence (n,)
+        IDs as read (str, int or object).
+    what, source : str
+        What the IDs are and the file they come from, named in the error.
+
+    Returns
+    -------
+    ndarray (n,) of str
+    """
     series = pd.Series(np.asarray(values, dtype=object))
     missing = series.isna().to_numpy()
     if missing.any():
@@ -256,8 +271,8 @@ def match_individuals(
         ``max_lost_fraction``.
     """
     _check_policies(individuals_without_cells, cells_without_genotype)
-    geno = _as_ids(genotype_ids, "genotype IDs", str(genotype_source))
-    cells = _as_ids(cell_individuals, "cell individuals", str(cells_source))
+    geno = normalise_ids(genotype_ids, "genotype IDs", str(genotype_source))
+    cells = normalise_ids(cell_individuals, "cell individuals", str(cells_source))
     dup = pd.Index(geno)[pd.Index(geno).duplicated()].unique()
     if len(dup):
         raise NAMInputError(

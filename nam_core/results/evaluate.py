@@ -1,10 +1,9 @@
-"""Tables of a fitted NAM (individuals, cluster composition) and its scores on the demo cohort.
+"""Scores of a fitted NAM on the demo cohort (the result tables are in :mod:`.tables`).
 
-The workflow writes :func:`individual_table` and :func:`composition_tables` for every cohort, and
-for the demo scores the clusters against the truth with :func:`evaluate_demo`: adjusted Rand index
-(ARI) and normalised mutual information (NMI) of the individual clusters against the ancestry
-groups and of the cell clusters against the cell types, and the known markers of its cell type
-that each cell cluster's top markers include.
+For the demo the workflow scores the clusters against the truth with :func:`evaluate_demo`:
+adjusted Rand index (ARI) and normalised mutual information (NMI) of the individual clusters
+against the ancestry groups and of the cell clusters against the cell types, and the known
+markers of its cell type that each cell cluster's top markers include.
 
 Cluster names: individual clusters are ``I1, I2, ...`` and cell clusters ``C1, C2, ...``, numbered
 in the model's label order (1 = largest expected size).
@@ -20,6 +19,12 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from ..errors import NAMInputError
 from .markers import marker_recovery
+from .tables import (  # re-exported: their home used to be here
+    cell_cluster_names,
+    composition_tables,
+    individual_cluster_names,
+    individual_table,
+)
 
 __all__ = [
     "individual_cluster_names",
@@ -35,127 +40,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 EVALUATION_COLUMNS = ["metric", "value", "threshold", "pass"]
-
-
-def individual_cluster_names(labels) -> np.ndarray:
-    """``I1, I2, ...`` for 0-based individual-cluster labels (J,)."""
-    return np.char.add("I", (np.asarray(labels, dtype=np.int64) + 1).astype(str))
-
-
-def cell_cluster_names(labels) -> np.ndarray:
-    """``C1, C2, ...`` for 0-based cell-cluster labels (N,)."""
-    return np.char.add("C", (np.asarray(labels, dtype=np.int64) + 1).astype(str))
-
-
-def _ordered_names(prefix: str, names) -> list[str]:
-    """Distinct cluster names sorted by their number (C2 before C10)."""
-    return sorted(set(map(str, names)), key=lambda n: int(n.removeprefix(prefix)))
-
-
-def individual_table(
-    individuals, labels, proba: np.ndarray, pcs: pd.DataFrame, n_cells
-) -> pd.DataFrame:
-    """One row per individual: its NAM cluster, posterior probabilities and genotype PCs.
-
-    Parameters
-    ----------
-    individuals : sequence of str (J,)
-        IIDs, in the order of the model's individuals.
-    labels : array (J,) of int
-        0-based individual-cluster labels (``NAM.individual_labels_``).
-    proba : array (J, K)
-        q(S_j = k), columns in label order (``NAM.rho_``).
-    pcs : DataFrame
-        Genotype PCs indexed by IID (every individual of ``individuals`` must be present).
-    n_cells : array (J,) of int
-        Cells of each individual in the fit.
-
-    Returns
-    -------
-    DataFrame with columns individual, cluster (``I<k>``), probability (of that cluster),
-    n_cells, ``prob_I1 .. prob_I<K>`` and the PC columns.
-    """
-    individuals = pd.Index(np.asarray(individuals, dtype=str), name="individual")
-    proba = np.asarray(proba, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
-    if proba.shape[0] != len(individuals) or labels.shape[0] != len(individuals):
-        raise NAMInputError(
-            f"{len(individuals)} individuals but {labels.shape[0]} labels and {proba.shape[0]} "
-            "rows of posterior probabilities"
-        )
-    missing = individuals.difference(pcs.index.astype(str))
-    if len(missing):
-        raise NAMInputError(f"{len(missing)} individuals have no genotype PCs: {list(missing[:5])}")
-    table = pd.DataFrame(
-        {
-            "individual": individuals,
-            "cluster": individual_cluster_names(labels),
-            "probability": proba[np.arange(len(labels)), labels],
-            "n_cells": np.asarray(n_cells, dtype=np.int64),
-        }
-    )
-    prob_cols = pd.DataFrame(
-        proba, columns=[f"prob_{n}" for n in individual_cluster_names(np.arange(proba.shape[1]))]
-    )
-    pc_cols = pcs.set_axis(pcs.index.astype(str)).loc[individuals].reset_index(drop=True)
-    return pd.concat([table, prob_cols, pc_cols], axis=1)
-
-
-def composition_tables(
-    cell_individuals, cell_clusters, individual_clusters: pd.Series
-) -> dict[str, pd.DataFrame]:
-    """Cell-cluster composition of each individual and each individual cluster.
-
-    Parameters
-    ----------
-    cell_individuals : sequence of str (N,)
-        Individual of each cell.
-    cell_clusters : sequence of str (N,)
-        Cell cluster of each cell (``C<l>``).
-    individual_clusters : Series
-        Cluster (``I<k>``) of each individual, indexed by IID; individuals without cells get
-        zero counts and no proportions.
-
-    Returns
-    -------
-    dict of DataFrames:
-
-    * ``counts``: individual, cluster, then cells per cell cluster (one row per individual).
-    * ``proportions``: the same as shares of the individual's cells (NaN without cells).
-    * ``by_individual_cluster``: cluster, n_individuals, n_cells, then the mean over its
-      individuals (with cells) of their share of each cell cluster; each row sums to 1.
-    """
-    individuals = individual_clusters.index.astype(str)
-    columns = _ordered_names("C", cell_clusters)
-    counts = (
-        pd.crosstab(
-            pd.Series(np.asarray(cell_individuals, dtype=str), name="individual"),
-            pd.Series(np.asarray(cell_clusters, dtype=str), name="cell_cluster"),
-        )
-        .reindex(index=individuals, columns=columns, fill_value=0)
-        .astype(np.int64)
-    )
-    totals = counts.sum(axis=1)
-    shares = counts.div(totals.where(totals > 0), axis=0)
-    cluster = pd.Series(individual_clusters.to_numpy(dtype=str), index=individuals, name="cluster")
-
-    def with_cluster(df: pd.DataFrame) -> pd.DataFrame:
-        out = df.copy()
-        out.insert(0, "cluster", cluster)
-        out.columns.name = None
-        return out.rename_axis("individual").reset_index()
-
-    order = _ordered_names("I", cluster)
-    grouped = shares.groupby(cluster)
-    by_cluster = grouped.mean().reindex(order)
-    by_cluster.insert(0, "n_cells", totals.groupby(cluster).sum().reindex(order))
-    by_cluster.insert(0, "n_individuals", cluster.value_counts().reindex(order))
-    by_cluster.columns.name = None
-    return {
-        "counts": with_cluster(counts),
-        "proportions": with_cluster(shares),
-        "by_individual_cluster": by_cluster.rename_axis("cluster").reset_index(),
-    }
 
 
 def majority_labels(clusters, truth) -> pd.DataFrame:

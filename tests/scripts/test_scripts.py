@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from nam_core import NAM
+from nam_core.results.tables import write_results
 
 from .conftest import TINY, load_script
 
@@ -35,17 +36,18 @@ def run(cohort, tmp_path_factory):
     load_script("preprocess_expression").preprocess_cells(
         cohort["counts"], p["matching.tsv"], p["pre.h5ad"], "individual", PREPROCESS)
     load_script("compute_umap").compute(p["pre.h5ad"], p["umap.tsv"], n_neighbors=10, seed=0)
-    load_script("assemble_fit_inputs").assemble(p["pcs.tsv"], p["pre.h5ad"], p["matching.tsv"],
-                                                p["inputs.npz"], "individual")
+    load_script("assemble_fit_inputs").assemble(
+        path_to_pcs=p["pcs.tsv"], path_to_cells=p["pre.h5ad"], path_to_matching=p["matching.tsv"],
+        path_to_inputs=p["inputs.npz"], individual_column="individual")
     fits = [d / f"seed{s}.npz" for s in (0, 1)]
     for seed, path in zip((0, 1), fits, strict=True):
         load_script("fit_nam").fit(p["inputs.npz"], path, seed, FIT)
     load_script("select_best_fit").select(fits, p["best.npz"], p["restarts.tsv"], p["traces.tsv"])
-    outs = {"cells": p["cells.h5ad"], "individuals": p["individuals.tsv"],
-            "counts": p["counts.tsv"], "proportions": p["proportions.tsv"],
-            "by_cluster": p["by_cluster.tsv"]}
-    load_script("write_results").write(p["best.npz"], p["inputs.npz"], p["pre.h5ad"],
-                                       p["umap.tsv"], p["pcs.tsv"], outs, "individual")
+    write_results(path_to_fit=p["best.npz"], path_to_inputs=p["inputs.npz"],
+                  path_to_cells=p["pre.h5ad"], path_to_umap=p["umap.tsv"],
+                  path_to_pcs=p["pcs.tsv"], path_to_cells_out=p["cells.h5ad"],
+                  path_to_individuals=p["individuals.tsv"], path_to_counts=p["counts.tsv"],
+                  path_to_proportions=p["proportions.tsv"], path_to_by_cluster=p["by_cluster.tsv"])
     load_script("find_markers").find(p["cells.h5ad"], p["markers.tsv"], n_genes=10)
     truth = {"cells": p["cells.h5ad"], "individuals": p["individuals.tsv"],
              "markers": p["markers.tsv"], "truth_individuals": cohort["truth_individuals"],
@@ -120,9 +122,13 @@ def test_individuals_and_composition(run):
     _, p = run
     ind = tsv(p["individuals.tsv"])
     assert list(ind.columns[:4]) == ["individual", "cluster", "probability", "n_cells"]
-    prob = ind.filter(like="prob_I")
-    assert prob.shape[1] == FIT["K"]
-    assert np.allclose(prob.sum(axis=1), 1.0)
+    prob = ind.filter(like="prob_")
+    occupied = sorted(set(ind["cluster"]), key=lambda n: int(n[1:]))
+    assert list(prob.columns) == [f"prob_{c}" for c in occupied] + ["prob_other"]
+    assert len(occupied) < FIT["K"]  # the truncation's empty clusters are left out
+    assert np.allclose(prob.sum(axis=1), 1.0) and (prob["prob_other"] >= 0).all()
+    picked = prob.to_numpy()[np.arange(len(ind)), [occupied.index(c) for c in ind["cluster"]]]
+    assert np.array_equal(picked, ind["probability"].to_numpy())
     assert {"PC1", "PC2", "PC3"} <= set(ind.columns)
     counts = tsv(p["counts.tsv"])
     assert counts.filter(like="C").sum(axis=1).tolist() == ind["n_cells"].tolist()
@@ -213,10 +219,11 @@ def test_individual_without_cells_after_qc(run, tmp_path, policy):
     pre = pre[pre.obs["individual"].astype(str) != "IND0001"].copy()
     pre.write_h5ad(tmp_path / "pre.h5ad")
     inputs = load_script("assemble_fit_inputs").assemble(
-        p["pcs.tsv"], tmp_path / "pre.h5ad", p["matching.tsv"], tmp_path / "inputs.npz",
-        "individual", without_cells=policy)
-    assert ("IND0001" in inputs["individuals"]) == (policy == "keep")
-    assert len(inputs["individuals"]) == (30 if policy == "keep" else 29)
+        path_to_pcs=p["pcs.tsv"], path_to_cells=tmp_path / "pre.h5ad",
+        path_to_matching=p["matching.tsv"], path_to_inputs=tmp_path / "inputs.npz",
+        individual_column="individual", individuals_without_cells=policy)
+    assert ("IND0001" in inputs.individuals) == (policy == "keep")
+    assert len(inputs.individuals) == (30 if policy == "keep" else 29)
     model = load_script("fit_nam").fit(tmp_path / "inputs.npz", tmp_path / "fit.npz", 0,
                                        {**FIT, "max_iter": 200, "tol": 1e-6})
-    assert model.rho_.shape[0] == len(inputs["individuals"])
+    assert model.rho_.shape[0] == len(inputs.individuals)

@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SNAKEFILE = ROOT / "Snakefile"
-SMALL_CONFIG = Path(__file__).resolve().parent / "config_small.yaml"
+SMALL_CONFIG = ROOT / ".test/config/config.yaml"  # the small demo the catalog and CI run
 
 
 def snakemake(workdir, *args, timeout=900) -> subprocess.CompletedProcess:

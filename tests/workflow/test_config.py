@@ -78,18 +78,32 @@ def test_env_file_pins_match_pyproject():
     assert python == "python=3.11" and ">=3.11,<3.12" == project["requires-python"]
 
 
-def test_slurm_profile_uses_real_options_and_asks_a_gpu_for_the_fit():
+@pytest.mark.parametrize("name", ["slurm", "onek1k"])
+def test_profiles_use_real_options_and_rules(name):
     from snakemake.cli import get_argument_parser
 
-    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    profile = yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
     options = {opt for action in get_argument_parser()._actions for opt in action.option_strings}
     for key in profile:
-        assert f"--{key}" in options, f"profiles/slurm: {key} is not a snakemake option"
-    assert profile["executor"] == "slurm"
-    assert profile["set-resources"]["fit_nam"]["gpu"] == 1
+        assert f"--{key}" in options, f"profiles/{name}: {key} is not a snakemake option"
     rules = set(re.findall(r"^rule (\w+):", "".join(
         p.read_text() for p in (ROOT / "workflow").glob("*.smk")), flags=re.M))
-    assert set(profile["set-resources"]) <= rules and set(profile["set-threads"]) <= rules
+    assert set(profile.get("set-resources", {})) <= rules
+    assert set(profile.get("set-threads", {})) <= rules
+    for rule, resources in profile.get("set-resources", {}).items():
+        assert "gpu" not in resources, f"{rule}: a GPU request fails on clusters without GPUs"
+    for value in profile.get("default-resources", {}).values():
+        assert " " not in str(value), f"profiles/{name}: {value!r} would split at the space"
+
+
+def test_slurm_profile_works_without_accounting_and_account():
+    """squeue for job status (sacct hangs without slurmdbd); no account unless one is set."""
+    profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
+    assert profile["executor"] == "slurm"
+    assert profile["slurm-status-command"] == "squeue"
+    assert profile["slurm-no-account"] is True
+    assert "slurm_account" not in profile["default-resources"]
+    assert "set-resources" not in profile and "set-threads" not in profile  # sizes: onek1k
 
 
 def test_lint():
@@ -164,3 +178,30 @@ def test_cohort_without_inputs_fails_with_a_message(tmp_path):
     proc = snakemake(tmp_path, "-n", "--configfile", config)
     assert proc.returncode != 0
     assert "inputs.bfile and inputs.counts is not set" in output_of(proc)
+
+
+def test_config_readme_describes_every_config_file():
+    readme = (ROOT / "config/README.md").read_text()
+    files = [p.relative_to(ROOT) for p in sorted((ROOT / "config").glob("*.yaml"))]
+    files += [p.relative_to(ROOT) for p in sorted((ROOT / ".test").rglob("*.yaml"))]
+    assert len(files) >= 6
+    for path in files:
+        assert f"`{path}`" in readme, f"config/README.md does not describe {path}"
+
+
+def test_workflow_catalog_metadata():
+    meta = yaml.safe_load((ROOT / ".snakemake-workflow-catalog.yml").read_text())["usage"]
+    assert meta["mandatory-flags"]["desc"] and meta["mandatory-flags"]["flags"]
+    assert meta["software-stack-deployment"]["conda"] is True and meta["report"] is True
+
+
+def test_onek1k_profile_stacks_on_the_slurm_profile(monkeypatch):
+    """`--profile profiles/slurm --profile profiles/onek1k`: the cluster settings and the sizes."""
+    from snakemake.cli import parse_args
+
+    monkeypatch.chdir(ROOT)
+    _, args = parse_args(["--profile", "profiles/slurm", "--profile", "profiles/onek1k", "-n"])
+    assert args.executor == "slurm" and args.slurm_status_command == "squeue"
+    assert args.slurm_no_account is True and "runtime" in args.default_resources
+    assert args.set_resources["preprocess_expression"]["mem_mb"].value == 128000
+    assert args.set_threads["fit_nam"].value == 4

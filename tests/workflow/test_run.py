@@ -49,7 +49,9 @@ def test_outputs(small_run):
     individuals = tsv(res / "individuals.tsv")
     assert list(individuals.columns[:4]) == ["individual", "cluster", "probability", "n_cells"]
     assert individuals["n_cells"].sum() == cells.n_obs
-    assert {"PC1", "PC5", "prob_I1"} <= set(individuals.columns)
+    assert {"PC1", "PC5", "prob_I1", "prob_other"} <= set(individuals.columns)
+    # one probability column per occupied cluster, not one per cluster of the truncation K
+    assert individuals.filter(like="prob_I").shape[1] == individuals["cluster"].nunique()
     markers = tsv(res / "markers.tsv")
     assert set(markers["cluster"]) <= set(cells.obs["nam_cell_cluster"].astype(str))
     for name in ("cells_per_individual", "proportions_per_individual", "by_individual_cluster"):

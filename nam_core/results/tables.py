@@ -1,0 +1,248 @@
+"""The result tables of a fitted NAM: annotated cells, individuals and cluster composition.
+
+:func:`write_results` writes every result file of the workflow's ``write_results`` rule from
+the best fit, the fit inputs, the preprocessed cells, the UMAP and the genotype PCs. The column
+lists are in the README ("Outputs").
+
+Cluster names: individual clusters are ``I1, I2, ...`` and cell clusters ``C1, C2, ...``, numbered
+in the model's label order (1 = largest expected size). Only occupied clusters (those that are
+the most probable cluster of at least one individual or cell) appear in the tables.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from ..errors import NAMInputError
+from ..inputs.fit_inputs import read_fit_inputs
+from ..io import atomic_path, read_intermediate, read_tsv, write_tsv
+from ..models.nam import NAM
+
+__all__ = [
+    "individual_cluster_names",
+    "cell_cluster_names",
+    "individual_table",
+    "composition_tables",
+    "annotate_cells",
+    "write_results",
+]
+
+logger = logging.getLogger(__name__)
+
+def individual_cluster_names(labels) -> np.ndarray:
+    """``I1, I2, ...`` for 0-based individual-cluster labels (J,)."""
+    return np.char.add("I", (np.asarray(labels, dtype=np.int64) + 1).astype(str))
+
+
+def cell_cluster_names(labels) -> np.ndarray:
+    """``C1, C2, ...`` for 0-based cell-cluster labels (N,)."""
+    return np.char.add("C", (np.asarray(labels, dtype=np.int64) + 1).astype(str))
+
+
+def _ordered_names(prefix: str, names) -> list[str]:
+    """Distinct cluster names sorted by their number (C2 before C10)."""
+    return sorted(set(map(str, names)), key=lambda n: int(n.removeprefix(prefix)))
+
+
+def individual_table(
+    individuals, labels, proba: np.ndarray, pcs: pd.DataFrame, n_cells
+) -> pd.DataFrame:
+    """One row per individual: its NAM cluster, posterior probabilities and genotype PCs.
+
+    Parameters
+    ----------
+    individuals : sequence of str (J,)
+        IIDs, in the order of the model's individuals.
+    labels : array (J,) of int
+        0-based individual-cluster labels (``NAM.individual_labels_``).
+    proba : array (J, K)
+        q(S_j = k), columns in label order (``NAM.rho_``).
+    pcs : DataFrame
+        Genotype PCs indexed by IID (every individual of ``individuals`` must be present).
+    n_cells : array (J,) of int
+        Cells of each individual in the fit.
+
+    Returns
+    -------
+    DataFrame with columns individual, cluster (``I<k>``), probability (of that cluster),
+    n_cells, ``prob_I<k>`` for each occupied cluster (the most probable cluster of at least one
+    individual; K is a truncation, most of its clusters hold nobody), ``prob_other`` (the
+    posterior mass on the unoccupied clusters, so that each row's probabilities sum to 1) and
+    the PC columns.
+    """
+    individuals = pd.Index(np.asarray(individuals, dtype=str), name="individual")
+    proba = np.asarray(proba, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if proba.shape[0] != len(individuals) or labels.shape[0] != len(individuals):
+        raise NAMInputError(
+            f"{len(individuals)} individuals but {labels.shape[0]} labels and {proba.shape[0]} "
+            "rows of posterior probabilities"
+        )
+    missing = individuals.difference(pcs.index.astype(str))
+    if len(missing):
+        raise NAMInputError(f"{len(missing)} individuals have no genotype PCs: {list(missing[:5])}")
+    table = pd.DataFrame(
+        {
+            "individual": individuals,
+            "cluster": individual_cluster_names(labels),
+            "probability": proba[np.arange(len(labels)), labels],
+            "n_cells": np.asarray(n_cells, dtype=np.int64),
+        }
+    )
+    occupied = np.unique(labels)
+    prob_cols = pd.DataFrame(
+        proba[:, occupied], columns=[f"prob_{n}" for n in individual_cluster_names(occupied)]
+    )
+    prob_cols["prob_other"] = np.clip(1.0 - prob_cols.sum(axis=1), 0.0, None)
+    pc_cols = pcs.set_axis(pcs.index.astype(str)).loc[individuals].reset_index(drop=True)
+    return pd.concat([table, prob_cols, pc_cols], axis=1)
+
+
+def composition_tables(
+    cell_individuals, cell_clusters, individual_clusters: pd.Series
+) -> dict[str, pd.DataFrame]:
+    """Cell-cluster composition of each individual and each individual cluster.
+
+    Parameters
+    ----------
+    cell_individuals : sequence of str (N,)
+        Individual of each cell.
+    cell_clusters : sequence of str (N,)
+        Cell cluster of each cell (``C<l>``).
+    individual_clusters : Series
+        Cluster (``I<k>``) of each individual, indexed by IID; individuals without cells get
+        zero counts and no proportions.
+
+    Returns
+    -------
+    dict of DataFrames:
+
+    * ``counts``: individual, cluster, then cells per cell cluster (one row per individual).
+    * ``proportions``: the same as shares of the individual's cells (NaN without cells).
+    * ``by_individual_cluster``: cluster, n_individuals, n_cells, then the mean over its
+      individuals (with cells) of their share of each cell cluster; each row sums to 1.
+    """
+    individuals = individual_clusters.index.astype(str)
+    columns = _ordered_names("C", cell_clusters)
+    counts = (
+        pd.crosstab(
+            pd.Series(np.asarray(cell_individuals, dtype=str), name="individual"),
+            pd.Series(np.asarray(cell_clusters, dtype=str), name="cell_cluster"),
+        )
+        .reindex(index=individuals, columns=columns, fill_value=0)
+        .astype(np.int64)
+    )
+    totals = counts.sum(axis=1)
+    shares = counts.div(totals.where(totals > 0), axis=0)
+    cluster = pd.Series(individual_clusters.to_numpy(dtype=str), index=individuals, name="cluster")
+
+    def with_cluster(df: pd.DataFrame) -> pd.DataFrame:
+        out = df.copy()
+        out.insert(0, "cluster", cluster)
+        out.columns.name = None
+        return out.rename_axis("individual").reset_index()
+
+    order = _ordered_names("I", cluster)
+    grouped = shares.groupby(cluster)
+    by_cluster = grouped.mean().reindex(order)
+    by_cluster.insert(0, "n_cells", totals.groupby(cluster).sum().reindex(order))
+    by_cluster.insert(0, "n_individuals", cluster.value_counts().reindex(order))
+    by_cluster.columns.name = None
+    return {
+        "counts": with_cluster(counts),
+        "proportions": with_cluster(shares),
+        "by_individual_cluster": by_cluster.rename_axis("cluster").reset_index(),
+    }
+
+
+def annotate_cells(adata: ad.AnnData, model, group: np.ndarray, umap: pd.DataFrame) -> ad.AnnData:
+    """Add NAM's clusters, the UMAP and the fit's summary to the preprocessed cells, in place.
+
+    Parameters
+    ----------
+    adata : AnnData (N cells)
+        The preprocessed cells, in the order of the fit.
+    model : NAM
+        The fitted model (``cell_labels_`` (N,), ``cell_label_proba_`` (N,),
+        ``individual_labels_`` (J,)).
+    group : array (N,) of int
+        Index of each cell's individual in the fit.
+    umap : DataFrame
+        UMAP1, UMAP2 indexed by cell barcode (every cell of ``adata``).
+
+    Returns
+    -------
+    AnnData
+        ``adata`` with obs ``nam_cell_cluster``, ``nam_cell_cluster_probability``,
+        ``nam_individual_cluster``, obsm ``X_umap`` (N, 2) and uns ``nam``.
+    """
+    cell_clusters = cell_cluster_names(model.cell_labels_)
+    ind_clusters = individual_cluster_names(model.individual_labels_)
+    adata.obs["nam_cell_cluster"] = pd.Categorical(
+        cell_clusters, categories=_ordered_names("C", cell_clusters))
+    adata.obs["nam_cell_cluster_probability"] = model.cell_label_proba_.astype(np.float32)
+    adata.obs["nam_individual_cluster"] = pd.Categorical(ind_clusters[group])
+    missing = adata.obs_names.difference(umap.index)
+    if len(missing):
+        raise NAMInputError(f"{len(missing)} cells have no UMAP coordinates: {list(missing[:5])}")
+    adata.obsm["X_umap"] = umap.loc[adata.obs_names, ["UMAP1", "UMAP2"]].to_numpy(np.float32)
+    adata.uns["nam"] = {"elbo": model.elbo_, "seed": model.seed_, "n_iter": model.n_iter_,
+                        "params": {k: str(v) for k, v in model.get_params().items()}}
+    return adata
+
+
+def write_results(
+    *,
+    path_to_fit: str | os.PathLike,
+    path_to_inputs: str | os.PathLike,
+    path_to_cells: str | os.PathLike,
+    path_to_umap: str | os.PathLike,
+    path_to_pcs: str | os.PathLike,
+    path_to_cells_out: str | os.PathLike,
+    path_to_individuals: str | os.PathLike,
+    path_to_counts: str | os.PathLike,
+    path_to_proportions: str | os.PathLike,
+    path_to_by_cluster: str | os.PathLike,
+    made_by: dict | None = None,
+) -> None:
+    """Write ``cells.h5ad``, ``individuals.tsv`` and the three composition tables, atomically.
+
+    The inputs are the best fit (``fit/best.npz``), the fit inputs (``fit/inputs.npz``), the
+    preprocessed cells (``.h5ad``), the UMAP (``umap.tsv``) and the genotype PCs (``pcs.tsv``);
+    the cells must be those of the fit, in its order. ``made_by`` ({path: rule}) names the rule
+    to rerun in the error for a damaged input (:func:`nam_core.io.read_intermediate`).
+    """
+    made_by = made_by or {}
+
+    def read(path, reader, **kwargs):
+        return read_intermediate(path, reader, made_by.get(str(path)), **kwargs)
+
+    model = read(path_to_fit, NAM.load)
+    inputs = read(path_to_inputs, read_fit_inputs)
+    adata = read(path_to_cells, ad.read_h5ad)
+    if not np.array_equal(adata.obs_names.to_numpy(dtype=str), inputs.cells):
+        raise NAMInputError(
+            f"{path_to_cells} and {path_to_inputs} list different cells; rerun the fit")
+    annotate_cells(adata, model, inputs.group, read(path_to_umap, read_tsv, index_col="cell"))
+    with atomic_path(path_to_cells_out) as tmp:
+        adata.write_h5ad(tmp, compression="lzf")
+    logger.info("wrote %s: %d cells in %d NAM cell clusters, %d individuals",
+                path_to_cells_out, adata.n_obs,
+                len(adata.obs["nam_cell_cluster"].cat.categories), len(inputs.individuals))
+
+    n_cells = np.bincount(inputs.group, minlength=len(inputs.individuals))
+    pcs = read(path_to_pcs, read_tsv, index_col="individual")
+    write_tsv(individual_table(inputs.individuals, model.individual_labels_, model.rho_, pcs,
+                               n_cells), path_to_individuals)
+    ind_clusters = individual_cluster_names(model.individual_labels_)
+    tables = composition_tables(inputs.individuals[inputs.group],
+                                adata.obs["nam_cell_cluster"].astype(str).to_numpy(),
+                                pd.Series(ind_clusters, index=inputs.individuals))
+    for key, path in (("counts", path_to_counts), ("proportions", path_to_proportions),
+                      ("by_individual_cluster", path_to_by_cluster)):
+        write_tsv(tables[key], path)
