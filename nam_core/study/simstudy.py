@@ -224,7 +224,7 @@ def job_spec(study: dict, scenario: str, replicate: int, method: str) -> dict:
         "seed": int(study["seed"]) + replicate,
         "method": method,
         "generator": dict(scen[scenario]["params"]),
-        "fit": FitSettings.from_config(study["fit"]).as_dict(),
+        "fit": dict(study["fit"]) if FitSettings.from_config(study["fit"]) else None,
     }
 
 
