@@ -431,3 +431,50 @@ def genotype_regression(
     table["n_individuals"] = n
     table["called"] = table["fdr"] < 0.05
     return _with_names(table, names)
+
+
+def composition_tables(
+    model,
+    counts: pd.DataFrame,
+    pcs: pd.DataFrame,
+    names: dict | None = None,
+    n_draws: int = 4000,
+    seed: int = 0,
+    null_log_ratio: float = DEFAULT_NULL_LOG_RATIO,
+    transform: str = "logit",
+) -> dict[str, pd.DataFrame]:
+    """Every table of the composition analysis of one fit.
+
+    Parameters
+    ----------
+    model : fitted NAM
+    counts : DataFrame
+        ``composition/cells_per_individual.tsv``.
+    pcs : DataFrame
+        Column individual and the genotype PCs (``individuals.tsv``).
+    names : dict or None
+        Cell-type name of each cell cluster.
+    n_draws, seed : int
+        Monte Carlo draws from q(u) and their seed.
+    null_log_ratio : float
+        Threshold of a null effect (:func:`posterior_differences`).
+    transform : {"logit", "asin"}
+        Scale of the per-individual proportions (propeller and genotype regression).
+
+    Returns
+    -------
+    dict with DataFrames ``posterior``, ``differences``, ``propeller`` and ``genotype``.
+    """
+    draws = draw_compositions(model, n_draws=n_draws, seed=seed)
+    labels = np.asarray(model.individual_labels_)
+    sizes = np.bincount(labels)[np.unique(labels)]
+    tables = {
+        "posterior": posterior_summary(draws, names),
+        "differences": posterior_differences(draws, sizes, null_log_ratio, names),
+        "propeller": propeller_test(counts, transform, names),
+        "genotype": genotype_regression(counts, pcs, transform, names),
+    }
+    for key in ("differences", "propeller", "genotype"):
+        logger.info("%s: %d of %d tests called at FDR < 0.05", key,
+                    int(tables[key]["called"].sum()), len(tables[key]))
+    return tables

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from ..errors import NAMInputError
+from .plots import _cluster_number
 
 __all__ = [
     "DEFAULT_MIN_SCORE",
@@ -101,9 +102,9 @@ def rank_matrix(X, block: int = 256) -> np.ndarray:
 
 def _rank_sums(ranks: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
     """Sum of each gene's ranks over the cells of each cluster, (n_clusters, G) float64."""
-    onehot = sp.csr_matrix((np.ones(codes.size), (codes, np.arange(codes.size))),
-                           shape=(n_clusters, codes.size))
-    return np.asarray(onehot @ ranks, dtype=np.float64)
+    onehot = np.zeros((n_clusters, codes.size), dtype=ranks.dtype)
+    onehot[codes, np.arange(codes.size)] = 1.0
+    return (onehot @ ranks).astype(np.float64)  # BLAS: 3x faster than a sparse one-hot
 
 
 def cluster_auroc(ranks: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -282,3 +283,105 @@ def marker_permutation_test(
         "p_value": p,
         "n_permutations": n_permutations,
     })
+
+
+def _subsample(n: int, max_cells: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``max_cells`` of ``n`` cells (all when None or n <= max_cells)."""
+    if max_cells is None or n <= max_cells:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_cells, replace=False))
+
+
+def name_cell_clusters(
+    adata,
+    markers: pd.DataFrame,
+    groupby: str = "nam_cell_cluster",
+    min_score: float = DEFAULT_MIN_SCORE,
+    min_markers: int = DEFAULT_MIN_MARKERS,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Name every cluster of ``adata.obs[groupby]`` from a marker table (in-memory AnnData).
+
+    Only the marker genes are ranked, so the cost is O(N x markers).
+
+    Returns
+    -------
+    names : DataFrame
+        :func:`name_clusters` plus n_cells and share (of all cells), clusters in number order.
+    scores : DataFrame
+        cluster, then the mean-AUROC score of every cell type.
+    used : DataFrame
+        Markers of each type found among the genes (:func:`score_cell_types`).
+    """
+    if groupby not in adata.obs.columns:
+        raise NAMInputError(f"obs has no column {groupby!r}; available: {list(adata.obs.columns)}")
+    genes = [g for g in dict.fromkeys(markers["gene"]) if g in set(adata.var_names)]
+    clusters = adata.obs[groupby].astype(str).to_numpy()
+    names, codes = np.unique(clusters, return_inverse=True)
+    if genes:
+        auroc = cluster_auroc(rank_matrix(adata[:, genes].X), codes, names.size)
+    else:
+        auroc = np.empty((names.size, 0))
+    scores, used = score_cell_types(pd.DataFrame(auroc, index=names, columns=genes), markers,
+                                    min_markers)
+    named = name_clusters(scores, min_score)
+    sizes = pd.Series(clusters).value_counts()
+    named.insert(1, "n_cells", named["cluster"].map(sizes).to_numpy())
+    named.insert(2, "share", named["n_cells"] / clusters.size)
+    order = np.argsort([_cluster_number(c) for c in named["cluster"]], kind="stable")
+    named = named.iloc[order].reset_index(drop=True)
+    logger.info("named %d clusters: %s", len(named),
+                ", ".join(f"{c}={t} ({s:.2f})" for c, t, s in
+                          zip(named["cluster"], named["cell_type"], named["score"], strict=True)))
+    return named, scores.iloc[order].rename_axis("cluster").reset_index(), used
+
+
+def add_cell_type_names(obs: pd.DataFrame, names: pd.DataFrame,
+                        groupby: str = "nam_cell_cluster") -> pd.DataFrame:
+    """``obs`` with columns nam_cell_type (category) and nam_cell_type_score from ``names``.
+
+    Raises :class:`NAMInputError` when a cluster of ``obs`` has no row in ``names``.
+    """
+    mapping = names.set_index(names["cluster"].astype(str))
+    clusters = obs[groupby].astype(str)
+    missing = sorted(set(clusters) - set(mapping.index))
+    if missing:
+        raise NAMInputError(f"the names table has no row for clusters {missing}; rerun naming")
+    out = obs.copy()
+    types = clusters.map(mapping["cell_type"])
+    out["nam_cell_type"] = pd.Categorical(types, categories=list(dict.fromkeys(mapping["cell_type"])))
+    out["nam_cell_type_score"] = clusters.map(mapping["score"]).astype(np.float32)
+    return out
+
+
+def permutation_test_cells(
+    adata,
+    groupby: str,
+    individual_column: str,
+    n_top: int = 10,
+    n_permutations: int = 999,
+    seed: int = 0,
+    max_cells: int | None = 20_000,
+    min_cells_expressing: float = 0.01,
+) -> pd.DataFrame:
+    """:func:`marker_permutation_test` on an AnnData of log-normalised expression.
+
+    Genes expressed in fewer than ``min_cells_expressing`` of the cells are left out (they
+    cannot be markers of any cluster above that size); at most ``max_cells`` cells, drawn
+    with ``seed``, are ranked, so memory is max_cells x genes x 4 bytes.
+    """
+    for column in (groupby, individual_column):
+        if column not in adata.obs.columns:
+            raise NAMInputError(f"obs has no column {column!r}; available: {list(adata.obs.columns)}")
+    keep = _subsample(adata.n_obs, max_cells, seed)
+    sub = adata[keep]
+    X = sub.X
+    detected = np.asarray((X > 0).sum(axis=0)).ravel() / max(sub.n_obs, 1)
+    genes = np.flatnonzero(detected >= min_cells_expressing)
+    ranks = rank_matrix(X[:, genes])
+    out = marker_permutation_test(ranks, sub.obs[groupby].astype(str).to_numpy(),
+                                  sub.obs[individual_column].astype(str).to_numpy(), n_top=n_top,
+                                  n_permutations=n_permutations, seed=seed)
+    order = np.argsort([_cluster_number(c) for c in out["cluster"]], kind="stable")
+    out = out.iloc[order].reset_index(drop=True)
+    out.insert(2, "n_genes", genes.size)
+    return out

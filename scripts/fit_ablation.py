@@ -1,0 +1,20 @@
+import numpy as np
+from _common import logged
+
+from nam_core.results.ablation import ablation_model
+
+
+def fit(path_inputs, path_fit, name: str, settings: dict, seed: int):
+    """CAM or the DP mixture on y, on NAM's inputs (one restart), saved to ``path_fit``."""
+    with np.load(path_inputs, allow_pickle=False) as data:
+        x, y, group = data["x"], data["y"], data["group"]
+    model = ablation_model(name, settings, seed).fit(x, y, group)
+    model.save(path_fit)
+    return model
+
+
+if "snakemake" in globals():
+    snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
+    with logged(snakemake.log[0]):
+        fit(snakemake.input.inputs, snakemake.output.fit, snakemake.wildcards.model,
+            snakemake.params.settings, snakemake.params.seed)
