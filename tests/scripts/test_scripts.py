@@ -263,7 +263,13 @@ def test_composition_scripts(run, tmp_path):
     load_script("plot_composition_figures").plot(paths, figs)
     load_script("plot_umap_cell_types").plot(tmp_path / "named.h5ad", tmp_path / "names.tsv",
                                              tmp_path / "umap.png", tmp_path / "umap.pdf")
-    for path in [*figs.values(), tmp_path / "umap.png"]:
+    load_script("plot_composition").plot(p["by_cluster.tsv"], tmp_path / "heat.png",
+                                         tmp_path / "heat.pdf", tmp_path / "names.tsv")
+    load_script("plot_markers").plot(tmp_path / "named.h5ad", p["markers.tsv"],
+                                     tmp_path / "dot.png", tmp_path / "dot.pdf", 2,
+                                     tmp_path / "names.tsv")
+    for path in [*figs.values(), tmp_path / "umap.png", tmp_path / "heat.png",
+                 tmp_path / "dot.png"]:
         assert path.stat().st_size > 1000, path
 
 
