@@ -105,7 +105,7 @@ def check_composition(
     # a splinter cluster (under min_share of the cells) does not carry its type's share
     checked = detail["cluster_share"] >= min_share
     detail["must_call"] = checked & (detail["true_effect"].abs() >= min_true_effect)
-    detail["called"] = detail["called"].fillna(False).astype(bool)
+    detail["called"] = detail["called"].astype("boolean").fillna(False).astype(bool)
     must = detail[detail["must_call"]]
     small = detail[checked & (detail["true_effect"].abs() < min_true_effect / 2)]
     named = names.merge(truth.drop_duplicates("cell_cluster")[["cell_cluster", "cell_type"]]

@@ -115,3 +115,33 @@ def test_permutation_test_real_clusters_and_random_labelings():
                                          n_permutations=99, seed=int(rng.integers(1 << 30)))
         pvalues.extend(out["p_value"])
     assert np.mean(np.asarray(pvalues) > 0.05) >= 0.9, pvalues
+
+
+def test_demo_checks_against_a_hand_made_truth():
+    from nam_core.results.checks import check_composition, true_differences
+
+    # two individual clusters of two individuals; cell cluster C1 = type T (60% vs 20%), C2 = U
+    shares = {"a": 0.6, "b": 0.6, "c": 0.2, "d": 0.2}
+    rows = []
+    for ind, share in shares.items():
+        n_t = int(100 * share)
+        rows += [(ind, "T", "C1")] * n_t + [(ind, "U", "C2")] * (100 - n_t)
+    obs = pd.DataFrame(rows, columns=["individual", "cell_type", "nam_cell_cluster"])
+    individuals = pd.DataFrame({"individual": list("abcd"), "cluster": ["I1", "I1", "I2", "I2"]})
+    truth = true_differences(obs, individuals)
+    assert set(truth["contrast"]) == {"I1 vs rest", "I2 vs rest"}
+    truth = truth[truth["contrast"] == "I1 vs rest"].set_index("cell_cluster")
+    assert truth.loc["C1", "true_effect"] == pytest.approx(0.4)
+    assert truth.loc["C2", "cell_type"] == "U"
+    differences = pd.DataFrame({"contrast": "I1 vs rest", "cell_cluster": ["C1", "C2"],
+                                "effect": [0.4, -0.4], "lower": 0.0, "upper": 0.0,
+                                "prob_null": 0.0, "fdr": [0.0, 0.2], "called": [True, False]})
+    names = pd.DataFrame({"cluster": ["C1", "C2"], "cell_type": ["T", "U"], "share": 0.5})
+    perm = pd.DataFrame({"cluster": ["C1", "C2"], "p_value": [0.001, 0.001]})
+    evaluation, detail = check_composition(obs, individuals, differences, names, perm)
+    evaluation = evaluation.set_index("metric")
+    assert evaluation.loc["true_differences_called", "value"] == 0.25  # 1 of 4 in the table
+    assert not evaluation.loc["true_differences_called", "pass"]
+    assert evaluation.loc["names_match_truth", "pass"]
+    assert detail["must_call"].all() and len(detail) == 4
+    assert not detail.loc[detail["contrast"] == "I2 vs rest", "called"].any()  # not in the table
