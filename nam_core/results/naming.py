@@ -226,7 +226,7 @@ def marker_permutation_test(
     clusters,
     individuals,
     n_top: int = 10,
-    n_permutations: int = 999,
+    n_permutations: int = 199,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Strength of each cluster's top markers against labels permuted within individuals.
@@ -358,7 +358,7 @@ def permutation_test_cells(
     groupby: str,
     individual_column: str,
     n_top: int = 10,
-    n_permutations: int = 999,
+    n_permutations: int = 199,
     seed: int = 0,
     max_cells: int | None = 20_000,
     min_cells_expressing: float = 0.01,
