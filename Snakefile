@@ -12,6 +12,7 @@ include: "workflow/genotypes.smk"
 include: "workflow/expression.smk"
 include: "workflow/fit.smk"
 include: "workflow/figures.smk"
+include: "workflow/composition.smk"
 include: "workflow/simulation.smk"
 include: "workflow/checks.smk"
 

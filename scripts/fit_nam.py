@@ -5,7 +5,7 @@ from nam_core.models.registry import build_estimator
 from nam_core.validation import describe_device
 
 
-def fit(path_inputs, path_fit, path_checkpoint, seed: int, settings: dict):
+def fit(path_inputs, path_fit, seed: int, settings: dict, path_checkpoint=None):
     """One NAM restart (``n_init=1``) with ``seed``, saved to ``path_fit`` (.npz).
 
     The restart checkpoints to ``path_checkpoint`` and resumes from it after a kill.

@@ -191,6 +191,10 @@ def get_figures():
         "composition_heatmap",
         "marker_dotplot",
         "elbo_traces",
+        "umap_cell_types",
+        "composition_posterior",
+        "composition_differences",
+        "coclustering",
     )
     return [out(f"figures/{name}.{ext}") for name in names for ext in ("png", "pdf")]
 
@@ -204,10 +208,56 @@ def get_final_outputs():
         out("composition/by_individual_cluster.tsv"),
         out("fit/restarts.tsv"),
         *get_figures(),
+        *get_composition_outputs(),
     ]
     if is_demo():
-        targets.append(out("evaluation.tsv"))
+        targets += [out("evaluation.tsv"), out("composition/demo_check.tsv")]
+    if config["ablation"]["enabled"]:
+        targets.append(out("ablation/comparison.tsv"))
     return targets
+
+
+def get_composition_outputs():
+    """Tables of the composition analysis, the cell-type names and the partition's uncertainty."""
+    return [
+        out("composition/posterior.tsv"),
+        out("composition/differences.tsv"),
+        out("composition/propeller.tsv"),
+        out("composition/genotype_association.tsv"),
+        out("cell_types/names.tsv"),
+        out("cell_types/marker_permutation.tsv"),
+        out("fit/coclustering.tsv"),
+        out("fit/alternatives.tsv"),
+    ]
+
+
+def get_marker_table():
+    """naming.markers, or the table shipped with the workflow (config/cell_type_markers.tsv).
+
+    A relative path that does not exist in the working directory is read from the workflow's
+    folder, so the default works whatever the working directory is.
+    """
+    path = Path(config["naming"]["markers"] or "config/cell_type_markers.tsv")
+    if not path.is_absolute() and not path.exists():
+        path = Path(workflow.basedir) / path
+    return str(path)
+
+
+def get_composition_settings():
+    """Arguments of nam_core.results.composition.composition_tables."""
+    keys = ("n_draws", "seed", "null_log_ratio", "transform")
+    return {key: config["composition"][key] for key in keys}
+
+
+def get_permutation_settings():
+    """Arguments of nam_core.results.naming.permutation_test_cells."""
+    naming = config["naming"]
+    return {
+        "n_top": config["markers"]["n_genes"],
+        "n_permutations": naming["n_permutations"],
+        "seed": naming["seed"],
+        "max_cells": naming["max_cells"],
+    }
 
 
 def get_preprocess_settings():

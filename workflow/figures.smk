@@ -76,6 +76,7 @@ rule plot_umap:
 rule plot_composition:
     input:
         by_cluster=out("composition/by_individual_cluster.tsv"),
+        names=out("cell_types/names.tsv"),
     output:
         png=report(
             out("figures/composition_heatmap.png"),
@@ -101,6 +102,7 @@ rule plot_markers:
     input:
         cells=out("cells.h5ad"),
         markers=out("markers.tsv"),
+        names=out("cell_types/names.tsv"),
     output:
         png=report(
             out("figures/marker_dotplot.png"),

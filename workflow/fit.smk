@@ -79,7 +79,7 @@ rule write_results:
         umap=out("expression/umap.tsv"),
         pcs=out("genotypes/pcs.tsv"),
     output:
-        cells=out("cells.h5ad"),
+        cells=out("fit/clustered_cells.h5ad"),
         individuals=report(
             out("individuals.tsv"),
             caption="report/individuals.rst",

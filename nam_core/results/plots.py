@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -90,8 +91,9 @@ def save_figure(fig: Figure, path_png, path_pdf, dpi: int = 300) -> None:
 
 
 def _cluster_number(name: str) -> int:
-    digits = "".join(ch for ch in str(name) if ch.isdigit())
-    return int(digits) if digits else 0
+    """The first number in a cluster name: 3 for "C3" and for "C3 CD14 Monocyte"."""
+    match = re.search(r"\d+", str(name))
+    return int(match.group()) if match else 0
 
 
 def _sorted_clusters(names) -> list[str]:

@@ -14,7 +14,7 @@ from .conftest import TINY, load_script
 
 FIT = dict(K=6, L=10, init="kmeans", max_iter=200, tol=None, dtype="float64", device="cpu",
            alpha=None, beta=None, s=[1.0, 1.0], r=[1.0, 1.0], trunc_v="tsb", trunc_u="tsb",
-           memory_budget=2**24)
+           memory_budget_mb=16)
 PREPROCESS = dict(min_genes=100, min_cells=3, min_counts=300, max_pct_mt=20.0, n_top_genes=300,
                   n_pcs=5, target_sum=1000.0)
 
@@ -227,3 +227,68 @@ def test_individual_without_cells_after_qc(run, tmp_path, policy):
     model = load_script("fit_nam").fit(tmp_path / "inputs.npz", tmp_path / "fit.npz", 0,
                                        {**FIT, "max_iter": 200, "tol": 1e-6})
     assert model.rho_.shape[0] == len(inputs.individuals)
+
+
+def test_composition_scripts(run, tmp_path):
+    """Issue 12's scripts on the tiny fit: names, named cells, permutation, tables, figures."""
+    d, p = run
+    names = load_script("name_cell_clusters").name(
+        p["cells.h5ad"], load_script("_common").ROOT / "config" / "cell_type_markers.tsv",
+        tmp_path / "names.tsv", tmp_path / "scores.tsv", min_score=0.7, min_markers=3)
+    assert set(names.columns) >= {"cluster", "cell_type", "score", "share", "assigned"}
+    load_script("add_cell_type_names").add(p["cells.h5ad"], tmp_path / "names.tsv",
+                                           tmp_path / "named.h5ad")
+    named = ad.read_h5ad(tmp_path / "named.h5ad")
+    assert {"nam_cell_type", "nam_cell_type_score"} <= set(named.obs.columns)
+    by_cluster = named.obs.groupby("nam_cell_cluster", observed=True)["nam_cell_type"].nunique()
+    assert (by_cluster == 1).all()
+    perm = load_script("check_marker_strength").check(
+        tmp_path / "named.h5ad", tmp_path / "perm.tsv", "individual",
+        {"n_top": 5, "n_permutations": 49, "seed": 0, "max_cells": 2000})
+    assert (perm["p_value"] > 0).all() and (perm["n_permutations"] == 49).all()
+    outs = {k: tmp_path / f"{k}.tsv" for k in ("posterior", "differences", "propeller", "genotype")}
+    tables = load_script("summarise_composition").summarise(
+        p["best.npz"], p["counts.tsv"], p["individuals.tsv"], tmp_path / "names.tsv", outs,
+        {"n_draws": 500, "seed": 0, "null_log_ratio": 0.1, "transform": "logit"})
+    assert {"cell_type", "prob_null", "fdr", "lower", "upper"} <= set(tables["differences"].columns)
+    assert np.allclose(tables["posterior"].groupby("individual_cluster")["mean"].sum(), 1.0)
+    load_script("summarise_partition").summarise(p["best.npz"], p["inputs.npz"],
+                                                 tmp_path / "cocl.tsv", tmp_path / "alt.tsv", 3.0)
+    cocl = pd.read_csv(tmp_path / "cocl.tsv", sep="\t", index_col=0)
+    assert cocl.shape == (30, 30) and np.allclose(cocl.to_numpy(), cocl.to_numpy().T)
+    alt = tsv(tmp_path / "alt.tsv")
+    assert list(alt.columns) == ["search", "keep", "drop", "n_clusters", "elbo", "gap_nats",
+                                 "near_tie", "accepted"]
+    figs = {f"{k}_{e}": tmp_path / f"{k}.{e}" for k in ("bars", "forest", "cocluster")
+            for e in ("png", "pdf")}
+    paths = {"names": tmp_path / "names.tsv", "coclustering": tmp_path / "cocl.tsv",
+             "individuals": p["individuals.tsv"], **{k: outs[k] for k in ("posterior",
+                                                                         "differences",
+                                                                         "propeller")}}
+    assert tsv(p["individuals.tsv"])["cluster"].nunique() >= 2  # else nothing to compare
+    assert not tables["differences"].empty
+    load_script("plot_composition_figures").plot(paths, figs)
+    load_script("plot_umap_cell_types").plot(tmp_path / "named.h5ad", tmp_path / "names.tsv",
+                                             tmp_path / "umap.png", tmp_path / "umap.pdf")
+    load_script("plot_composition").plot(p["by_cluster.tsv"], tmp_path / "heat.png",
+                                         tmp_path / "heat.pdf", tmp_path / "names.tsv")
+    load_script("plot_markers").plot(tmp_path / "named.h5ad", p["markers.tsv"],
+                                     tmp_path / "dot.png", tmp_path / "dot.pdf", 2,
+                                     tmp_path / "names.tsv")
+    for path in [*figs.values(), tmp_path / "umap.png", tmp_path / "heat.png",
+                 tmp_path / "dot.png"]:
+        assert path.stat().st_size > 1000, path
+
+
+def test_ablation_scripts(run, tmp_path):
+    _, p = run
+    settings = dict(FIT)
+    for name in ("cam", "dpmix_y"):
+        load_script("fit_ablation").fit(p["inputs.npz"], tmp_path / f"{name}.npz", name,
+                                        settings, seed=0)
+    table = load_script("compare_ablation").compare(
+        p["best.npz"], tmp_path / "cam.npz", tmp_path / "dpmix_y.npz", p["inputs.npz"],
+        tmp_path / "comparison.tsv").set_index("metric")["value"]
+    assert 0.5 < table["ari_cells_nam_cam"] <= 1.0 and 0.5 < table["ari_cells_nam_dpmix_y"] <= 1
+    assert 0.0 <= table["genotype_homogeneity_cam"] <= 1.0
+    assert table["genotype_homogeneity_nam"] >= table["genotype_homogeneity_cam"] - 0.05

@@ -117,8 +117,18 @@ def test_dry_run_default(tmp_path):
     jobs = planned_jobs(proc)
     assert jobs["fit_nam"] == 4
     assert jobs["make_demo_cohort"] == 1 and jobs["evaluate_demo"] == 1
-    assert sum(jobs.values()) == 21
+    assert sum(jobs.values()) == 29  # 8 of them: composition.smk (issue 12)
+    assert jobs["check_composition_demo"] == 1 and "fit_ablation" not in jobs
     assert not (tmp_path / "results").exists()
+
+
+def test_dry_run_with_the_ablation(tmp_path):
+    config = write_config(tmp_path, SMALL_CONFIG, ablation__enabled=True)
+    proc = snakemake(tmp_path, "-n", "--cores", 2, "--configfile", config)
+    assert proc.returncode == 0, output_of(proc)
+    jobs = planned_jobs(proc)
+    assert jobs["fit_ablation"] == 2 and jobs["compare_ablation"] == 1
+    assert "results/small/ablation/dpmix_y.npz" in output_of(proc)
 
 
 def write_config(tmp_path, base: Path, **changes) -> Path:

@@ -15,7 +15,8 @@ from .conftest import ROOT, SMALL_CONFIG, output_of, planned_jobs, snakemake
 pytestmark = pytest.mark.slow
 
 FIGURES = ("genotype_scree", "genotype_pcs", "umap_cell_clusters", "composition_heatmap",
-           "marker_dotplot", "elbo_traces")
+           "marker_dotplot", "elbo_traces", "umap_cell_types", "composition_posterior",
+           "composition_differences", "coclustering")
 
 
 def tsv(path):
@@ -64,10 +65,32 @@ def test_outputs(small_run):
     assert not [p for p in res.rglob(".*") if p.is_file()], "temporary files left behind"
 
 
+def test_composition_outputs_and_demo_checks(small_run):
+    """Issue 12: names in cells.h5ad, the composition tables, and the must-hold demo checks."""
+    res = small_run["results"]
+    cells = ad.read_h5ad(res / "cells.h5ad", backed="r")
+    assert {"nam_cell_type", "nam_cell_type_score"} <= set(cells.obs.columns)
+    check = tsv(res / "composition" / "demo_check.tsv").set_index("metric")
+    thresholded = check[check["threshold"].notna()]
+    assert (thresholded["value"] >= thresholded["threshold"]).all(), check
+    assert check.loc["n_true_differences", "value"] >= 5
+    differences = tsv(res / "composition" / "differences.tsv")
+    assert {"effect", "lower", "upper", "log_ratio", "prob_null", "fdr",
+            "cell_type"} <= set(differences.columns)
+    assert len(tsv(res / "composition" / "propeller.tsv")) > 0
+    assert len(tsv(res / "composition" / "genotype_association.tsv")) > 0
+    posterior = tsv(res / "composition" / "posterior.tsv")
+    assert (posterior["lower"] <= posterior["mean"]).all()
+    assert list(tsv(res / "fit" / "alternatives.tsv").columns)[-3:] == ["gap_nats", "near_tie",
+                                                                       "accepted"]
+    n = cells.obs["individual"].nunique()
+    assert pd.read_csv(res / "fit" / "coclustering.tsv", sep="\t", index_col=0).shape == (n, n)
+
+
 def test_every_rule_logs_and_heavy_rules_benchmark(small_run):
     res = small_run["results"]
     logs = sorted(p.relative_to(res / "logs") for p in (res / "logs").rglob("*.log"))
-    assert len(logs) == 19  # 15 rules, fit_nam once per seed
+    assert len(logs) == 27  # 23 rules, fit_nam once per seed
     for log in logs:
         assert (res / "logs" / log).stat().st_size > 0, f"{log} is empty"
     assert "sweep" in (res / "logs" / "fit_nam" / "seed0.log").read_text()

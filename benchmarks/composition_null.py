@@ -1,0 +1,87 @@
+"""False calls of the composition analysis when compositions do not differ (issue 12's null check).
+
+For each seed, draws a cohort from ``nam_core.simulate`` with genotype clusters but identical
+cell-type proportions in every cluster (eta = 0), individual compositions scattered around them
+as in the demo (omega_j ~ Dirichlet(100 omega*)), fits one NAM restart and runs
+:func:`nam_core.results.composition.composition_tables` on the fit. Every test is then a null:
+the posterior differences (Bayesian FDR), the propeller-style tests and the genotype
+regression. Prints one JSON line per seed and a summary line with the share of tests called at
+FDR < 0.05 and the share of seeds with any call.
+
+Example (20 seeds, as in the README)::
+
+    OMP_NUM_THREADS=2 python benchmarks/composition_null.py --seeds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import pandas as pd
+
+from nam_core import NAM, simulate
+from nam_core.results.composition import composition_tables
+
+GENERATOR = dict(J=200, n_clusters=3, q=5, p=10, n_cell_types=6, mean_cells=100, delta_x=3.0,
+                 delta_y=4.0, eta=0.0, kappa=100.0)
+
+
+def counts_table(model, group: np.ndarray, J: int) -> pd.DataFrame:
+    """cells_per_individual.tsv of the fit: individual, cluster, cells per cell cluster."""
+    L = int(model.cell_labels_.max()) + 1
+    counts = np.zeros((J, L), dtype=np.int64)
+    np.add.at(counts, (group, model.cell_labels_), 1)
+    occupied = np.unique(model.cell_labels_)
+    table = pd.DataFrame(counts[:, occupied], columns=[f"C{l + 1}" for l in occupied])
+    table.insert(0, "cluster", [f"I{k + 1}" for k in model.individual_labels_])
+    table.insert(0, "individual", [f"IND{j}" for j in range(J)])
+    return table
+
+
+def one_seed(seed: int, n_draws: int) -> dict:
+    data = simulate(seed=seed, **GENERATOR)
+    t0 = time.perf_counter()
+    model = NAM(K=10, L=20, n_init=1, seed=seed, device="cpu", verbose=False).fit(
+        data.X, data.Y, data.group)
+    seconds = time.perf_counter() - t0
+    J = data.X.shape[0]
+    pcs = pd.DataFrame(data.X, columns=[f"PC{i + 1}" for i in range(data.X.shape[1])])
+    pcs.insert(0, "individual", [f"IND{j}" for j in range(J)])
+    tables = composition_tables(model, counts_table(model, data.group, J), pcs, n_draws=n_draws,
+                                seed=seed)
+    genotype = tables["genotype"][tables["genotype"]["term"] == "all"]
+    row = {"seed": seed, "fit_seconds": round(seconds, 1),
+           "n_individual_clusters": int(model.n_individual_clusters_),
+           "n_cell_clusters": int(model.n_cell_clusters_)}
+    for name, table in (("bayes", tables["differences"]), ("propeller", tables["propeller"]),
+                        ("genotype", genotype)):
+        row[f"{name}_tests"] = int(len(table))
+        row[f"{name}_calls"] = int(table["called"].sum()) if len(table) else 0
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--n-draws", type=int, default=4000)
+    args = parser.parse_args()
+    rows = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        rows.append(one_seed(seed, args.n_draws))
+        print(json.dumps(rows[-1]), flush=True)
+    df = pd.DataFrame(rows)
+    summary = {"seeds": len(df), "generator": GENERATOR}
+    for name in ("bayes", "propeller", "genotype"):
+        tests, calls = int(df[f"{name}_tests"].sum()), int(df[f"{name}_calls"].sum())
+        summary[f"{name}_false_call_rate"] = round(calls / tests, 4) if tests else None
+        summary[f"{name}_tests"] = tests
+        summary[f"{name}_seeds_with_a_call"] = int((df[f"{name}_calls"] > 0).sum())
+    print(json.dumps({"summary": summary}))
+
+
+if __name__ == "__main__":
+    main()

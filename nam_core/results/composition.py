@@ -1,0 +1,480 @@
+"""Which cell clusters differ between individual clusters: posterior, differences and tests.
+
+Three views of the same question, side by side in the workflow's ``composition/`` tables:
+
+* the NAM posterior (:func:`draw_compositions`, :func:`posterior_summary`,
+  :func:`posterior_differences`): Monte Carlo draws of each individual cluster's cell-cluster
+  weights omega_k from q(u) (``docs/model.md``: the Beta sticks of U5), their means and 95%
+  credible intervals, and per cell cluster the difference and log-ratio between individual
+  clusters with the posterior probability of a null effect (pH0) and the Bayesian FDR as
+  sccomp defines it;
+* a frequentist check from the individuals themselves (:func:`propeller_test`), as propeller
+  (Phipson et al. 2022) does it: per-individual proportions, a logit or arcsine-square-root
+  transform, t-tests and ANOVA across individual clusters, Benjamini-Hochberg FDR;
+* the genotype directly (:func:`genotype_regression`): per cell cluster, least squares of the
+  transformed per-individual proportion on the genotype PCs, an F-test of all PCs and a t-test
+  of each, with FDR.
+
+Variational posteriors are narrower than exact ones (mean-field factors ignore the correlation
+between q(S) and q(u)), and omega_k is shared by all individuals of cluster k, so the credible
+intervals hold the uncertainty about the cluster's weights given its cells, not the spread
+between its individuals; the propeller columns hold the latter.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import NAMInputError
+from .evaluate import cell_cluster_names, individual_cluster_names
+
+__all__ = [
+    "DEFAULT_NULL_LOG_RATIO",
+    "draw_compositions",
+    "posterior_summary",
+    "contrasts",
+    "posterior_differences",
+    "bayesian_fdr",
+    "transform_proportions",
+    "propeller_test",
+    "genotype_regression",
+]
+
+logger = logging.getLogger(__name__)
+
+#: |log(omega_a / omega_b)| below this is a null effect: sccomp's default threshold (0.1 on its
+#: logit-fold-change scale), i.e. a relative change of about 10 %.
+DEFAULT_NULL_LOG_RATIO = 0.1
+#: Pseudo-count added to every cell count before the logit, as propeller does (0.5).
+_PSEUDO_COUNT = 0.5
+
+
+def _stick_weights(sticks: np.ndarray, n_components: int) -> np.ndarray:
+    """Stick-breaking weights from stick draws (..., n_random) along the last axis.
+
+    Under "tsb" (n_random = n_components - 1) the last stick is 1; under "open" the leftover
+    mass is dropped (callers renormalise).
+    """
+    if sticks.shape[-1] < n_components:
+        ones = np.ones((*sticks.shape[:-1], 1))
+        sticks = np.concatenate([sticks, ones], axis=-1)
+    remaining = np.cumprod(1.0 - sticks, axis=-1)
+    shifted = np.concatenate([np.ones((*sticks.shape[:-1], 1)), remaining[..., :-1]], axis=-1)
+    return sticks * shifted
+
+
+def draw_compositions(model, n_draws: int = 1000, seed: int = 0) -> dict:
+    """Monte Carlo draws of omega_k, the cell-cluster weights of each individual cluster, from q(u).
+
+    Only occupied clusters are kept (individual clusters holding an individual, cell clusters
+    holding a cell, by the fit's hard labels) and each draw is renormalised over the occupied
+    cell clusters, so it is the composition of the cells the fit assigned.
+
+    Parameters
+    ----------
+    model : fitted NAM (or CAM)
+        Uses ``a_u_``, ``b_u_`` (n_u, K) in stick order, ``cell_order_``, ``individual_order_``,
+        ``individual_labels_`` and ``cell_labels_``.
+    n_draws : int
+        Monte Carlo draws.
+    seed : int
+        Seed of the draws (numpy ``default_rng``); the same seed gives the same draws.
+
+    Returns
+    -------
+    dict with ``draws`` (n_draws, K_occ, L_occ) float64 (rows sum to 1 over the last axis),
+    ``individual_clusters`` (K_occ,) names ``I<k>`` and ``cell_clusters`` (L_occ,) names ``C<l>``.
+    """
+    for name in ("a_u_", "b_u_", "cell_order_", "individual_order_", "individual_labels_",
+                 "cell_labels_"):
+        if not hasattr(model, name):
+            raise NAMInputError(f"the fitted model has no {name}; is it a fitted NAM or CAM?")
+    if n_draws < 1:
+        raise NAMInputError(f"n_draws must be >= 1, got {n_draws}")
+    a_u, b_u = np.asarray(model.a_u_, dtype=np.float64), np.asarray(model.b_u_, dtype=np.float64)
+    n_atoms = len(model.cell_order_)
+    occupied_k = np.unique(model.individual_labels_)
+    occupied_l = np.unique(model.cell_labels_)
+    rng = np.random.default_rng(seed)
+    columns = np.asarray(model.individual_order_)[occupied_k]  # stick columns of those clusters
+    sticks = rng.beta(a_u[:, columns].T[None], b_u[:, columns].T[None],
+                      size=(n_draws, len(columns), a_u.shape[0]))
+    weights = _stick_weights(sticks, n_atoms)  # (n_draws, K_occ, L) in stick order
+    weights = weights[..., np.asarray(model.cell_order_)[occupied_l]]
+    weights /= weights.sum(axis=-1, keepdims=True)
+    return {
+        "draws": weights,
+        "individual_clusters": individual_cluster_names(occupied_k),
+        "cell_clusters": cell_cluster_names(occupied_l),
+    }
+
+
+def posterior_summary(compositions: dict, names: dict | None = None) -> pd.DataFrame:
+    """Mean and 95% credible interval of omega_lk per (individual cluster, cell cluster).
+
+    Parameters
+    ----------
+    compositions : dict
+        Output of :func:`draw_compositions`.
+    names : dict or None
+        Cell-type name of each cell cluster (``C<l>`` -> name), added as column cell_type.
+
+    Returns
+    -------
+    DataFrame with columns individual_cluster, cell_cluster, [cell_type,] mean, lower (2.5%),
+    upper (97.5%), sd; one row per pair, proportions in [0, 1].
+    """
+    draws = compositions["draws"]
+    k_names, l_names = compositions["individual_clusters"], compositions["cell_clusters"]
+    lower, upper = np.quantile(draws, [0.025, 0.975], axis=0)
+    table = pd.DataFrame({
+        "individual_cluster": np.repeat(k_names, len(l_names)),
+        "cell_cluster": np.tile(l_names, len(k_names)),
+        "mean": draws.mean(axis=0).ravel(),
+        "lower": lower.ravel(),
+        "upper": upper.ravel(),
+        "sd": draws.std(axis=0).ravel(),
+    })
+    return _with_names(table, names)
+
+
+def _with_names(table: pd.DataFrame, names: dict | None) -> pd.DataFrame:
+    if names is None:
+        return table
+    table.insert(table.columns.get_loc("cell_cluster") + 1, "cell_type",
+                 table["cell_cluster"].map(lambda c: names.get(c, "unassigned")))
+    return table
+
+
+def contrasts(individual_clusters, sizes) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Each cluster against the rest, then every pair: (label, weights of A, weights of B).
+
+    Parameters
+    ----------
+    individual_clusters : sequence of str (K,)
+    sizes : array (K,)
+        Individuals in each cluster; "the rest" is the size-weighted mean of the other clusters.
+
+    Returns
+    -------
+    list of (contrast label such as ``"I1 vs rest"`` or ``"I1 vs I2"``, weights (K,) of side A,
+    weights (K,) of side B); each weight vector sums to 1.
+    """
+    names = list(map(str, individual_clusters))
+    sizes = np.asarray(sizes, dtype=np.float64)
+    K = len(names)
+    out = []
+    if K < 2:
+        return out
+    for k in range(K):
+        a = np.eye(K)[k]
+        b = np.where(np.arange(K) == k, 0.0, sizes)
+        out.append((f"{names[k]} vs rest", a, b / b.sum()))
+    if K > 2:  # with two clusters each pair is already "I1 vs rest"
+        for i, j in itertools.combinations(range(K), 2):
+            out.append((f"{names[i]} vs {names[j]}", np.eye(K)[i], np.eye(K)[j]))
+    return out
+
+
+def bayesian_fdr(prob_null) -> np.ndarray:
+    """Bayesian FDR as sccomp defines it: sort by pH0; the FDR of each call is the mean pH0 up to it.
+
+    Parameters
+    ----------
+    prob_null : array (n,)
+        Posterior probability of a null effect of each test.
+
+    Returns
+    -------
+    fdr : ndarray (n,), in the input order.
+    """
+    p = np.asarray(prob_null, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    fdr = np.empty_like(p)
+    fdr[order] = np.cumsum(p[order]) / np.arange(1, p.size + 1)
+    return fdr
+
+
+def posterior_differences(
+    compositions: dict,
+    sizes,
+    null_log_ratio: float = DEFAULT_NULL_LOG_RATIO,
+    names: dict | None = None,
+) -> pd.DataFrame:
+    """Per cell cluster and contrast: difference and log-ratio of omega, pH0 and Bayesian FDR.
+
+    Parameters
+    ----------
+    compositions : dict
+        Output of :func:`draw_compositions`.
+    sizes : array (K_occ,)
+        Individuals in each occupied individual cluster (weights of "the rest").
+    null_log_ratio : float
+        Threshold of a null effect on the natural-log ratio log(omega_A / omega_B). As in
+        sccomp, pH0 = 1 - max(P(log-ratio > threshold), P(log-ratio < -threshold)): an effect
+        counts only when the posterior puts its mass on one side, so a diffuse posterior (a
+        rare cell cluster) is not called.
+    names : dict or None
+        Cell-type name of each cell cluster, added as column cell_type.
+
+    Returns
+    -------
+    DataFrame, one row per (contrast, cell cluster), with columns contrast, group_a, group_b,
+    cell_cluster, [cell_type,] prop_a, prop_b (posterior means), effect (omega_A - omega_B),
+    lower, upper (its 95% credible interval), log_ratio, log_ratio_lower, log_ratio_upper,
+    prob_null (pH0), fdr (Bayesian FDR within the contrast, over cell clusters), called
+    (fdr < 0.05). Empty with these columns when fewer than two individual clusters are occupied.
+    """
+    if not null_log_ratio > 0:
+        raise NAMInputError(f"null_log_ratio must be positive, got {null_log_ratio}")
+    draws = compositions["draws"]
+    l_names = compositions["cell_clusters"]
+    rows = []
+    for label, wa, wb in contrasts(compositions["individual_clusters"], sizes):
+        a = np.einsum("k,dkl->dl", wa, draws)
+        b = np.einsum("k,dkl->dl", wb, draws)
+        diff, log_ratio = a - b, np.log(a) - np.log(b)
+        lo, hi = np.quantile(diff, [0.025, 0.975], axis=0)
+        rlo, rhi = np.quantile(log_ratio, [0.025, 0.975], axis=0)
+        p_null = 1.0 - np.maximum((log_ratio > null_log_ratio).mean(0),
+                                  (log_ratio < -null_log_ratio).mean(0))
+        group_a, group_b = label.split(" vs ")
+        rows.append(pd.DataFrame({
+            "contrast": label, "group_a": group_a, "group_b": group_b, "cell_cluster": l_names,
+            "prop_a": a.mean(0), "prop_b": b.mean(0), "effect": diff.mean(0),
+            "lower": lo, "upper": hi, "log_ratio": log_ratio.mean(0),
+            "log_ratio_lower": rlo, "log_ratio_upper": rhi, "prob_null": p_null,
+            "fdr": bayesian_fdr(p_null),
+        }))
+    columns = ["contrast", "group_a", "group_b", "cell_cluster", "prop_a", "prop_b", "effect",
+               "lower", "upper", "log_ratio", "log_ratio_lower", "log_ratio_upper", "prob_null",
+               "fdr"]
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
+    table["called"] = table["fdr"].astype(float) < 0.05
+    return _with_names(table, names)
+
+
+def transform_proportions(counts: np.ndarray, transform: str = "logit") -> np.ndarray:
+    """Per-individual proportions on propeller's scales.
+
+    Parameters
+    ----------
+    counts : array (J, L)
+        Cells of each individual in each cell cluster (individuals without cells are dropped
+        by the caller).
+    transform : {"logit", "asin"}
+        ``logit``: log((n + 0.5) / (N + 0.5 L - n - 0.5)), propeller's pseudo-count of 0.5;
+        ``asin``: arcsin(sqrt(n / N)).
+
+    Returns
+    -------
+    ndarray (J, L) float64
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    totals = counts.sum(axis=1, keepdims=True)
+    if (totals <= 0).any():
+        raise NAMInputError("transform_proportions got an individual without cells")
+    if transform == "logit":
+        p = (counts + _PSEUDO_COUNT) / (totals + _PSEUDO_COUNT * counts.shape[1])
+        return np.log(p) - np.log1p(-p)
+    if transform == "asin":
+        return np.arcsin(np.sqrt(counts / totals))
+    raise NAMInputError(f"transform must be 'logit' or 'asin', got {transform!r}")
+
+
+def _bh(pvalues) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (NaN stays NaN)."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return out
+
+
+def _counts_matrix(counts: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The cell-cluster columns (``C<l>``) of a counts table, individuals with cells only."""
+    for column in ("individual", "cluster"):
+        if column not in counts.columns:
+            raise NAMInputError(f"counts table lacks column {column!r}; has {list(counts.columns)}")
+    cell_cols = [c for c in counts.columns if c not in ("individual", "cluster")]
+    if not cell_cols:
+        raise NAMInputError("counts table has no cell-cluster columns")
+    totals = counts[cell_cols].sum(axis=1)
+    return counts.loc[totals > 0].reset_index(drop=True), cell_cols
+
+
+def propeller_test(
+    counts: pd.DataFrame, transform: str = "logit", names: dict | None = None
+) -> pd.DataFrame:
+    """Propeller-style tests of each cell cluster's proportion across individual clusters.
+
+    Per cell cluster, the transformed per-individual proportions are compared with Student's
+    t-test for each contrast of :func:`contrasts` (each cluster against the pooled rest, each
+    pair) and with a one-way ANOVA across all individual clusters (contrast ``"all"``);
+    p-values are Benjamini-Hochberg adjusted within each contrast over cell clusters. Unlike
+    propeller, variances are not moderated (no limma); with tens of individuals per cluster
+    this changes little.
+
+    Parameters
+    ----------
+    counts : DataFrame
+        ``composition/cells_per_individual.tsv``: individual, cluster (``I<k>``), then cells per
+        cell cluster. Individuals without cells are left out.
+    transform : {"logit", "asin"}
+    names : dict or None
+        Cell-type name of each cell cluster.
+
+    Returns
+    -------
+    DataFrame with columns contrast, group_a, group_b, cell_cluster, [cell_type,] prop_a,
+    prop_b (mean per-individual proportions; NaN for "all"), statistic (t or F), p_value, fdr,
+    called (fdr < 0.05).
+    """
+    counts, cell_cols = _counts_matrix(counts)
+    values = transform_proportions(counts[cell_cols].to_numpy(), transform)
+    shares = counts[cell_cols].to_numpy(dtype=np.float64)
+    shares /= shares.sum(axis=1, keepdims=True)
+    clusters = counts["cluster"].astype(str).to_numpy()
+    k_names = sorted(set(clusters), key=lambda n: int(n[1:]))
+    sizes = np.array([(clusters == k).sum() for k in k_names])
+    frames = []
+    for label, wa, wb in contrasts(k_names, sizes):
+        in_a = np.isin(clusters, np.asarray(k_names)[wa > 0])
+        in_b = np.isin(clusters, np.asarray(k_names)[wb > 0])
+        if in_a.sum() < 2 or in_b.sum() < 2:
+            t, p = np.full(len(cell_cols), np.nan), np.full(len(cell_cols), np.nan)
+        else:
+            t, p = stats.ttest_ind(values[in_a], values[in_b], axis=0)
+        group_a, group_b = label.split(" vs ")
+        frames.append(pd.DataFrame({
+            "contrast": label, "group_a": group_a, "group_b": group_b, "cell_cluster": cell_cols,
+            "prop_a": shares[in_a].mean(0), "prop_b": shares[in_b].mean(0),
+            "statistic": t, "p_value": p, "fdr": _bh(p)}))
+    groups = [values[clusters == k] for k in k_names if (clusters == k).sum() >= 2]
+    if len(groups) >= 2:
+        f, p = stats.f_oneway(*groups, axis=0)
+        frames.append(pd.DataFrame({
+            "contrast": "all", "group_a": "all", "group_b": "", "cell_cluster": cell_cols,
+            "prop_a": np.nan, "prop_b": np.nan, "statistic": f, "p_value": p, "fdr": _bh(p)}))
+    columns = ["contrast", "group_a", "group_b", "cell_cluster", "prop_a", "prop_b",
+               "statistic", "p_value", "fdr"]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    table["called"] = table["fdr"].astype(float) < 0.05
+    return _with_names(table, names)
+
+
+def genotype_regression(
+    counts: pd.DataFrame,
+    pcs: pd.DataFrame,
+    transform: str = "logit",
+    names: dict | None = None,
+) -> pd.DataFrame:
+    """Per cell cluster, least squares of the transformed proportion on the genotype PCs.
+
+    Model: t(p_jl) = b0 + sum_q b_q PC_jq + e_j over individuals j with cells. Term ``all`` is
+    the F-test of every PC together (R^2 in its own column), ``PC<q>`` the t-test of one.
+    p-values are Benjamini-Hochberg adjusted within each term over cell clusters.
+
+    Parameters
+    ----------
+    counts : DataFrame
+        ``composition/cells_per_individual.tsv`` (individual, cluster, cells per cell cluster).
+    pcs : DataFrame
+        Genotype PCs: column individual, then PC columns (``individuals.tsv`` or
+        ``genotypes/pcs.tsv``); columns starting with ``PC`` are used.
+    transform : {"logit", "asin"}
+    names : dict or None
+
+    Returns
+    -------
+    DataFrame with columns cell_cluster, [cell_type,] term, estimate (NaN for "all"),
+    statistic (t or F), p_value, fdr, r2, n_individuals, called (fdr < 0.05).
+    """
+    counts, cell_cols = _counts_matrix(counts)
+    pc_cols = [c for c in pcs.columns if str(c).startswith("PC")]
+    if "individual" not in pcs.columns or not pc_cols:
+        raise NAMInputError(f"genotype PC table needs columns individual and PC1..; has {list(pcs.columns)}")
+    pcs = pcs.set_index(pcs["individual"].astype(str))
+    missing = pd.Index(counts["individual"].astype(str)).difference(pcs.index)
+    if len(missing):
+        raise NAMInputError(f"{len(missing)} individuals have no genotype PCs: {list(missing[:5])}")
+    Y = transform_proportions(counts[cell_cols].to_numpy(), transform)
+    X = pcs.loc[counts["individual"].astype(str), pc_cols].to_numpy(dtype=np.float64)
+    n, q = X.shape
+    if n <= q + 1:
+        raise NAMInputError(f"{n} individuals with cells cannot fit {q} genotype PCs and an intercept")
+    design = np.column_stack([np.ones(n), X])
+    coef, *_ = np.linalg.lstsq(design, Y, rcond=None)
+    resid = Y - design @ coef
+    df_resid = n - q - 1
+    sigma2 = (resid**2).sum(0) / df_resid
+    se = np.sqrt(np.outer(np.diag(np.linalg.pinv(design.T @ design)), sigma2))
+    t = coef / se
+    p_t = 2 * stats.t.sf(np.abs(t), df_resid)
+    tss = ((Y - Y.mean(0)) ** 2).sum(0)
+    r2 = 1 - (resid**2).sum(0) / tss
+    f = (r2 / q) / ((1 - r2) / df_resid)
+    p_f = stats.f.sf(f, q, df_resid)
+    frames = [pd.DataFrame({"cell_cluster": cell_cols, "term": "all", "estimate": np.nan,
+                            "statistic": f, "p_value": p_f, "fdr": _bh(p_f), "r2": r2})]
+    for i, pc in enumerate(pc_cols, start=1):
+        frames.append(pd.DataFrame({"cell_cluster": cell_cols, "term": pc, "estimate": coef[i],
+                                    "statistic": t[i], "p_value": p_t[i], "fdr": _bh(p_t[i]),
+                                    "r2": r2}))
+    table = pd.concat(frames, ignore_index=True)
+    table["n_individuals"] = n
+    table["called"] = table["fdr"] < 0.05
+    return _with_names(table, names)
+
+
+def composition_tables(
+    model,
+    counts: pd.DataFrame,
+    pcs: pd.DataFrame,
+    names: dict | None = None,
+    n_draws: int = 4000,
+    seed: int = 0,
+    null_log_ratio: float = DEFAULT_NULL_LOG_RATIO,
+    transform: str = "logit",
+) -> dict[str, pd.DataFrame]:
+    """Every table of the composition analysis of one fit.
+
+    Parameters
+    ----------
+    model : fitted NAM
+    counts : DataFrame
+        ``composition/cells_per_individual.tsv``.
+    pcs : DataFrame
+        Column individual and the genotype PCs (``individuals.tsv``).
+    names : dict or None
+        Cell-type name of each cell cluster.
+    n_draws, seed : int
+        Monte Carlo draws from q(u) and their seed.
+    null_log_ratio : float
+        Threshold of a null effect (:func:`posterior_differences`).
+    transform : {"logit", "asin"}
+        Scale of the per-individual proportions (propeller and genotype regression).
+
+    Returns
+    -------
+    dict with DataFrames ``posterior``, ``differences``, ``propeller`` and ``genotype``.
+    """
+    draws = draw_compositions(model, n_draws=n_draws, seed=seed)
+    labels = np.asarray(model.individual_labels_)
+    sizes = np.bincount(labels)[np.unique(labels)]
+    tables = {
+        "posterior": posterior_summary(draws, names),
+        "differences": posterior_differences(draws, sizes, null_log_ratio, names),
+        "propeller": propeller_test(counts, transform, names),
+        "genotype": genotype_regression(counts, pcs, transform, names),
+    }
+    for key in ("differences", "propeller", "genotype"):
+        logger.info("%s: %d of %d tests called at FDR < 0.05", key,
+                    int(tables[key]["called"].sum()), len(tables[key]))
+    return tables

@@ -1,0 +1,387 @@
+"""Cell clusters named by known markers, and the referee's permutation test of marker strength.
+
+Both rest on one statistic, the AUROC of a gene for a cluster against all other cells (the
+probability that a random cell of the cluster expresses the gene more than a random other cell;
+0.5 is no signal), computed from the genes' ranks over cells, which do not change when labels
+are permuted:
+
+* :func:`score_cell_types` — each cluster's score for each cell type of a marker table is the
+  mean AUROC of that type's markers; :func:`name_clusters` gives each cluster its best type, or
+  ``"unassigned"`` when the best score is below ``min_score``.
+* :func:`marker_permutation_test` — per cluster, the strength of its top markers (mean AUROC
+  of its ``n_top`` best genes, chosen anew in every permutation, so the selection is part of
+  the null) against the same statistic for cluster labels permuted among each individual's
+  cells; empirical p-value (1 + #{null >= observed}) / (1 + n_permutations).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+
+from ..errors import NAMInputError
+from .plots import _cluster_number
+
+__all__ = [
+    "DEFAULT_MIN_SCORE",
+    "DEFAULT_MIN_MARKERS",
+    "UNASSIGNED",
+    "read_marker_table",
+    "rank_matrix",
+    "cluster_auroc",
+    "score_cell_types",
+    "name_clusters",
+    "display_labels",
+    "marker_permutation_test",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Markers of a type that must be among the data's genes for the type to be scored: with one
+#: or two the mean AUROC rests on single genes (a gene panel of a few hundred genes often lacks
+#: most of a type's markers).
+DEFAULT_MIN_MARKERS = 3
+#: Best mean AUROC below which a cluster stays unassigned: 0.7, the lower bound of "acceptable
+#: discrimination" in Hosmer & Lemeshow's convention for the area under the ROC curve.
+DEFAULT_MIN_SCORE = 0.7
+UNASSIGNED = "unassigned"
+
+
+def read_marker_table(path) -> pd.DataFrame:
+    """A marker table: TSV with columns cell_type and gene (further columns are kept).
+
+    Lines starting with ``#`` are comments (sources). Raises :class:`NAMInputError` naming the
+    file for a missing column, an empty table or a duplicated (cell_type, gene) row.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise NAMInputError(f"marker table {path} does not exist")
+    table = pd.read_csv(path, sep="\t", comment="#", dtype=str, keep_default_na=False)
+    missing = {"cell_type", "gene"} - set(table.columns)
+    if missing:
+        raise NAMInputError(f"marker table {path} lacks columns {sorted(missing)}; has {list(table.columns)}")
+    table = table.assign(cell_type=table["cell_type"].str.strip(), gene=table["gene"].str.strip())
+    table = table[(table["cell_type"] != "") & (table["gene"] != "")]
+    if table.empty:
+        raise NAMInputError(f"marker table {path} has no (cell_type, gene) rows")
+    dup = table.duplicated(["cell_type", "gene"])
+    if dup.any():
+        row = table[dup].iloc[0]
+        raise NAMInputError(f"marker table {path} repeats {row['gene']} for {row['cell_type']}")
+    return table.reset_index(drop=True)
+
+
+def rank_matrix(X, block: int = 256) -> np.ndarray:
+    """Ranks of every gene's expression over cells (ties averaged), float32.
+
+    Parameters
+    ----------
+    X : array or sparse matrix (N, G)
+        Expression (any monotone scale: log-normalised or counts give the same ranks).
+    block : int
+        Genes densified at a time.
+
+    Returns
+    -------
+    ndarray (N, G) float32, ranks 1..N.
+    """
+    N, G = X.shape
+    out = np.empty((N, G), dtype=np.float32)
+    for start in range(0, G, block):
+        cols = X[:, start:start + block]
+        dense = cols.toarray() if sp.issparse(cols) else np.asarray(cols)
+        out[:, start:start + block] = stats.rankdata(dense, axis=0)
+    return out
+
+
+def _rank_sums(ranks: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Sum of each gene's ranks over the cells of each cluster, (n_clusters, G) float64."""
+    onehot = np.zeros((n_clusters, codes.size), dtype=ranks.dtype)
+    onehot[codes, np.arange(codes.size)] = 1.0
+    return (onehot @ ranks).astype(np.float64)  # BLAS: 3x faster than a sparse one-hot
+
+
+def cluster_auroc(ranks: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
+    """AUROC of every gene for every cluster against the rest (Mann-Whitney U / (n1 n0)).
+
+    Parameters
+    ----------
+    ranks : array (N, G)
+        Output of :func:`rank_matrix`.
+    codes : array (N,) of int
+        Cluster code 0..n_clusters-1 of each cell.
+    n_clusters : int
+
+    Returns
+    -------
+    ndarray (n_clusters, G); NaN for a cluster holding no cell or every cell.
+    """
+    N = codes.size
+    n1 = np.bincount(codes, minlength=n_clusters).astype(np.float64)[:, None]
+    u = _rank_sums(ranks, codes, n_clusters) - n1 * (n1 + 1) / 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return u / (n1 * (N - n1))
+
+
+def score_cell_types(
+    auroc: pd.DataFrame, markers: pd.DataFrame, min_markers: int = DEFAULT_MIN_MARKERS
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean AUROC of each cell type's markers in each cluster.
+
+    Parameters
+    ----------
+    auroc : DataFrame (clusters, genes)
+        AUROC of each gene (columns) for each cluster (index).
+    markers : DataFrame
+        Columns cell_type, gene (:func:`read_marker_table`).
+    min_markers : int
+        A type with fewer of its markers among the genes gets no score (NaN; logged), or all
+        its markers when the table lists fewer.
+
+    Returns
+    -------
+    scores : DataFrame (clusters, cell types)
+        NaN for a type with too few of its markers among the genes.
+    used : DataFrame
+        Columns cell_type, n_markers (in the table), n_found (among the genes), genes_found.
+    """
+    genes = set(map(str, auroc.columns))
+    scores, used = {}, []
+    for cell_type, df in markers.groupby("cell_type", sort=False):
+        found = [g for g in df["gene"] if g in genes]
+        scored = len(found) >= min(min_markers, len(df)) and len(found) > 0
+        used.append((cell_type, len(df), len(found), ",".join(found), scored))
+        scores[cell_type] = (auroc[found].mean(axis=1) if scored
+                             else pd.Series(np.nan, index=auroc.index))
+    used = pd.DataFrame(used, columns=["cell_type", "n_markers", "n_found", "genes_found", "scored"])
+    for row in used[~used["scored"]].itertuples():
+        logger.warning("cell type %s: %d of its %d markers in the data (fewer than %d); not scored",
+                       row.cell_type, row.n_found, row.n_markers, min_markers)
+    return pd.DataFrame(scores, index=auroc.index), used
+
+
+def name_clusters(scores: pd.DataFrame, min_score: float = DEFAULT_MIN_SCORE) -> pd.DataFrame:
+    """The best cell type of each cluster, or ``"unassigned"`` below ``min_score``.
+
+    Returns
+    -------
+    DataFrame with columns cluster, cell_type, score (best mean AUROC), second_type,
+    second_score, margin (score - second_score), assigned (bool).
+    """
+    if scores.empty or scores.isna().all().all():
+        raise NAMInputError("no cell type of the marker table has a marker among the genes")
+    values = scores.to_numpy(dtype=np.float64)
+    filled = np.where(np.isnan(values), -np.inf, values)
+    order = np.argsort(-filled, axis=1, kind="stable")
+    rows = np.arange(len(scores))
+    best, second = order[:, 0], order[:, 1] if scores.shape[1] > 1 else order[:, 0]
+    types = scores.columns.to_numpy(dtype=object)
+    out = pd.DataFrame({
+        "cluster": scores.index.astype(str),
+        "cell_type": types[best],
+        "score": values[rows, best],
+        "second_type": types[second] if scores.shape[1] > 1 else "",
+        "second_score": values[rows, second] if scores.shape[1] > 1 else np.nan,
+    })
+    out["margin"] = out["score"] - out["second_score"]
+    out["assigned"] = out["score"] >= min_score
+    out.loc[~out["assigned"], "cell_type"] = UNASSIGNED
+    return out
+
+
+def display_labels(clusters, names: dict | None) -> np.ndarray:
+    """``"C3 B"``-style labels: cluster and its cell-type name (the cluster alone without one)."""
+    clusters = np.asarray(clusters, dtype=str)
+    if not names:
+        return clusters
+    return np.array([f"{c} {names[c]}" if c in names else c for c in clusters], dtype=object).astype(str)
+
+
+def _within_individual_permutation(individuals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Index array that shuffles cells among those of the same individual."""
+    by_individual = np.argsort(individuals, kind="stable")
+    shuffled = np.lexsort((rng.random(individuals.size), individuals))
+    perm = np.empty(individuals.size, dtype=np.int64)
+    perm[by_individual] = shuffled
+    return perm
+
+
+def _top_mean(auroc: np.ndarray, n_top: int) -> np.ndarray:
+    """Mean of the ``n_top`` largest values of each row (NaN rows stay NaN)."""
+    n_top = min(n_top, auroc.shape[1])
+    top = -np.partition(-np.nan_to_num(auroc, nan=-np.inf), n_top - 1, axis=1)[:, :n_top]
+    out = top.mean(axis=1)
+    out[np.isnan(auroc).all(axis=1)] = np.nan
+    return out
+
+
+def marker_permutation_test(
+    ranks: np.ndarray,
+    clusters,
+    individuals,
+    n_top: int = 10,
+    n_permutations: int = 199,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Strength of each cluster's top markers against labels permuted within individuals.
+
+    Parameters
+    ----------
+    ranks : array (N, G)
+        Output of :func:`rank_matrix` (the genes to search for markers).
+    clusters : array (N,)
+        Cluster of each cell.
+    individuals : array (N,)
+        Individual of each cell; labels are permuted among each individual's cells, so the
+        null keeps every individual's composition.
+    n_top : int
+        Markers per cluster whose mean AUROC is the strength.
+    n_permutations : int
+        Permutations (p-values resolve to 1 / (n_permutations + 1)).
+    seed : int
+        Seed of the permutations (numpy ``default_rng``).
+
+    Returns
+    -------
+    DataFrame with columns cluster, n_cells, strength (observed mean AUROC of the top
+    ``n_top`` genes), null_mean, null_q95, p_value, n_permutations.
+    """
+    clusters = np.asarray(clusters, dtype=str)
+    individuals = np.asarray(individuals, dtype=str)
+    if ranks.shape[0] != clusters.size or clusters.size != individuals.size:
+        raise NAMInputError(
+            f"{ranks.shape[0]} cells of ranks, {clusters.size} cluster labels and "
+            f"{individuals.size} individuals"
+        )
+    if n_permutations < 1 or n_top < 1:
+        raise NAMInputError("n_permutations and n_top must be >= 1")
+    names, codes = np.unique(clusters, return_inverse=True)
+    _, ind_codes = np.unique(individuals, return_inverse=True)
+    L = names.size
+    t0 = time.perf_counter()
+    observed = _top_mean(cluster_auroc(ranks, codes, L), n_top)
+    rng = np.random.default_rng(seed)
+    null = np.empty((n_permutations, L))
+    for b in range(n_permutations):
+        perm = _within_individual_permutation(ind_codes, rng)
+        null[b] = _top_mean(cluster_auroc(ranks, codes[perm], L), n_top)
+    p = (1 + (null >= observed[None, :] - 1e-12).sum(axis=0)) / (1 + n_permutations)
+    logger.info("marker permutation test: %d clusters, %d cells, %d genes, %d permutations in %.1f s",
+                L, clusters.size, ranks.shape[1], n_permutations, time.perf_counter() - t0)
+    return pd.DataFrame({
+        "cluster": names,
+        "n_cells": np.bincount(codes, minlength=L),
+        "strength": observed,
+        "null_mean": null.mean(axis=0),
+        "null_q95": np.quantile(null, 0.95, axis=0),
+        "p_value": p,
+        "n_permutations": n_permutations,
+    })
+
+
+def _subsample(n: int, max_cells: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``max_cells`` of ``n`` cells (all when None or n <= max_cells)."""
+    if max_cells is None or n <= max_cells:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=max_cells, replace=False))
+
+
+def name_cell_clusters(
+    adata,
+    markers: pd.DataFrame,
+    groupby: str = "nam_cell_cluster",
+    min_score: float = DEFAULT_MIN_SCORE,
+    min_markers: int = DEFAULT_MIN_MARKERS,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Name every cluster of ``adata.obs[groupby]`` from a marker table (in-memory AnnData).
+
+    Only the marker genes are ranked, so the cost is O(N x markers).
+
+    Returns
+    -------
+    names : DataFrame
+        :func:`name_clusters` plus n_cells and share (of all cells), clusters in number order.
+    scores : DataFrame
+        cluster, then the mean-AUROC score of every cell type.
+    used : DataFrame
+        Markers of each type found among the genes (:func:`score_cell_types`).
+    """
+    if groupby not in adata.obs.columns:
+        raise NAMInputError(f"obs has no column {groupby!r}; available: {list(adata.obs.columns)}")
+    genes = [g for g in dict.fromkeys(markers["gene"]) if g in set(adata.var_names)]
+    clusters = adata.obs[groupby].astype(str).to_numpy()
+    names, codes = np.unique(clusters, return_inverse=True)
+    if genes:
+        auroc = cluster_auroc(rank_matrix(adata[:, genes].X), codes, names.size)
+    else:
+        auroc = np.empty((names.size, 0))
+    scores, used = score_cell_types(pd.DataFrame(auroc, index=names, columns=genes), markers,
+                                    min_markers)
+    named = name_clusters(scores, min_score)
+    sizes = pd.Series(clusters).value_counts()
+    named.insert(1, "n_cells", named["cluster"].map(sizes).to_numpy())
+    named.insert(2, "share", named["n_cells"] / clusters.size)
+    order = np.argsort([_cluster_number(c) for c in named["cluster"]], kind="stable")
+    named = named.iloc[order].reset_index(drop=True)
+    logger.info("named %d clusters: %s", len(named),
+                ", ".join(f"{c}={t} ({s:.2f})" for c, t, s in
+                          zip(named["cluster"], named["cell_type"], named["score"], strict=True)))
+    return named, scores.iloc[order].rename_axis("cluster").reset_index(), used
+
+
+def add_cell_type_names(obs: pd.DataFrame, names: pd.DataFrame,
+                        groupby: str = "nam_cell_cluster") -> pd.DataFrame:
+    """``obs`` with columns nam_cell_type (category) and nam_cell_type_score from ``names``.
+
+    Raises :class:`NAMInputError` when a cluster of ``obs`` has no row in ``names``.
+    """
+    mapping = names.set_index(names["cluster"].astype(str))
+    clusters = obs[groupby].astype(str)
+    missing = sorted(set(clusters) - set(mapping.index))
+    if missing:
+        raise NAMInputError(f"the names table has no row for clusters {missing}; rerun naming")
+    out = obs.copy()
+    types = clusters.map(mapping["cell_type"])
+    out["nam_cell_type"] = pd.Categorical(types, categories=list(dict.fromkeys(mapping["cell_type"])))
+    out["nam_cell_type_score"] = clusters.map(mapping["score"]).astype(np.float32)
+    return out
+
+
+def permutation_test_cells(
+    adata,
+    groupby: str,
+    individual_column: str,
+    n_top: int = 10,
+    n_permutations: int = 199,
+    seed: int = 0,
+    max_cells: int | None = 20_000,
+    min_cells_expressing: float = 0.01,
+) -> pd.DataFrame:
+    """:func:`marker_permutation_test` on an AnnData of log-normalised expression.
+
+    Genes expressed in fewer than ``min_cells_expressing`` of the cells are left out (they
+    cannot be markers of any cluster above that size); at most ``max_cells`` cells, drawn
+    with ``seed``, are ranked, so memory is max_cells x genes x 4 bytes.
+    """
+    for column in (groupby, individual_column):
+        if column not in adata.obs.columns:
+            raise NAMInputError(f"obs has no column {column!r}; available: {list(adata.obs.columns)}")
+    keep = _subsample(adata.n_obs, max_cells, seed)
+    sub = adata[keep]
+    X = sub.X
+    detected = np.asarray((X > 0).sum(axis=0)).ravel() / max(sub.n_obs, 1)
+    genes = np.flatnonzero(detected >= min_cells_expressing)
+    ranks = rank_matrix(X[:, genes])
+    out = marker_permutation_test(ranks, sub.obs[groupby].astype(str).to_numpy(),
+                                  sub.obs[individual_column].astype(str).to_numpy(), n_top=n_top,
+                                  n_permutations=n_permutations, seed=seed)
+    order = np.argsort([_cluster_number(c) for c in out["cluster"]], kind="stable")
+    out = out.iloc[order].reset_index(drop=True)
+    out.insert(2, "n_genes", genes.size)
+    return out

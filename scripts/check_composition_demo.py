@@ -1,0 +1,23 @@
+import anndata as ad
+from _common import logged, read_tsv, write_tsv
+
+from nam_core.results.checks import check_composition
+
+
+def check(paths: dict, path_evaluation, path_detail, min_true_effect: float):
+    """The composition analysis scored against the demo truth (differences, names, permutation)."""
+    obs = ad.read_h5ad(paths["cells"], backed="r").obs
+    evaluation, detail = check_composition(
+        obs[["individual", "cell_type", "nam_cell_cluster"]], read_tsv(paths["individuals"]),
+        read_tsv(paths["differences"]), read_tsv(paths["names"]),
+        read_tsv(paths["permutation"]), min_true_effect=min_true_effect)
+    write_tsv(evaluation, path_evaluation)
+    write_tsv(detail, path_detail)
+    return evaluation
+
+
+if "snakemake" in globals():
+    snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
+    with logged(snakemake.log[0]):
+        check(dict(snakemake.input.items()), snakemake.output.evaluation, snakemake.output.detail,
+              snakemake.params.min_true_effect)

@@ -1,0 +1,147 @@
+"""Co-clustering, merge alternatives, genotype homogeneity; cluster naming and the permutation test."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from nam_core.errors import NAMInputError
+from nam_core.results import naming as nm
+from nam_core.results import partition as pt
+
+
+def test_coclustering_is_rho_rho_transpose():
+    rho = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    m = pt.coclustering(rho)
+    np.testing.assert_allclose(m, [[1, 0.5, 0], [0.5, 0.5, 0.5], [0, 0.5, 1]])
+    order = pt.coclustering_order(pt.coclustering(np.repeat(np.eye(3), 4, axis=0)[::-1]))
+    assert sorted(order) == list(range(12))
+
+
+def test_alternatives_sorted_by_gap_with_near_ties():
+    alternatives = [
+        dict(search=0, keep=0, drop=2, n_clusters=2, elbo=-1000.0, accepted=True),
+        dict(search=0, keep=0, drop=1, n_clusters=2, elbo=-1010.0, accepted=False),
+        dict(search=1, keep=0, drop=1, n_clusters=1, elbo=-995.5, accepted=False),
+    ]
+    model = SimpleNamespace(elbo_=-995.0, alternatives_=alternatives)
+    table, note = pt.alternatives_table(model, near_tie_nats=3.0)
+    assert list(table.columns) == pt.ALTERNATIVE_COLUMNS
+    assert list(table["gap_nats"]) == [0.5, 5.0, 15.0]
+    assert list(table["near_tie"]) == [True, False, False]
+    assert list(table["search"]) == [1, 0, 0] and table["accepted"].dtype == bool
+    assert "1 within 3 nats" in note
+
+
+def test_alternatives_of_an_older_fit_are_an_empty_table():
+    table, note = pt.alternatives_table(SimpleNamespace(elbo_=-1.0))
+    assert table.empty and list(table.columns) == pt.ALTERNATIVE_COLUMNS
+    assert "no alternatives_" in note
+    with pytest.raises(NAMInputError, match="lack keys"):
+        pt.alternatives_table(SimpleNamespace(elbo_=-1.0, alternatives_=[{"search": 0}]))
+
+
+def test_genotype_homogeneity():
+    x = np.array([[0.0], [0.0], [2.0], [2.0]])
+    assert pt.genotype_homogeneity(x, [0, 0, 1, 1]) == pytest.approx(1.0)
+    assert pt.genotype_homogeneity(x, [0, 1, 0, 1]) == pytest.approx(0.0)
+    assert pt.genotype_homogeneity(x, [0, 0, 0, 0]) == pytest.approx(0.0)
+
+
+def planted_cells(n_per=150, n_individuals=6, seed=0):
+    """Three clusters with two marker genes each, plus noise genes; individuals mixed."""
+    rng = np.random.default_rng(seed)
+    n = 3 * n_per
+    clusters = np.repeat(["C1", "C2", "C3"], n_per)
+    X = rng.gamma(1.0, 1.0, size=(n, 30))
+    for k in range(3):
+        X[clusters == f"C{k + 1}", 2 * k: 2 * k + 2] += 3.0
+    individuals = rng.integers(0, n_individuals, size=n).astype(str)
+    genes = [f"G{g}" for g in range(30)]
+    return X, clusters, individuals, genes
+
+
+def test_cluster_auroc_agrees_with_sklearn():
+    X, clusters, _, _ = planted_cells(n_per=40)
+    names, codes = np.unique(clusters, return_inverse=True)
+    auc = nm.cluster_auroc(nm.rank_matrix(X), codes, 3)
+    for k in range(3):
+        for g in (0, 2, 7):
+            assert auc[k, g] == pytest.approx(roc_auc_score(codes == k, X[:, g]))
+
+
+def test_clusters_named_by_their_markers_or_unassigned(tmp_path):
+    X, clusters, _, genes = planted_cells()
+    path = tmp_path / "markers.tsv"
+    path.write_text("# test table\ncell_type\tgene\nA\tG0\nA\tG1\nB\tG2\nB\tG3\nZ\tG20\nZ\tG21\n"
+                    "Absent\tNOPE\n")
+    markers = nm.read_marker_table(path)
+    names, codes = np.unique(clusters, return_inverse=True)
+    auc = pd.DataFrame(nm.cluster_auroc(nm.rank_matrix(X), codes, 3), index=names, columns=genes)
+    scores, used = nm.score_cell_types(auc, markers, min_markers=2)
+    assert np.isnan(scores["Absent"]).all() and not used.set_index("cell_type").loc["Absent", "scored"]
+    named = nm.name_clusters(scores).set_index("cluster")
+    assert list(named["cell_type"]) == ["A", "B", nm.UNASSIGNED]
+    assert named.loc["C1", "score"] > 0.9 and named.loc["C3", "score"] < nm.DEFAULT_MIN_SCORE
+    assert list(nm.display_labels(["C1", "C3"], {"C1": "A"})) == ["C1 A", "C3"]
+
+
+def test_marker_table_errors_name_the_file(tmp_path):
+    path = tmp_path / "bad.tsv"
+    path.write_text("type\tgene\nA\tG0\n")
+    with pytest.raises(NAMInputError, match="bad.tsv.*cell_type"):
+        nm.read_marker_table(path)
+    path.write_text("cell_type\tgene\nA\tG0\nA\tG0\n")
+    with pytest.raises(NAMInputError, match="repeats G0 for A"):
+        nm.read_marker_table(path)
+
+
+def test_permutation_test_real_clusters_and_random_labelings():
+    X, clusters, individuals, _ = planted_cells()
+    ranks = nm.rank_matrix(X)
+    real = nm.marker_permutation_test(ranks, clusters, individuals, n_top=2, n_permutations=199,
+                                      seed=0)
+    assert (real["p_value"] < 0.01).all(), real
+    again = nm.marker_permutation_test(ranks, clusters, individuals, n_top=2,
+                                       n_permutations=199, seed=0)
+    pd.testing.assert_frame_equal(real, again)
+    rng = np.random.default_rng(1)
+    pvalues = []
+    for _ in range(10):  # random labelings: 10 x 3 clusters
+        random_labels = rng.choice(["C1", "C2", "C3"], size=clusters.size)
+        out = nm.marker_permutation_test(ranks, random_labels, individuals, n_top=2,
+                                         n_permutations=99, seed=int(rng.integers(1 << 30)))
+        pvalues.extend(out["p_value"])
+    assert np.mean(np.asarray(pvalues) > 0.05) >= 0.9, pvalues
+
+
+def test_demo_checks_against_a_hand_made_truth():
+    from nam_core.results.checks import check_composition, true_differences
+
+    # two individual clusters of two individuals; cell cluster C1 = type T (60% vs 20%), C2 = U
+    shares = {"a": 0.6, "b": 0.6, "c": 0.2, "d": 0.2}
+    rows = []
+    for ind, share in shares.items():
+        n_t = int(100 * share)
+        rows += [(ind, "T", "C1")] * n_t + [(ind, "U", "C2")] * (100 - n_t)
+    obs = pd.DataFrame(rows, columns=["individual", "cell_type", "nam_cell_cluster"])
+    individuals = pd.DataFrame({"individual": list("abcd"), "cluster": ["I1", "I1", "I2", "I2"]})
+    truth = true_differences(obs, individuals)
+    assert set(truth["contrast"]) == {"I1 vs rest", "I2 vs rest"}
+    truth = truth[truth["contrast"] == "I1 vs rest"].set_index("cell_cluster")
+    assert truth.loc["C1", "true_effect"] == pytest.approx(0.4)
+    assert truth.loc["C2", "cell_type"] == "U"
+    differences = pd.DataFrame({"contrast": "I1 vs rest", "cell_cluster": ["C1", "C2"],
+                                "effect": [0.4, -0.4], "lower": 0.0, "upper": 0.0,
+                                "prob_null": 0.0, "fdr": [0.0, 0.2], "called": [True, False]})
+    names = pd.DataFrame({"cluster": ["C1", "C2"], "cell_type": ["T", "U"], "share": 0.5})
+    perm = pd.DataFrame({"cluster": ["C1", "C2"], "p_value": [0.001, 0.001]})
+    evaluation, detail = check_composition(obs, individuals, differences, names, perm)
+    evaluation = evaluation.set_index("metric")
+    assert evaluation.loc["true_differences_called", "value"] == 0.25  # 1 of 4 in the table
+    assert not evaluation.loc["true_differences_called", "pass"]
+    assert evaluation.loc["names_match_truth", "pass"]
+    assert detail["must_call"].all() and len(detail) == 4
+    assert not detail.loc[detail["contrast"] == "I2 vs rest", "called"].any()  # not in the table
