@@ -370,7 +370,7 @@ def test_truncated_fit_inputs_names_the_file_and_the_rule(tmp_path):
     with common.logged(tmp_path / "log", {str(path): "assemble_fit_inputs"}):
         with pytest.raises(NAMInputError,
                            match=r"inputs\.npz is not a complete \.npz.*rule assemble_fit_inputs"):
-            common.read_npz(path)
+            common.read_fit_inputs(path)
 
 
 def test_truncated_tsv_names_the_rule(cohort, tmp_path):
