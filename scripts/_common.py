@@ -25,7 +25,7 @@ logger = logging.getLogger("nam_workflow")
 
 @contextlib.contextmanager
 def logged(path_log):
-    """Send logging and warnings to ``path_log``; log any exception before re-raising it."""
+    """Send logging and warnings to ``path_log`` (warnings also to stderr); log any exception."""
     logging.basicConfig(
         filename=path_log,
         filemode="w",
@@ -33,6 +33,10 @@ def logged(path_log):
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    console = logging.StreamHandler(sys.stderr)  # warnings reach the terminal, not only the log
+    console.addFilter(lambda record: record.levelno == logging.WARNING)  # errors: traceback
+    console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(console)
     logging.captureWarnings(True)
     warnings.simplefilter("default")
     try:

@@ -1,7 +1,7 @@
 from _common import logged, write_tsv
 
 from nam_core.inputs.cohort import match_individuals
-from nam_core.inputs.expression import read_counts
+from nam_core.inputs.expression import read_cell_table
 from nam_core.inputs.genotypes import read_fam, validate_plink
 
 
@@ -12,14 +12,15 @@ def match(
     individual_column: str,
     individuals_without_cells: str = "drop",
     cells_without_genotype: str = "drop",
+    counts_layer=None,
 ):
     """Validate both inputs, match the .fam IIDs to the cells' individuals, write the table."""
     validate_plink(path_bfile)
     fam = read_fam(path_bfile)
-    cells = read_counts(path_counts, individual_column)
+    cells = read_cell_table(path_counts, individual_column, counts_layer)
     result = match_individuals(
         fam["iid"],
-        cells.obs[individual_column],
+        cells[individual_column],
         genotype_source=f"{path_bfile}.fam",
         cells_source=path_counts,
         individuals_without_cells=individuals_without_cells,
@@ -39,4 +40,5 @@ if "snakemake" in globals():
             snakemake.params.individual_column,
             snakemake.params.individuals_without_cells,
             snakemake.params.cells_without_genotype,
+            snakemake.params.counts_layer,
         )

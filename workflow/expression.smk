@@ -15,6 +15,7 @@ rule preprocess_expression:
         mem_mb=lambda wildcards, input: max(4000, 8 * input.size_mb),
     params:
         individual_column=get_individual_column(),
+        counts_layer=get_counts_layer(),
         settings=get_preprocess_settings(),
         nam_version=NAM_VERSION,
     message:

@@ -235,6 +235,7 @@ def _kept_blocks(blocks: Blocks, keep: np.ndarray, genes: np.ndarray, target_sum
         at += n
         if rows.any():
             counts = block[rows][:, genes]
+            counts.eliminate_zeros()
             counts.sort_indices()
             yield counts, _lognormalise(counts, target_sum)
 
@@ -356,7 +357,7 @@ def standardised_pca(X, n_pcs: int, chunk: int = _PCA_CHUNK) -> dict[str, np.nda
 class _MemorySink:
     """Collects the kept cells' counts and log-normalised blocks into one AnnData."""
 
-    def __init__(self):
+    def __init__(self, nnz: int = 0):
         self.counts, self.lognorm = [], []
 
     def add(self, counts: sp.csr_matrix, lognorm: sp.csr_matrix) -> None:
@@ -374,14 +375,20 @@ class _H5adSink:
     """Writes an .h5ad by appending row blocks to ``X`` and ``layers/counts`` (lzf-compressed).
 
     Only one block is held at a time; obs, var, obsm, varm and uns are written at the end.
+    ``nnz``, the values to be written, chooses the index dtype.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, nnz: int):
         import h5py
 
+        # one dtype for indptr and indices (scipy refuses mixed ones), int64 only when needed
+        self.index_dtype = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
         self.file = h5py.File(path, "w")
         self.file.attrs["encoding-type"] = "anndata"
         self.file.attrs["encoding-version"] = "0.1.0"
+        from anndata.io import write_elem
+
+        write_elem(self.file, "layers", {})
         self.started = False
 
     def add(self, counts: sp.csr_matrix, lognorm: sp.csr_matrix) -> None:
@@ -392,7 +399,8 @@ class _H5adSink:
                 sparse_dataset(self.file[key]).append(block)
             else:
                 block = block.copy()
-                block.indptr = block.indptr.astype(np.int64)  # > 2^31 values at 1M+ cells
+                block.indptr = block.indptr.astype(self.index_dtype)
+                block.indices = block.indices.astype(self.index_dtype)
                 write_elem(self.file, key, block, dataset_kwargs={"compression": "lzf"})
         self.started = True
 
@@ -439,7 +447,10 @@ def _check_block(counts: CountsFile) -> Callable[[sp.csr_matrix], None]:
 
 def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink, params: dict,
          check=None):
-    """The streamed pipeline over the cells yielded by ``blocks`` (in ``obs`` order)."""
+    """The streamed pipeline over the cells yielded by ``blocks`` (in ``obs`` order).
+
+    ``sink(nnz)`` makes the writer of the output once the number of values to write is known.
+    """
     t0 = time.perf_counter()
     individual_key = params["individual_key"]
     thresholds = {k: params[k] for k in ("min_genes", "min_counts", "max_pct_mt")}
@@ -464,6 +475,7 @@ def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink
         raise NAMInputError(f"no gene is detected in at least min_cells={params['min_cells']} cells")
 
     n_kept = int(qc.keep.sum())
+    sink = sink(int(qc.gene_cells_kept[genes].sum()))
     total, total_sq = np.zeros(int(genes.sum())), np.zeros(int(genes.sum()))
     for counts, lognorm in _kept_blocks(blocks, qc.keep, genes, params["target_sum"]):
         sink.add(counts, lognorm)
@@ -613,7 +625,7 @@ def preprocess(
                                   dtype=np.float32)
             yield np.arange(start, stop), block
 
-    result, _ = _run(blocks, adata.obs, adata.var, "expression data", _MemorySink(), params)
+    result, _ = _run(blocks, adata.obs, adata.var, "expression data", _MemorySink, params)
     return result
 
 
@@ -673,7 +685,7 @@ def preprocess_h5ad(
             return counts.iter_rows(cells, chunk)
 
         with atomic_path(path_out) as tmp:
-            _, summary = _run(blocks, obs, var, counts.source, _H5adSink(tmp), params,
+            _, summary = _run(blocks, obs, var, counts.source, lambda nnz: _H5adSink(tmp, nnz), params,
                               check=_check_block(counts))
     return summary
 

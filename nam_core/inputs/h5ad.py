@@ -147,11 +147,11 @@ class CountsFile:
                 block = block[cells[start:stop]]
             yield rows, block
 
-    def validate_values(self) -> None:
+    def validate_values(self, chunk: int = ROW_CHUNK) -> None:
         """Counts are finite, non-negative whole numbers; else raise naming cells and genes.
 
-        One pass over the matrix in row blocks: only a block's worth of values is held, never
-        a second copy of the matrix.
+        One pass over the matrix in blocks of ``chunk`` rows: only a block's worth of values is
+        held, never a second copy of the matrix.
 
         Raises
         ------
@@ -161,7 +161,7 @@ class CountsFile:
             or scaled data) it points to ``.raw.X`` or the layers that may hold the counts.
         """
         problems = {kind: _Problem() for kind in ("NaN", "infinite", "negative", "non-integer")}
-        for rows, block in self.iter_rows():
+        for rows, block in self.iter_rows(chunk=chunk):
             values = block.data
             bad = {"NaN": np.isnan(values), "infinite": np.isinf(values)}
             with np.errstate(invalid="ignore"):
@@ -256,16 +256,18 @@ def open_counts(path, counts_layer: str | None = None) -> CountsFile:
 
 def _open(f: h5py.File, path: Path, source: str, counts_layer: str | None) -> CountsFile:
     element, var_key = _element_paths(counts_layer)
-    if element != "X":
-        source = f"{source} ({element})"
     if "obs" not in f or element not in f or var_key not in f:
-        where = "X" if element == "X" else f"{element} (counts_layer={counts_layer!r})"
         others = [a for a in _alternatives(f) if _element_paths(a)[0] != element]
+        if element == "X":
+            message = f"{source} could not be read as .h5ad: it has no X"
+        else:
+            message = f"{source} has no {element} (counts_layer={counts_layer!r})"
         raise NAMInputError(
-            f"{source} could not be read as .h5ad: it has no {where}"
-            + ("" if "obs" in f else " and no obs")
+            message + ("" if "obs" in f else " and no obs")
             + (f"; counts_layer could name {examples(others, 20)}" if others else "")
         )
+    if element != "X":
+        source = f"{source} ({element})"
     obs = _read_frame(f, "obs", source)
     var = _read_frame(f, var_key, source)
     node = f[element]

@@ -323,3 +323,27 @@ def test_preprocess_equals_scanpy_on_demo(tmp_path, settings):
     for k in range(settings["n_pcs"]):
         sign = np.sign(scores[:, k] @ ours.obsm["X_pca"][:, k])
         assert np.allclose(ours.obsm["X_pca"][:, k], sign * scores[:, k], atol=1e-3)
+
+
+def test_preprocess_h5ad_in_small_blocks_equals_preprocess(tmp_path):
+    """File to file in blocks of 97 cells, for a subset of individuals: as in memory."""
+    from nam_core.inputs.expression import preprocess_h5ad
+
+    paths = make_demo_cohort(tmp_path, n_individuals=20, mean_cells=50, n_snps=100, seed=4)
+    raw = read_counts(paths["counts"], "individual")
+    chosen = sorted(set(raw.obs["individual"].astype(str)))[::2]
+    settings = dict(min_genes=200, min_cells=3, min_counts=500, max_pct_mt=20, n_top_genes=300,
+                    n_pcs=6, target_sum=1000)
+    summary = preprocess_h5ad(paths["counts"], tmp_path / "pre.h5ad", "individual",
+                              individuals=[f" {c} " for c in chosen], chunk=97, **settings)
+    subset = raw[raw.obs["individual"].isin(chosen).to_numpy()].copy()
+    ref = preprocess(subset, **settings)
+    got = ad.read_h5ad(tmp_path / "pre.h5ad")
+    assert summary == {k: v for k, v in ref.uns["preprocess"].items()}
+    assert list(got.obs_names) == list(ref.obs_names)
+    assert list(got.var_names) == list(ref.var_names)
+    assert abs(got.X - ref.X).max() < 1e-6 and (got.layers["counts"] != ref.layers["counts"]).nnz == 0
+    assert got.X.indptr.dtype == got.X.indices.dtype
+    assert np.allclose(got.obsm["X_pca"], ref.obsm["X_pca"], atol=1e-4)
+    pd.testing.assert_frame_equal(got.var, ref.var, check_dtype=False, check_categorical=False)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pre.h5ad")]
