@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from ..errors import NAMInputError
 
-__all__ = ["CountsFile", "open_counts", "COUNTS_LAYER_RAW", "examples"]
+__all__ = ["CountsFile", "open_counts", "annotate_h5ad", "COUNTS_LAYER_RAW", "examples"]
 
 logger = logging.getLogger(__name__)
 
@@ -282,3 +282,35 @@ def _open(f: h5py.File, path: Path, source: str, counts_layer: str | None) -> Co
     obs.index = obs.index.astype(str)
     var.index = var.index.astype(str)
     return CountsFile(path=path, source=source, element=element, obs=obs, var=var, _file=f)
+
+
+def annotate_h5ad(path_in, path_out, obs_columns: dict, obsm: dict, uns: dict) -> None:
+    """Copy an .h5ad adding obs columns, obsm arrays and uns entries, without loading X.
+
+    The file is copied byte for byte, then only ``obs`` (rewritten with the new columns),
+    ``obsm[key]`` and ``uns[key]`` are written, so memory is O(cells) whatever the size of X.
+
+    Parameters
+    ----------
+    path_in, path_out : str or Path
+        Source .h5ad and the copy to write (e.g. a temporary path of :func:`atomic_path`).
+    obs_columns : dict of str to array-like (N,)
+    obsm : dict of str to ndarray (N, d)
+    uns : dict of str to anything anndata can write
+    """
+    import shutil
+
+    from anndata.io import read_elem, write_elem
+
+    shutil.copyfile(path_in, path_out)
+    with h5py.File(path_out, "r+") as f:
+        obs = read_elem(f["obs"])
+        for name, values in obs_columns.items():
+            obs[name] = values
+        del f["obs"]
+        write_elem(f, "obs", obs)
+        for group, entries in (("obsm", obsm), ("uns", uns)):
+            for key, value in entries.items():
+                if key in f[group]:
+                    del f[f"{group}/{key}"]
+                write_elem(f[group], key, value)

@@ -347,3 +347,19 @@ def test_preprocess_h5ad_in_small_blocks_equals_preprocess(tmp_path):
     assert np.allclose(got.obsm["X_pca"], ref.obsm["X_pca"], atol=1e-4)
     pd.testing.assert_frame_equal(got.var, ref.var, check_dtype=False, check_categorical=False)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pre.h5ad")]
+
+
+def test_umap_on_a_subsample_places_the_rest_by_transform():
+    """Above max_cells: fitted on a seeded subsample, the other cells land near their cluster."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0.0, 8.0, size=(3, 6))
+    labels = np.repeat(np.arange(3), 300)
+    X = (centres[labels] + rng.normal(size=(900, 6))).astype(np.float32)
+    adata = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(900)]), obsm={"X_pca": X})
+    add_umap(adata, n_neighbors=10, seed=0, max_cells=400)
+    emb = adata.obsm["X_umap"]
+    assert emb.shape == (900, 2) and np.isfinite(emb).all()
+    assert adata.uns["umap"]["params"]["fitted_cells"] == 400
+    centroids = np.stack([emb[labels == k].mean(0) for k in range(3)])
+    nearest = ((emb[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    assert np.mean(nearest == labels) > 0.95

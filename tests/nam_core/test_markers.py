@@ -125,3 +125,16 @@ def test_marker_recovery_missing_columns():
         marker_recovery(
             pd.DataFrame({"cluster": [], "rank": [], "gene": []}), {}, pd.DataFrame({"x": []})
         )
+
+
+def test_subsample_groups_caps_each_cluster_and_repeats():
+    from nam_core.results.markers import subsample_groups
+
+    labels = np.array(["a"] * 50 + ["b"] * 5 + ["c"] * 30)
+    rows = subsample_groups(labels, 10, seed=3)
+    assert np.all(np.diff(rows) > 0)
+    assert dict(zip(*np.unique(labels[rows], return_counts=True), strict=True)) == {
+        "a": 10, "b": 5, "c": 10}
+    assert np.array_equal(rows, subsample_groups(labels, 10, seed=3))
+    assert not np.array_equal(rows, subsample_groups(labels, 10, seed=4))
+    assert np.array_equal(subsample_groups(labels, None), np.arange(85))
