@@ -143,7 +143,7 @@ def test_subsample_groups_caps_each_cluster_and_repeats():
 def test_markers_on_a_subsample_agree_with_all_cells(demo):
     """Each cell type's top-3 markers from at most 150 cells per type overlap those of all cells.
 
-    The demo's types hold 150 to 610 cells here, so the larger ones are cut to a quarter.
+    The demo's types hold 150 to 610 cells here, so the larger ones are cut to 150.
     """
     from nam_core.results.markers import subsample_groups
 
