@@ -23,9 +23,14 @@ if str(ROOT) not in sys.path:
 logger = logging.getLogger("nam_workflow")
 
 
+def _is_nam_warning(record: logging.LogRecord) -> bool:
+    """Warnings of nam_core and the scripts (not errors: their traceback follows anyway)."""
+    return record.levelno == logging.WARNING and record.name.startswith("nam")
+
+
 @contextlib.contextmanager
 def logged(path_log):
-    """Send logging and warnings to ``path_log`` (warnings also to stderr); log any exception."""
+    """Send logging and warnings to ``path_log`` (nam's warnings also to stderr); log exceptions."""
     logging.basicConfig(
         filename=path_log,
         filemode="w",
@@ -34,7 +39,7 @@ def logged(path_log):
         force=True,
     )
     console = logging.StreamHandler(sys.stderr)  # warnings reach the terminal, not only the log
-    console.addFilter(lambda record: record.levelno == logging.WARNING)  # errors: traceback
+    console.addFilter(_is_nam_warning)
     console.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.getLogger().addHandler(console)
     logging.captureWarnings(True)
