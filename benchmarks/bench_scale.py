@@ -113,13 +113,17 @@ def rule_table(results: Path) -> pd.DataFrame:
 
 
 def run_peer(counts: str) -> float:
-    proc = subprocess.run([sys.executable, "-c", PEER, counts], capture_output=True, text=True,
-                          check=False)
-    print(proc.stdout, end="", flush=True)
-    if proc.returncode:
-        print(json.dumps({"tool": "scanpy", "error": proc.stderr[-2000:]}))
+    """Run the scanpy pipeline in a fresh process, echoing its lines as they come."""
+    proc = subprocess.Popen([sys.executable, "-c", PEER, counts], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    last = None
+    for line in proc.stdout:
+        print(line, end="", flush=True)
+        last = line
+    if proc.wait() or last is None:
+        print(json.dumps({"tool": "scanpy", "error": f"exit status {proc.returncode}"}))
         return float("nan")
-    return json.loads(proc.stdout.strip().splitlines()[-1])["peak_rss_gb"]
+    return json.loads(last)["peak_rss_gb"]
 
 
 def main() -> None:
