@@ -100,15 +100,18 @@ def run_workflow(workdir: Path, paths: dict, cores: int, restarts: int, cohort: 
 
 
 def rule_table(results: Path) -> pd.DataFrame:
-    """Seconds and peak RSS of every rule with a ``benchmark:`` file (jobs of a rule summed/maxed)."""
+    """Wall and CPU seconds (summed over a rule's jobs) and peak RSS (max) of every rule with a
+    ``benchmark:`` file. CPU seconds matter on a shared machine, where wall time waits."""
     rows = []
     for path in sorted((results / "benchmarks").rglob("*.tsv")):
         bench = pd.read_csv(path, sep="\t")
         rule = re.sub(r"[._-]?\d+$", "", path.stem) if path.parent.name == "benchmarks" else path.parent.name
         rows.append({"rule": rule, "seconds": float(bench["s"].iloc[0]),
+                     "cpu_seconds": float(bench["cpu_time"].iloc[0]),
                      "peak_rss_gb": float(bench["max_rss"].iloc[0]) / 1024})
     table = pd.DataFrame(rows)
     return table.groupby("rule").agg(jobs=("seconds", "size"), seconds=("seconds", "sum"),
+                                     cpu_seconds=("cpu_seconds", "sum"),
                                      peak_rss_gb=("peak_rss_gb", "max")).reset_index()
 
 
