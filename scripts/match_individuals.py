@@ -1,7 +1,7 @@
 from _common import logged, write_tsv
 
 from nam_core.inputs.cohort import match_individuals
-from nam_core.inputs.expression import read_counts
+from nam_core.inputs.expression import read_cell_table
 from nam_core.inputs.genotypes import validate_plink
 
 
@@ -16,13 +16,14 @@ def match(
     n_pcs: int | None = None,
     chunk_snps: int = 20_000,
     snp_filters: dict | None = None,
+    counts_layer: str | None = None,
 ):
     """Validate both inputs, match the .fam IIDs to the cells' individuals, write the table."""
     plink = validate_plink(path_bfile, n_pcs, chunk_snps=chunk_snps, **(snp_filters or {}))
-    cells = read_counts(path_counts, individual_column)
+    cells = read_cell_table(path_counts, individual_column, counts_layer)
     result = match_individuals(
         plink.fam["iid"],
-        cells.obs[individual_column],
+        cells[individual_column],
         genotype_source=f"{path_bfile}.fam",
         cells_source=path_counts,
         individuals_without_cells=individuals_without_cells,
@@ -48,4 +49,5 @@ if "snakemake" in globals():
             snakemake.params.n_pcs,
             snakemake.params.chunk_snps,
             snakemake.params.snp_filters,
+            snakemake.params.counts_layer,
         )

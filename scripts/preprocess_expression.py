@@ -1,22 +1,18 @@
-import logging
-
 from _common import logged, read_tsv
 
-from nam_core.inputs.expression import preprocess, read_counts
-from nam_core.io import atomic_path
+from nam_core.inputs.expression import preprocess_h5ad
 
 
-def preprocess_cells(path_counts, path_matching, path_out, individual_column: str, settings: dict):
-    """QC, normalise and PCA the cells of the individuals kept by the matching step."""
+def preprocess_cells(path_counts, path_matching, path_out, individual_column: str, settings: dict,
+                     counts_layer=None):
+    """QC, normalise and PCA the cells of the individuals kept by the matching step.
+
+    Streams the counts in row blocks (memory does not grow with the cells); returns the summary.
+    """
     matching = read_tsv(path_matching)
     kept = matching.loc[matching["in_genotypes"] & (matching["action"] == "kept"), "individual"]
-    adata = read_counts(path_counts, individual_column)
-    keep = adata.obs[individual_column].astype(str).str.strip().isin(kept).to_numpy()
-    logging.getLogger(__name__).info("%d of %d cells belong to kept individuals", keep.sum(), keep.size)
-    adata = preprocess(adata[keep].copy(), individual_key=individual_column, **settings)
-    with atomic_path(path_out) as tmp:
-        adata.write_h5ad(tmp, compression="lzf")
-    return adata
+    return preprocess_h5ad(path_counts, path_out, individual_key=individual_column,
+                           individuals=kept, counts_layer=counts_layer, **settings)
 
 
 if "snakemake" in globals():
@@ -28,4 +24,5 @@ if "snakemake" in globals():
             snakemake.output.cells,
             snakemake.params.individual_column,
             snakemake.params.settings,
+            snakemake.params.counts_layer,
         )

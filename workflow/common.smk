@@ -159,6 +159,13 @@ def get_counts():
     return config["inputs"]["counts"]
 
 
+def get_counts_layer():
+    """Where the .h5ad holds raw counts: None (X), raw.X, or a layer (the demo's are in X)."""
+    if is_demo():
+        return None
+    return config["inputs"]["counts_layer"]
+
+
 def get_individual_column():
     """obs column naming each cell's individual (the demo writes 'individual')."""
     return "individual" if is_demo() else config["inputs"]["individual_column"]

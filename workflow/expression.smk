@@ -12,10 +12,12 @@ rule preprocess_expression:
         "../envs/nam.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wildcards, input: max(4000, 8 * input.size_mb),
+        # streamed in blocks of cells: 0.9 GB peak at 127k cells (README), flat in the cells
+        mem_mb=4000,
     params:
         producers=get_producers,
         individual_column=get_individual_column(),
+        counts_layer=get_counts_layer(),
         settings=get_preprocess_settings(),
         nam_version=NAM_VERSION,
     message:
@@ -37,11 +39,13 @@ rule compute_umap:
         "../envs/nam.yaml"
     threads: 2
     resources:
-        mem_mb=lambda wildcards, input: max(4000, 4 * input.size_mb),
+        # reads the PCs only; UMAP fitted on at most umap_max_cells: 2.1 GB at 127k (README)
+        mem_mb=6000,
     params:
         producers=get_producers,
         n_neighbors=config["expression"]["n_neighbors"],
         seed=config["expression"]["seed"],
+        max_cells=config["expression"]["umap_max_cells"],
         nam_version=NAM_VERSION,
     message:
         "Neighbour graph and UMAP of the cells in {input.cells}"

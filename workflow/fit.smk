@@ -131,6 +131,7 @@ rule find_markers:
         producers=get_producers,
         n_genes=config["markers"]["n_genes"],
         method=config["markers"]["method"],
+        max_cells_per_cluster=config["markers"]["max_cells_per_cluster"],
         nam_version=NAM_VERSION,
     message:
         "Ranking marker genes ({params.method}) of each NAM cell cluster"

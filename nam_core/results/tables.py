@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..errors import NAMInputError
 from ..inputs.fit_inputs import read_fit_inputs
+from ..inputs.h5ad import annotate_h5ad
 from ..io import atomic_path, read_intermediate, read_tsv, write_tsv
 from ..models.nam import NAM
 
@@ -28,7 +29,7 @@ __all__ = [
     "cell_cluster_names",
     "individual_table",
     "composition_tables",
-    "annotate_cells",
+    "cell_annotations",
     "write_results",
 ]
 
@@ -160,40 +161,44 @@ def composition_tables(
     }
 
 
-def annotate_cells(adata: ad.AnnData, model, group: np.ndarray, umap: pd.DataFrame) -> ad.AnnData:
-    """Add NAM's clusters, the UMAP and the fit's summary to the preprocessed cells, in place.
+def cell_annotations(obs_names, model, group: np.ndarray, umap: pd.DataFrame) -> tuple[dict, dict, dict]:
+    """NAM's clusters, the UMAP and the fit's summary for the preprocessed cells.
 
     Parameters
     ----------
-    adata : AnnData (N cells)
-        The preprocessed cells, in the order of the fit.
+    obs_names : Index (N,)
+        Cell barcodes, in the order of the fit.
     model : NAM
         The fitted model (``cell_labels_`` (N,), ``cell_label_proba_`` (N,),
         ``individual_labels_`` (J,)).
     group : array (N,) of int
         Index of each cell's individual in the fit.
     umap : DataFrame
-        UMAP1, UMAP2 indexed by cell barcode (every cell of ``adata``).
+        UMAP1, UMAP2 indexed by cell barcode (every cell).
 
     Returns
     -------
-    AnnData
-        ``adata`` with obs ``nam_cell_cluster``, ``nam_cell_cluster_probability``,
-        ``nam_individual_cluster``, obsm ``X_umap`` (N, 2) and uns ``nam``.
+    obs : dict
+        ``nam_cell_cluster``, ``nam_cell_cluster_probability``, ``nam_individual_cluster``.
+    obsm : dict
+        ``X_umap`` (N, 2).
+    uns : dict
+        ``nam``: ELBO, seed, sweeps and parameters of the fit.
     """
     cell_clusters = cell_cluster_names(model.cell_labels_)
     ind_clusters = individual_cluster_names(model.individual_labels_)
-    adata.obs["nam_cell_cluster"] = pd.Categorical(
-        cell_clusters, categories=_ordered_names("C", cell_clusters))
-    adata.obs["nam_cell_cluster_probability"] = model.cell_label_proba_.astype(np.float32)
-    adata.obs["nam_individual_cluster"] = pd.Categorical(ind_clusters[group])
-    missing = adata.obs_names.difference(umap.index)
+    missing = pd.Index(obs_names).difference(umap.index)
     if len(missing):
         raise NAMInputError(f"{len(missing)} cells have no UMAP coordinates: {list(missing[:5])}")
-    adata.obsm["X_umap"] = umap.loc[adata.obs_names, ["UMAP1", "UMAP2"]].to_numpy(np.float32)
-    adata.uns["nam"] = {"elbo": model.elbo_, "seed": model.seed_, "n_iter": model.n_iter_,
-                        "params": {k: str(v) for k, v in model.get_params().items()}}
-    return adata
+    obs = {
+        "nam_cell_cluster": pd.Categorical(cell_clusters, categories=_ordered_names("C", cell_clusters)),
+        "nam_cell_cluster_probability": model.cell_label_proba_.astype(np.float32),
+        "nam_individual_cluster": pd.Categorical(ind_clusters[group]),
+    }
+    obsm = {"X_umap": umap.loc[obs_names, ["UMAP1", "UMAP2"]].to_numpy(np.float32)}
+    uns = {"nam": {"elbo": model.elbo_, "seed": model.seed_, "n_iter": model.n_iter_,
+                   "params": {k: str(v) for k, v in model.get_params().items()}}}
+    return obs, obsm, uns
 
 
 def write_results(
@@ -224,16 +229,19 @@ def write_results(
 
     model = read(path_to_fit, NAM.load)
     inputs = read(path_to_inputs, read_fit_inputs)
-    adata = read(path_to_cells, ad.read_h5ad)
-    if not np.array_equal(adata.obs_names.to_numpy(dtype=str), inputs.cells):
+    backed = read(path_to_cells, ad.read_h5ad, backed="r")  # cell names only; X stays on disk
+    obs_names = backed.obs_names.copy()
+    backed.file.close()
+    if not np.array_equal(obs_names.to_numpy(dtype=str), inputs.cells):
         raise NAMInputError(
             f"{path_to_cells} and {path_to_inputs} list different cells; rerun the fit")
-    annotate_cells(adata, model, inputs.group, read(path_to_umap, read_tsv, index_col="cell"))
-    with atomic_path(path_to_cells_out) as tmp:
-        adata.write_h5ad(tmp, compression="lzf")
+    obs, obsm, uns = cell_annotations(obs_names, model, inputs.group,
+                                      read(path_to_umap, read_tsv, index_col="cell"))
+    with atomic_path(path_to_cells_out) as tmp:  # copied with the new columns: O(cells) memory
+        annotate_h5ad(path_to_cells, tmp, obs, obsm, uns)
     logger.info("wrote %s: %d cells in %d NAM cell clusters, %d individuals",
-                path_to_cells_out, adata.n_obs,
-                len(adata.obs["nam_cell_cluster"].cat.categories), len(inputs.individuals))
+                path_to_cells_out, len(obs_names),
+                len(obs["nam_cell_cluster"].categories), len(inputs.individuals))
 
     n_cells = np.bincount(inputs.group, minlength=len(inputs.individuals))
     pcs = read(path_to_pcs, read_tsv, index_col="individual")
@@ -241,7 +249,7 @@ def write_results(
                                n_cells), path_to_individuals)
     ind_clusters = individual_cluster_names(model.individual_labels_)
     tables = composition_tables(inputs.individuals[inputs.group],
-                                adata.obs["nam_cell_cluster"].astype(str).to_numpy(),
+                                np.asarray(obs["nam_cell_cluster"]).astype(str),
                                 pd.Series(ind_clusters, index=inputs.individuals))
     for key, path in (("counts", path_to_counts), ("proportions", path_to_proportions),
                       ("by_individual_cluster", path_to_by_cluster)):

@@ -208,7 +208,7 @@ def test_read_counts_nan_and_inf(tmp_path, dense):
         read_counts(_write(adata, tmp_path / "c.h5ad"), "individual")
     message = str(err.value)
     assert "c.h5ad" in message and "2 NaN" in message and "1 infinite" in message
-    assert "2 cells" in message and "'cell3'" in message and "'cell7'" in message
+    assert "2 NaN values in 1 cells" in message and "'cell3'" in message and "'cell7'" in message
 
 
 def test_read_counts_negative(tmp_path):
@@ -222,12 +222,13 @@ def test_read_counts_negative(tmp_path):
     assert "negative" in message and "'cell5'" in message and "'G010'" in message
 
 
-def test_read_counts_non_integer_warns(tmp_path, caplog):
+def test_read_counts_non_integer_fails(tmp_path):
     adata, _ = _tiny_counts()
     adata.X = adata.X * 0.5
-    with caplog.at_level(logging.WARNING, logger="nam_core.inputs.expression"):
+    with pytest.raises(NAMInputError) as err:
         read_counts(_write(adata, tmp_path / "c.h5ad"), "individual")
-    assert "not whole numbers" in caplog.text
+    message = str(err.value)
+    assert "non-integer values" in message and "'cell0'" in message and "'G001'" in message
 
 
 def test_read_counts_no_cells(tmp_path):
@@ -272,3 +273,93 @@ def test_add_umap_missing_representation():
     adata, _ = _tiny_counts()
     with pytest.raises(NAMInputError, match="X_pca"):
         add_umap(adata)
+
+
+# ---------------------------------------------------------------- equality with scanpy
+
+
+def _scanpy_reference(adata, min_genes, min_cells, min_counts, max_pct_mt, n_top_genes, n_pcs,
+                      target_sum):
+    """The in-memory scanpy pipeline that preprocess replaced (commit cd12d73), PCA by sklearn."""
+    import scanpy as sc
+
+    adata = adata.copy()
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
+    adata.var["mt"] = adata.var_names.str.upper().str.startswith("MT-")
+    sc.pp.calculate_qc_metrics(adata, qc_vars=["mt"], percent_top=None, log1p=False, inplace=True)
+    obs = adata.obs
+    keep = ((obs["n_genes_by_counts"] >= min_genes) & (obs["total_counts"] >= min_counts)
+            & (obs["pct_counts_mt"] <= max_pct_mt)).to_numpy()
+    adata = adata[keep].copy()
+    adata = adata[:, np.asarray((adata.X > 0).sum(axis=0)).ravel() >= min_cells].copy()
+    sc.pp.normalize_total(adata, target_sum=target_sum)
+    sc.pp.log1p(adata)
+    sc.pp.highly_variable_genes(adata, n_top_genes=min(n_top_genes, adata.n_vars), flavor="seurat")
+    Z = adata[:, adata.var["highly_variable"]].X.toarray().astype(np.float64)
+    Z = (Z - Z.mean(0)) / Z.std(0, ddof=1)
+    scores = PCA(n_pcs, svd_solver="full").fit_transform(Z)
+    return adata, scores
+
+
+@pytest.mark.parametrize("settings", [
+    dict(min_genes=200, min_cells=3, min_counts=500, max_pct_mt=20, n_top_genes=500, n_pcs=5,
+         target_sum=1000),  # config/config.yaml
+    dict(min_genes=100, min_cells=10, min_counts=300, max_pct_mt=10, n_top_genes=200, n_pcs=10,
+         target_sum=1e4),
+])
+def test_preprocess_equals_scanpy_on_demo(tmp_path, settings):
+    """Same cells, same genes and HVGs, same log-normalised values, PCs equal up to sign."""
+    paths = make_demo_cohort(tmp_path, n_individuals=30, mean_cells=60, n_snps=100, seed=5)
+    raw = read_counts(paths["counts"], "individual")
+    ours = preprocess(raw, **settings)
+    ref, scores = _scanpy_reference(raw, **settings)
+    assert list(ours.obs_names) == list(ref.obs_names)
+    assert list(ours.var_names) == list(ref.var_names)
+    assert np.array_equal(ours.var["highly_variable"], ref.var["highly_variable"])
+    assert np.allclose(ours.var["dispersions_norm"], ref.var["dispersions_norm"], atol=1e-6,
+                       equal_nan=True)
+    assert abs(ours.X - ref.X).max() < 1e-6
+    assert (ours.layers["counts"] != raw[ours.obs_names, ours.var_names].X).nnz == 0
+    for k in range(settings["n_pcs"]):
+        sign = np.sign(scores[:, k] @ ours.obsm["X_pca"][:, k])
+        assert np.allclose(ours.obsm["X_pca"][:, k], sign * scores[:, k], atol=1e-3)
+
+
+def test_preprocess_h5ad_in_small_blocks_equals_preprocess(tmp_path):
+    """File to file in blocks of 97 cells, for a subset of individuals: as in memory."""
+    from nam_core.inputs.expression import preprocess_h5ad
+
+    paths = make_demo_cohort(tmp_path, n_individuals=20, mean_cells=50, n_snps=100, seed=4)
+    raw = read_counts(paths["counts"], "individual")
+    chosen = sorted(set(raw.obs["individual"].astype(str)))[::2]
+    settings = dict(min_genes=200, min_cells=3, min_counts=500, max_pct_mt=20, n_top_genes=300,
+                    n_pcs=6, target_sum=1000)
+    summary = preprocess_h5ad(paths["counts"], tmp_path / "pre.h5ad", "individual",
+                              individuals=[f" {c} " for c in chosen], chunk=97, **settings)
+    subset = raw[raw.obs["individual"].isin(chosen).to_numpy()].copy()
+    ref = preprocess(subset, **settings)
+    got = ad.read_h5ad(tmp_path / "pre.h5ad")
+    assert summary == {k: v for k, v in ref.uns["preprocess"].items()}
+    assert list(got.obs_names) == list(ref.obs_names)
+    assert list(got.var_names) == list(ref.var_names)
+    assert abs(got.X - ref.X).max() < 1e-6 and (got.layers["counts"] != ref.layers["counts"]).nnz == 0
+    assert got.X.indptr.dtype == got.X.indices.dtype
+    assert np.allclose(got.obsm["X_pca"], ref.obsm["X_pca"], atol=1e-4)
+    pd.testing.assert_frame_equal(got.var, ref.var, check_dtype=False, check_categorical=False)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pre.h5ad")]
+
+
+def test_umap_on_a_subsample_places_the_rest_by_transform():
+    """Above max_cells: fitted on a seeded subsample, the other cells land near their cluster."""
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0.0, 8.0, size=(3, 6))
+    labels = np.repeat(np.arange(3), 300)
+    X = (centres[labels] + rng.normal(size=(900, 6))).astype(np.float32)
+    adata = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(900)]), obsm={"X_pca": X})
+    add_umap(adata, n_neighbors=10, seed=0, max_cells=400)
+    emb = adata.obsm["X_umap"]
+    assert emb.shape == (900, 2) and np.isfinite(emb).all()
+    assert adata.uns["umap"]["params"]["fitted_cells"] == 400
+    centroids = np.stack([emb[labels == k].mean(0) for k in range(3)])
+    nearest = ((emb[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
+    assert np.mean(nearest == labels) > 0.95

@@ -125,3 +125,32 @@ def test_marker_recovery_missing_columns():
         marker_recovery(
             pd.DataFrame({"cluster": [], "rank": [], "gene": []}), {}, pd.DataFrame({"x": []})
         )
+
+
+def test_subsample_groups_caps_each_cluster_and_repeats():
+    from nam_core.results.markers import subsample_groups
+
+    labels = np.array(["a"] * 50 + ["b"] * 5 + ["c"] * 30)
+    rows = subsample_groups(labels, 10, seed=3)
+    assert np.all(np.diff(rows) > 0)
+    assert dict(zip(*np.unique(labels[rows], return_counts=True), strict=True)) == {
+        "a": 10, "b": 5, "c": 10}
+    assert np.array_equal(rows, subsample_groups(labels, 10, seed=3))
+    assert not np.array_equal(rows, subsample_groups(labels, 10, seed=4))
+    assert np.array_equal(subsample_groups(labels, None), np.arange(85))
+
+
+def test_markers_on_a_subsample_agree_with_all_cells(demo):
+    """Each cell type's top-3 markers from at most 150 cells per type overlap those of all cells.
+
+    The demo's types hold 150 to 610 cells here, so the larger ones are cut to 150.
+    """
+    from nam_core.results.markers import subsample_groups
+
+    adata, _ = demo
+    full = rank_markers(adata, "cell_type", n_genes=3)
+    rows = subsample_groups(adata.obs["cell_type"], 150, seed=0)
+    assert rows.size < 0.6 * adata.n_obs
+    sub = rank_markers(adata[rows].copy(), "cell_type", n_genes=3)
+    for cluster, top in full.groupby("cluster")["gene"]:
+        assert set(top) & set(sub.loc[sub["cluster"] == cluster, "gene"]), cluster

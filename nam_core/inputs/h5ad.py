@@ -1,0 +1,316 @@
+"""Raw UMI counts read from an .h5ad in row chunks, never whole: cell table, validation, rows.
+
+An .h5ad is an HDF5 file; its counts matrix (``X``, ``raw/X`` or ``layers/<name>``) is read a
+block of cells at a time with h5py through :func:`anndata.io.sparse_dataset`, so memory is
+O(chunk) whatever the cohort's size. CSR, CSC and dense matrices are accepted, with any index
+dtypes anndata accepts (e.g. int64 ``indptr`` with int32 ``indices``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ..errors import NAMInputError
+
+__all__ = ["CountsFile", "open_counts", "annotate_h5ad", "COUNTS_LAYER_RAW", "examples"]
+
+logger = logging.getLogger(__name__)
+
+#: ``counts_layer`` value naming the counts in ``.raw.X`` (the CELLxGENE layout).
+COUNTS_LAYER_RAW = "raw.X"
+#: Cells read per block; at ~800 non-zeros per cell a block is ~40 MB in float32 + int64.
+ROW_CHUNK = 4096
+_N_EXAMPLES = 5
+
+
+def examples(names, limit: int = _N_EXAMPLES) -> str:
+    """``'a', 'b', 'c' and 4 more`` for error messages."""
+    names = [str(n) for n in names]
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _element_paths(counts_layer: str | None) -> tuple[str, str]:
+    """HDF5 paths of the counts matrix and of the table naming its genes."""
+    if counts_layer in (None, "", "X"):
+        return "X", "var"
+    if counts_layer in (COUNTS_LAYER_RAW, "raw"):
+        return "raw/X", "raw/var"
+    return f"layers/{counts_layer}", "var"
+
+
+def _alternatives(f: h5py.File) -> list[str]:
+    """Other places in the file that may hold counts, as ``counts_layer`` values."""
+    found = [COUNTS_LAYER_RAW] if "raw/X" in f else []
+    if "layers" in f:
+        found += list(f["layers"].keys())
+    return found
+
+
+def _read_frame(f: h5py.File, key: str, source: str) -> pd.DataFrame:
+    from anndata.io import read_elem
+
+    try:
+        return read_elem(f[key])
+    except Exception as err:  # anndata raises many types for malformed groups
+        raise NAMInputError(f"{source}: {key} could not be read: {type(err).__name__}: {err}") from err
+
+
+@dataclasses.dataclass
+class CountsFile:
+    """An open .h5ad: its cell table, gene names and counts matrix, read a block at a time.
+
+    Attributes
+    ----------
+    path : Path
+    source : str
+        ``counts file '<path>'`` (and the counts element when it is not ``X``), for messages.
+    element : str
+        HDF5 path of the counts matrix (``X``, ``raw/X`` or ``layers/<name>``).
+    obs : DataFrame (N cells)
+        The cell table (``obs``), indexed by cell name.
+    var : DataFrame (G genes)
+        The gene table of the counts matrix (``raw/var`` for ``raw/X``).
+    """
+
+    path: Path
+    source: str
+    element: str
+    obs: pd.DataFrame
+    var: pd.DataFrame
+    _file: h5py.File = dataclasses.field(repr=False)
+
+    @property
+    def var_names(self) -> pd.Index:
+        """Gene names (G,)."""
+        return self.var.index
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(cells, genes) of the counts matrix."""
+        return len(self.obs), len(self.var)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def __enter__(self) -> CountsFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _matrix(self):
+        from anndata.io import sparse_dataset
+
+        node = self._file[self.element]
+        return sparse_dataset(node) if isinstance(node, h5py.Group) else node
+
+    def iter_rows(
+        self, cells: np.ndarray | None = None, chunk: int = ROW_CHUNK
+    ) -> Iterator[tuple[np.ndarray, sp.csr_matrix]]:
+        """Blocks of rows as float32 CSR, in file order.
+
+        Parameters
+        ----------
+        cells : ndarray (N,) of bool, optional
+            Rows to yield (all when None); unselected rows are read but dropped per block.
+        chunk : int
+            Rows read per block.
+
+        Yields
+        ------
+        rows : ndarray (n,) of int
+            File row numbers of the block's cells.
+        block : csr_matrix (n, G) float32
+        """
+        matrix = self._matrix()
+        n = self.shape[0]
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            rows = np.arange(start, stop)
+            if cells is not None:
+                rows = rows[cells[start:stop]]
+                if rows.size == 0:
+                    continue
+            block = matrix[start:stop]
+            block = sp.csr_matrix(block, dtype=np.float32)
+            if cells is not None and rows.size < stop - start:
+                block = block[cells[start:stop]]
+            yield rows, block
+
+    def validate_values(self, chunk: int = ROW_CHUNK) -> None:
+        """Counts are finite, non-negative whole numbers; else raise naming cells and genes.
+
+        One pass over the matrix in blocks of ``chunk`` rows: only a block's worth of values is
+        held, never a second copy of the matrix.
+
+        Raises
+        ------
+        NAMInputError
+            NaN or infinite, negative, or non-integer values: the message counts each kind and
+            names example cells and genes; for negative or non-integer values (log-normalised
+            or scaled data) it points to ``.raw.X`` or the layers that may hold the counts.
+        """
+        problems = {kind: _Problem() for kind in ("NaN", "infinite", "negative", "non-integer")}
+        for rows, block in self.iter_rows(chunk=chunk):
+            values = block.data
+            bad = {"NaN": np.isnan(values), "infinite": np.isinf(values)}
+            with np.errstate(invalid="ignore"):
+                bad["negative"] = values < 0
+                bad["non-integer"] = np.isfinite(values) & (values != np.round(values))
+            for kind, mask in bad.items():
+                if mask.any():
+                    problems[kind].add(block, rows, mask)
+        found = {kind: p for kind, p in problems.items() if p.n_values}
+        if not found:
+            return
+        parts = [p.describe(kind, self.obs.index, self.var_names) for kind, p in found.items()]
+        message = f"{self.source} does not hold raw UMI counts: " + "; ".join(parts)
+        if set(found) - {"NaN", "infinite"}:
+            message += self._hint()
+        raise NAMInputError(message)
+
+    def _hint(self) -> str:
+        others = [a for a in _alternatives(self._file) if _element_paths(a)[0] != self.element]
+        text = " (log-normalised or scaled data?)"
+        if others:
+            text += (
+                f"; this file also holds {examples(others, 20)}: name the one with raw counts "
+                f"as counts_layer (config inputs.counts_layer), e.g. {others[0]!r}"
+            )
+        else:
+            text += "; give the raw counts in X, .raw.X or a layer named by counts_layer"
+        return text
+
+
+@dataclasses.dataclass
+class _Problem:
+    """Running count and first examples of one kind of bad value."""
+
+    n_values: int = 0
+    cells: set = dataclasses.field(default_factory=set)
+    shown: list = dataclasses.field(default_factory=list)
+
+    def add(self, block: sp.csr_matrix, rows: np.ndarray, mask: np.ndarray) -> None:
+        where = np.flatnonzero(mask)
+        local = np.searchsorted(block.indptr, where, side="right") - 1
+        self.n_values += where.size
+        self.cells.update(rows[np.unique(local)].tolist())
+        for k in range(min(_N_EXAMPLES - len(self.shown), where.size)):
+            self.shown.append((rows[local[k]], block.indices[where[k]], block.data[where[k]]))
+
+    def describe(self, kind: str, cell_names: pd.Index, gene_names: pd.Index) -> str:
+        shown = ", ".join(
+            f"cell {cell_names[r]!r} gene {gene_names[g]!r} = {v:g}" for r, g, v in self.shown
+        )
+        return f"{self.n_values} {kind} values in {len(self.cells)} cells (e.g. {shown})"
+
+
+def open_counts(path, counts_layer: str | None = None) -> CountsFile:
+    """Open an .h5ad for block reading: its cell table and the gene names of the counts.
+
+    Parameters
+    ----------
+    path : str or Path
+        The .h5ad.
+    counts_layer : str or None
+        Where the raw counts are: None or ``"X"`` for ``X``, ``"raw.X"`` for ``.raw.X``, any
+        other name for ``layers[name]``.
+
+    Returns
+    -------
+    CountsFile
+        Open (close it, or use it as a context manager). Nothing of the matrix is read yet.
+
+    Raises
+    ------
+    NAMInputError
+        File missing or not an .h5ad; no counts at ``counts_layer`` (the message lists where
+        else counts may be); no cells or genes; a matrix whose shape disagrees with obs/var.
+    """
+    path = Path(path)
+    source = f"counts file {str(path)!r}"
+    if not path.exists():
+        raise NAMInputError(f"{source} does not exist")
+    if not path.is_file():
+        raise NAMInputError(f"{source} is not a file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise NAMInputError(f"{source} could not be read as .h5ad: {type(err).__name__}: {err}") from err
+    try:
+        return _open(f, path, source, counts_layer)
+    except BaseException:
+        f.close()
+        raise
+
+
+def _open(f: h5py.File, path: Path, source: str, counts_layer: str | None) -> CountsFile:
+    element, var_key = _element_paths(counts_layer)
+    if "obs" not in f or element not in f or var_key not in f:
+        others = [a for a in _alternatives(f) if _element_paths(a)[0] != element]
+        if element == "X":
+            message = f"{source} could not be read as .h5ad: it has no X"
+        else:
+            message = f"{source} has no {element} (counts_layer={counts_layer!r})"
+        raise NAMInputError(
+            message + ("" if "obs" in f else " and no obs")
+            + (f"; counts_layer could name {examples(others, 20)}" if others else "")
+        )
+    if element != "X":
+        source = f"{source} ({element})"
+    obs = _read_frame(f, "obs", source)
+    var = _read_frame(f, var_key, source)
+    node = f[element]
+    shape = tuple(int(s) for s in (node.attrs["shape"] if isinstance(node, h5py.Group) else node.shape))
+    if len(obs) == 0 or len(var) == 0 or 0 in shape:
+        raise NAMInputError(f"{source} holds {shape[0]} cells and {shape[1]} genes")
+    if shape != (len(obs), len(var)):
+        raise NAMInputError(
+            f"{source}: the counts matrix is {shape[0]} x {shape[1]} but obs lists {len(obs)} "
+            f"cells and {var_key} {len(var)} genes"
+        )
+    obs.index = obs.index.astype(str)
+    var.index = var.index.astype(str)
+    return CountsFile(path=path, source=source, element=element, obs=obs, var=var, _file=f)
+
+
+def annotate_h5ad(path_in, path_out, obs_columns: dict, obsm: dict, uns: dict) -> None:
+    """Copy an .h5ad adding obs columns, obsm arrays and uns entries, without loading X.
+
+    The file is copied byte for byte, then only ``obs`` (rewritten with the new columns),
+    ``obsm[key]`` and ``uns[key]`` are written, so memory is O(cells) whatever the size of X.
+
+    Parameters
+    ----------
+    path_in, path_out : str or Path
+        Source .h5ad and the copy to write (e.g. a temporary path of :func:`atomic_path`).
+    obs_columns : dict of str to array-like (N,)
+    obsm : dict of str to ndarray (N, d)
+    uns : dict of str to anything anndata can write
+    """
+    import shutil
+
+    from anndata.io import read_elem, write_elem
+
+    shutil.copyfile(path_in, path_out)
+    with h5py.File(path_out, "r+") as f:
+        obs = read_elem(f["obs"])
+        for name, values in obs_columns.items():
+            obs[name] = values
+        del f["obs"]
+        write_elem(f, "obs", obs)
+        for group, entries in (("obsm", obsm), ("uns", uns)):
+            for key, value in entries.items():
+                if key in f[group]:
+                    del f[f"{group}/{key}"]
+                write_elem(f[group], key, value)

@@ -1,0 +1,51 @@
+"""Preprocessing memory does not grow with the number of cells (two generated cohorts)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+from nam_core.inputs.scale_cohort import make_scale_cohort
+
+SIZES = (10_000, 40_000)  # cells; one block is 4,096
+CHILD = """
+import json, re, sys
+from nam_core.inputs.expression import preprocess_h5ad
+summary = preprocess_h5ad(sys.argv[1], sys.argv[2], "donor_id", min_genes=50, min_counts=100,
+                          n_top_genes=1000, n_pcs=10, target_sum=1000)
+# VmHWM: this process's peak RSS since exec (ru_maxrss would include the forked pytest's)
+peak = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
+print(json.dumps({"peak_kb": peak, "cells": summary["n_cells_out"]}))
+"""
+
+# A fixed mmap threshold stops glibc from keeping freed blocks in the heap, so the peak RSS
+# measures live memory rather than how the allocator's dynamic threshold happened to drift.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "1048576"}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Generate each cohort and preprocess it in a fresh process: its peak RSS and X's size."""
+    out = {}
+    for n in SIZES:
+        folder = tmp_path_factory.mktemp(f"scale{n}")
+        paths = make_scale_cohort(folder, n_individuals=50, mean_cells=n / 50, n_snps=100,
+                                  median_library=500, seed=1)
+        with h5py.File(paths["counts"]) as f:
+            nnz = f["X/data"].shape[0]
+        proc = subprocess.run([sys.executable, "-c", CHILD, paths["counts"], folder / "pre.h5ad"],
+                              capture_output=True, text=True, check=True, env=ENV)
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        out[n] = {**result, "x_bytes": nnz * (4 + 8)}  # float32 values, int64 indices
+    return out
+
+
+def test_preprocess_memory_does_not_grow_with_cells(runs):
+    small, large = runs[SIZES[0]], runs[SIZES[1]]
+    growth = (large["peak_kb"] - small["peak_kb"]) * 1024
+    # holding one copy of X would grow the peak by at least the growth of X's size
+    assert growth < 0.2 * (large["x_bytes"] - small["x_bytes"]), (small, large)
+    assert large["peak_kb"] < 1.2e6, large  # about 0.4 GB of imports and one block of cells
