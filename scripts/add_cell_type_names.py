@@ -1,18 +1,23 @@
-import anndata as ad
-from _common import logged, logger, read_tsv
+from _common import logged, logger, read_h5ad, read_tsv
 
+from nam_core.inputs.h5ad import annotate_h5ad
 from nam_core.io import atomic_path
 from nam_core.results.naming import add_cell_type_names
 
 
 def add(path_cells, path_names, path_out):
-    """cells.h5ad: the clustered cells with obs nam_cell_type and nam_cell_type_score."""
-    adata = ad.read_h5ad(path_cells)
-    adata.obs = add_cell_type_names(adata.obs, read_tsv(path_names))
+    """cells.h5ad: the clustered cells with obs nam_cell_type and nam_cell_type_score.
+
+    Only obs is read; the file is copied with the new columns (X stays on disk).
+    """
+    backed = read_h5ad(path_cells, backed="r")
+    obs = add_cell_type_names(backed.obs, read_tsv(path_names))
+    backed.file.close()
+    new = {k: obs[k].values for k in ("nam_cell_type", "nam_cell_type_score")}
     with atomic_path(path_out) as tmp:
-        adata.write_h5ad(tmp, compression="lzf")
-    logger.info("wrote %s: %d cells, types %s", path_out, adata.n_obs,
-                adata.obs["nam_cell_type"].value_counts().to_dict())
+        annotate_h5ad(path_cells, tmp, obs_columns=new, obsm={}, uns={})
+    logger.info("wrote %s: %d cells, types %s", path_out, len(obs),
+                obs["nam_cell_type"].value_counts().to_dict())
 
 
 if "snakemake" in globals():
