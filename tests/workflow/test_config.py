@@ -103,7 +103,8 @@ def test_dry_run_default(tmp_path):
     jobs = planned_jobs(proc)
     assert jobs["fit_nam"] == 4
     assert jobs["make_demo_cohort"] == 1 and jobs["evaluate_demo"] == 1
-    assert sum(jobs.values()) == 21
+    assert jobs["cluster_cells_leiden"] == 1
+    assert sum(jobs.values()) == 22
     assert not (tmp_path / "results").exists()
 
 
