@@ -70,3 +70,15 @@ def test_realistic_counts_scenario_tiny():
     assert [r["method"] for r in rows] == ["nam[gaussian]", "leiden_1.0"]
     assert all(r["n_types"] == 6 and r["N"] == N for r in rows)
     assert rows[0]["ari_cells"] > 0.5 and np.isnan(rows[1]["ari_individuals"])
+
+
+def test_simulate_counts_model_is_the_realistic_scenario():
+    from nam_core.study.simulate import simulate
+
+    kw = dict(J=8, n_clusters=2, q=2, p=4, mean_cells=30, n_snps=100, fst=0.05, seed=4)
+    data = simulate(expression_model="counts", n_cell_types=6, **kw)
+    assert data.Y.shape[1] == 4 and data.X.shape == (8, 2) and data.params["n_pcs"] == 4
+    with pytest.raises(NAMInputError, match="n_cell_types: 6"):
+        simulate(expression_model="counts", n_cell_types=8, **kw)
+    with pytest.raises(NAMInputError, match="expression_model"):
+        simulate(expression_model="poisson")
