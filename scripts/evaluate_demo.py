@@ -16,6 +16,7 @@ def evaluate(paths: dict, path_evaluation, path_recovery, thresholds: dict):
         read_tsv(paths["truth_cells"]),
         read_tsv(paths["known_markers"]),
         **thresholds,
+        leiden=read_tsv(paths["leiden"]) if "leiden" in paths else None,
     )
     write_tsv(evaluation, path_evaluation)
     write_tsv(recovery, path_recovery)

@@ -173,7 +173,16 @@ def get_individual_column():
 
 def get_demo_settings():
     """Arguments of nam_core.inputs.demo.make_demo_cohort."""
-    keys = ("n_individuals", "n_ancestries", "mean_cells", "n_snps", "fst", "seed")
+    keys = (
+        "n_individuals",
+        "n_ancestries",
+        "mean_cells",
+        "n_snps",
+        "fst",
+        "seed",
+        "library_sdlog",
+        "gene_dispersion",
+    )
     return {key: config["demo"][key] for key in keys}
 
 

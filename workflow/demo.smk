@@ -30,6 +30,7 @@ rule evaluate_demo:
         truth_individuals=out("demo_cohort/truth_individuals.tsv"),
         truth_cells=out("demo_cohort/truth_cells.tsv"),
         known_markers=out("demo_cohort/known_markers.tsv"),
+        leiden=out("expression/leiden.tsv"),
     output:
         evaluation=report(
             out("evaluation.tsv"),

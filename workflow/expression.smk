@@ -51,3 +51,28 @@ rule compute_umap:
         "Neighbour graph and UMAP of the cells in {input.cells}"
     script:
         "../scripts/compute_umap.py"
+
+
+rule cluster_cells_leiden:
+    input:
+        cells=out("expression/preprocessed.h5ad"),
+    output:
+        leiden=out("expression/leiden.tsv"),
+    log:
+        out("logs/cluster_cells_leiden.log"),
+    benchmark:
+        out("benchmarks/cluster_cells_leiden.tsv")
+    conda:
+        "../envs/nam.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards, input: max(4000, 4 * input.size_mb),
+    params:
+        resolutions=config["expression"]["leiden_resolutions"],
+        n_neighbors=config["expression"]["n_neighbors"],
+        seed=config["expression"]["seed"],
+        nam_version=NAM_VERSION,
+    message:
+        "Leiden clusters of the cells in {input.cells} (the reference NAM is compared with)"
+    script:
+        "../scripts/cluster_cells_leiden.py"

@@ -25,7 +25,7 @@ rule simulate_and_fit:
     wildcard_constraints:
         scenario=SIMULATION_NAME,
         replicate=r"\d+",
-        method=r"[a-z_]+",
+        method=r"[a-z0-9_.]+",
     conda:
         "../envs/nam.yaml"
     threads: 1

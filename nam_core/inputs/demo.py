@@ -38,6 +38,8 @@ __all__ = [
     "MT_GENES",
     "source_profiles",
     "known_markers",
+    "draw_demo_cohort",
+    "demo_anndata",
     "make_demo_cohort",
 ]
 
@@ -250,11 +252,12 @@ def _cells_per_individual(n: int, mean_cells: float, rng: np.random.Generator) -
 
 
 def _cell_quality(
-    n_cells: int, rng: np.random.Generator
+    n_cells: int, rng: np.random.Generator, library_sdlog: float = _LIBRARY_SDLOG
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Library size, mitochondrial fraction and low-quality flag of each cell.
 
-    Healthy cells: log-normal library (median 3000 UMIs), MT fraction ~ Beta(4, 96). Low-quality
+    Healthy cells: log-normal library (median 3000 UMIs, sd ``library_sdlog`` of the natural
+    log), MT fraction ~ Beta(4, 96). Low-quality
     cells (3 %): half damaged (MT fraction U(0.3, 0.6)), half near-empty (library U(100, 450)).
 
     Returns
@@ -263,7 +266,7 @@ def _cell_quality(
     mt_fraction : ndarray (n_cells,) in [0, 1)
     low_quality : ndarray (n_cells,) of bool
     """
-    library = _MEDIAN_LIBRARY * np.exp(_LIBRARY_SDLOG * rng.standard_normal(n_cells))
+    library = _MEDIAN_LIBRARY * np.exp(library_sdlog * rng.standard_normal(n_cells))
     mt_fraction = rng.beta(*_MT_BETA, size=n_cells)
     kind = rng.random(n_cells)
     damaged = kind < _LOW_QUALITY_RATE / 2
@@ -279,6 +282,7 @@ def _draw_counts(
     library: np.ndarray,
     mt_fraction: np.ndarray,
     rng: np.random.Generator,
+    gene_dispersion: float = _GENE_DISPERSION,
 ) -> sp.csr_matrix:
     """Gamma-Poisson UMI counts, built in chunks of cells to bound memory.
 
@@ -288,6 +292,8 @@ def _draw_counts(
         Nuclear profile of each type (rows sum to 1, ambient share included).
     type_codes : ndarray (N,) of int
     library, mt_fraction : ndarray (N,)
+    gene_dispersion : float
+        Gamma-Poisson shape theta: Var = mu + mu^2 / theta.
 
     Returns
     -------
@@ -301,7 +307,7 @@ def _draw_counts(
         nuclear = (library[sl] * (1.0 - mt_fraction[sl]))[:, None] * rates[type_codes[sl]]
         mito = (library[sl] * mt_fraction[sl])[:, None] * mt_weights
         mu = np.hstack([nuclear, mito])
-        lam = mu * rng.gamma(_GENE_DISPERSION, 1.0 / _GENE_DISPERSION, size=mu.shape)
+        lam = mu * rng.gamma(gene_dispersion, 1.0 / gene_dispersion, size=mu.shape)
         blocks.append(sp.csr_matrix(rng.poisson(lam).astype(np.float32)))
     return sp.vstack(blocks, format="csr")
 
@@ -342,7 +348,8 @@ def _write_plink(genotypes: np.ndarray, iids: list[str], bfile: Path) -> None:
         write_plink1_bin(data, tmp_bed, tmp_bim, tmp_fam, verbose=False)
 
 
-def _validate(n_individuals, n_ancestries, mean_cells, n_snps, fst) -> None:
+def _validate(n_individuals, n_ancestries, mean_cells, n_snps, fst, library_sdlog=0.4,
+              gene_dispersion=10.0) -> None:
     if n_ancestries < 1:
         raise NAMInputError(f"n_ancestries must be >= 1, got {n_ancestries}")
     if n_individuals < 2 * n_ancestries:
@@ -355,6 +362,86 @@ def _validate(n_individuals, n_ancestries, mean_cells, n_snps, fst) -> None:
         raise NAMInputError(f"n_snps must be >= 1, got {n_snps}")
     if not 0.0 < fst < 1.0:
         raise NAMInputError(f"fst must lie in (0, 1), got {fst}")
+    if library_sdlog < 0:
+        raise NAMInputError(f"library_sdlog must be >= 0, got {library_sdlog}")
+    if gene_dispersion <= 0:
+        raise NAMInputError(f"gene_dispersion must be positive, got {gene_dispersion}")
+
+
+def draw_demo_cohort(
+    n_individuals: int = 200,
+    n_ancestries: int = 3,
+    mean_cells: float = 100,
+    n_snps: int = 20_000,
+    fst: float = 0.05,
+    seed: int = 0,
+    library_sdlog: float = _LIBRARY_SDLOG,
+    gene_dispersion: float = _GENE_DISPERSION,
+) -> dict:
+    """Draw a demo cohort in memory (what :func:`make_demo_cohort` writes).
+
+    Parameters are those of :func:`make_demo_cohort`.
+
+    Returns
+    -------
+    dict with ``iids`` (J,) list of str, ``ancestry`` (J,) int, ``genotypes`` (J, n_snps) minor
+    allele counts, ``group`` (N,) int, ``type_codes`` (N,) int, ``types`` (n_types,) str,
+    ``n_cells`` (J,) int, ``library`` (N,) UMIs, ``low_quality`` (N,) bool, ``counts``
+    csr_matrix (N, n_genes) float32, ``genes`` list of str and ``profiles`` (DataFrame).
+    """
+    _validate(n_individuals, n_ancestries, mean_cells, n_snps, fst, library_sdlog, gene_dispersion)
+    rng = np.random.default_rng(seed)
+    width = max(4, len(str(n_individuals)))
+    iids = [f"IND{j + 1:0{width}d}" for j in range(n_individuals)]
+    ancestry = _ancestry_labels(n_individuals, n_ancestries, rng)
+    genotypes, _ = balding_nichols_genotypes(ancestry, n_snps, fst, rng)
+
+    profiles = source_profiles()
+    types = profiles.index.to_numpy()
+    base = np.array([BASE_COMPOSITION[t] for t in types])
+    omega_ancestry = _ancestry_compositions(n_ancestries, base, rng)
+    omega = rng.gamma(_INDIVIDUAL_CONCENTRATION * omega_ancestry[ancestry])  # Dirichlet draws
+    omega /= omega.sum(axis=1, keepdims=True)  # (J, T)
+    n_cells = _cells_per_individual(n_individuals, mean_cells, rng)
+    group = np.repeat(np.arange(n_individuals), n_cells)
+    type_codes = np.concatenate(
+        [rng.choice(types.size, size=n, p=w) for n, w in zip(n_cells, omega, strict=True)]
+    )
+    library, mt_fraction, low_quality = _cell_quality(group.size, rng, library_sdlog)
+    p = profiles.to_numpy(dtype=np.float64)
+    rates = (1.0 - _AMBIENT) * p + _AMBIENT * p.mean(axis=0)
+    counts = _draw_counts(rates, type_codes, library, mt_fraction, rng, gene_dispersion)
+    return {
+        "iids": iids, "ancestry": ancestry, "genotypes": genotypes, "group": group,
+        "type_codes": type_codes, "types": types, "n_cells": n_cells, "library": library,
+        "low_quality": low_quality, "counts": counts,
+        "genes": [*profiles.columns, *MT_GENES], "profiles": profiles,
+    }
+
+
+def demo_anndata(cohort: dict) -> ad.AnnData:
+    """The raw-count AnnData of a drawn cohort (:func:`draw_demo_cohort`).
+
+    Returns
+    -------
+    AnnData (N, n_genes): CSR float32 counts; ``obs`` individual, cell_type, low_quality, indexed
+    by cell name ``<IID>_C0001``...
+    """
+    iids, types = cohort["iids"], cohort["types"]
+    cell_names = [
+        f"{iid}_C{i + 1:04d}" for iid, n in zip(iids, cohort["n_cells"], strict=True)
+        for i in range(n)
+    ]
+    obs = pd.DataFrame(
+        {
+            "individual": pd.Categorical(np.asarray(iids)[cohort["group"]], categories=iids),
+            "cell_type": pd.Categorical(types[cohort["type_codes"]], categories=list(types)),
+            "low_quality": cohort["low_quality"],
+        },
+        index=pd.Index(cell_names, name="cell"),
+    )
+    var = pd.DataFrame(index=pd.Index(cohort["genes"], name="gene"))
+    return ad.AnnData(X=cohort["counts"], obs=obs, var=var)
 
 
 def make_demo_cohort(
@@ -365,6 +452,8 @@ def make_demo_cohort(
     n_snps: int = 20_000,
     fst: float = 0.05,
     seed: int = 0,
+    library_sdlog: float = _LIBRARY_SDLOG,
+    gene_dispersion: float = _GENE_DISPERSION,
 ) -> dict[str, Path]:
     """Write a demo cohort (genotypes, UMI counts and truth tables) to ``out_dir``.
 
@@ -384,60 +473,35 @@ def make_demo_cohort(
         Balding-Nichols fixation index between populations.
     seed : int
         Seed of every random draw; the same seed writes identical files.
+    library_sdlog : float
+        Standard deviation of the natural log of healthy cells' library sizes (log-normal).
+    gene_dispersion : float
+        Negative-binomial (gamma-Poisson) shape theta of every gene's counts:
+        Var = mu + mu^2 / theta; smaller is noisier.
 
     Returns
     -------
     dict with keys ``bfile`` (PLINK prefix, no extension), ``counts``, ``truth_individuals``,
     ``truth_cells``, ``known_markers``, each a Path.
     """
-    _validate(n_individuals, n_ancestries, mean_cells, n_snps, fst)
     t0 = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     logger.info(
-        "demo cohort: %d individuals, %d ancestries, ~%g cells each, %d SNPs, Fst %g, seed %d",
-        n_individuals, n_ancestries, mean_cells, n_snps, fst, seed,
+        "demo cohort: %d individuals, %d ancestries, ~%g cells each, %d SNPs, Fst %g, seed %d, "
+        "library sdlog %g, gene dispersion %g", n_individuals, n_ancestries, mean_cells, n_snps,
+        fst, seed, library_sdlog, gene_dispersion,
     )
-
-    width = max(4, len(str(n_individuals)))
-    iids = [f"IND{j + 1:0{width}d}" for j in range(n_individuals)]
-    ancestry = _ancestry_labels(n_individuals, n_ancestries, rng)
-    genotypes, _ = balding_nichols_genotypes(ancestry, n_snps, fst, rng)
-
-    profiles = source_profiles()
-    types = profiles.index.to_numpy()
-    base = np.array([BASE_COMPOSITION[t] for t in types])
-    omega_ancestry = _ancestry_compositions(n_ancestries, base, rng)
-    omega = rng.gamma(_INDIVIDUAL_CONCENTRATION * omega_ancestry[ancestry])  # Dirichlet draws
-    omega /= omega.sum(axis=1, keepdims=True)  # (J, T)
-    n_cells = _cells_per_individual(n_individuals, mean_cells, rng)
-    group = np.repeat(np.arange(n_individuals), n_cells)
-    type_codes = np.concatenate(
-        [rng.choice(types.size, size=n, p=w) for n, w in zip(n_cells, omega, strict=True)]
+    cohort = draw_demo_cohort(
+        n_individuals, n_ancestries, mean_cells, n_snps, fst, seed, library_sdlog, gene_dispersion
     )
-    library, mt_fraction, low_quality = _cell_quality(group.size, rng)
-    p = profiles.to_numpy(dtype=np.float64)
-    rates = (1.0 - _AMBIENT) * p + _AMBIENT * p.mean(axis=0)
-    counts = _draw_counts(rates, type_codes, library, mt_fraction, rng)
-
-    cell_names = [
-        f"{iid}_C{i + 1:04d}" for iid, n in zip(iids, n_cells, strict=True) for i in range(n)
-    ]
-    obs = pd.DataFrame(
-        {
-            "individual": pd.Categorical(np.asarray(iids)[group], categories=iids),
-            "cell_type": pd.Categorical(types[type_codes], categories=list(types)),
-            "low_quality": low_quality,
-        },
-        index=pd.Index(cell_names, name="cell"),
-    )
-    var = pd.DataFrame(index=pd.Index([*profiles.columns, *MT_GENES], name="gene"))
-    adata = ad.AnnData(X=counts, obs=obs, var=var)
+    out.mkdir(parents=True, exist_ok=True)
+    iids, ancestry, profiles = cohort["iids"], cohort["ancestry"], cohort["profiles"]
+    adata = demo_anndata(cohort)
     adata.uns["demo"] = {
         "n_individuals": n_individuals, "n_ancestries": n_ancestries, "mean_cells": mean_cells,
         "n_snps": n_snps, "fst": fst, "seed": seed, "median_library": _MEDIAN_LIBRARY,
-        "gene_dispersion": _GENE_DISPERSION, "low_quality_rate": _LOW_QUALITY_RATE,
+        "gene_dispersion": gene_dispersion, "low_quality_rate": _LOW_QUALITY_RATE,
+        "library_sdlog": library_sdlog,
     }
 
     paths = {
@@ -447,11 +511,11 @@ def make_demo_cohort(
         "truth_cells": out / "truth_cells.tsv",
         "known_markers": out / "known_markers.tsv",
     }
-    _write_plink(genotypes, iids, paths["bfile"])
+    _write_plink(cohort["genotypes"], iids, paths["bfile"])
     with atomic_path(paths["counts"]) as tmp:
         adata.write_h5ad(tmp, compression="lzf")
     truth_ind = pd.DataFrame({"individual": iids, "ancestry": ancestry})
-    truth_cells = obs.reset_index()[["cell", "individual", "cell_type", "low_quality"]]
+    truth_cells = adata.obs.reset_index()[["cell", "individual", "cell_type", "low_quality"]]
     for key, table in (
         ("truth_individuals", truth_ind),
         ("truth_cells", truth_cells),
@@ -461,7 +525,8 @@ def make_demo_cohort(
             table.to_csv(tmp, sep="\t", index=False)
     logger.info(
         "demo cohort written to %s in %.1f s: %d cells (%d low quality), %d genes, %s cells per "
-        "ancestry", out, time.perf_counter() - t0, group.size, int(low_quality.sum()),
-        adata.n_vars, np.bincount(ancestry[group], minlength=n_ancestries).tolist(),
+        "ancestry", out, time.perf_counter() - t0, cohort["group"].size,
+        int(cohort["low_quality"].sum()), adata.n_vars,
+        np.bincount(ancestry[cohort["group"]], minlength=n_ancestries).tolist(),
     )
     return paths

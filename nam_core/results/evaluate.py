@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from ..errors import NAMInputError
+from .leiden import n_large_clusters
 from .markers import marker_recovery
 from .tables import (  # re-exported: their home used to be here
     cell_cluster_names,
@@ -82,6 +83,20 @@ def _aligned(ids, truth: pd.Series, what: str) -> np.ndarray:
     return truth.loc[ids].to_numpy()
 
 
+def _leiden_rows(leiden: pd.DataFrame, cells, cell_type) -> list[tuple]:
+    """Cell ARI and clusters of >= 1 % of cells of each Leiden column, on NAM's cells."""
+    table = leiden.set_index(leiden["cell"].astype(str))
+    columns = [c for c in table.columns if c.startswith("leiden_")]
+    if not columns:
+        raise NAMInputError("the Leiden table has no leiden_<resolution> column")
+    rows = []
+    for column in columns:
+        lab = _aligned(cells, table[column], "cells (Leiden table)")
+        rows.append((f"ari_cells_{column}", clustering_scores(lab, cell_type)["ari"], None))
+        rows.append((f"n_cell_clusters_1pct_{column}", n_large_clusters(lab), None))
+    return rows
+
+
 def evaluate_demo(
     individuals: pd.DataFrame,
     cells: pd.DataFrame,
@@ -94,6 +109,7 @@ def evaluate_demo(
     min_known_markers: int = 1,
     top_n: int | None = None,
     min_cluster_cells: int = 10,
+    leiden: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score NAM's clusters on the demo cohort against the truth it was generated from.
 
@@ -117,13 +133,18 @@ def evaluate_demo(
     min_cluster_cells : int
         Clusters with fewer cells are listed but not checked for known markers: a rank test on
         a handful of cells finds no significant marker.
+    leiden : DataFrame or None
+        Leiden clusters of the same cells on the same expression PCs (``leiden/cells.tsv``:
+        column cell and one ``leiden_<resolution>`` column per resolution); each gets
+        informative rows ``ari_cells_<column>`` and ``n_cell_clusters_1pct_<column>``.
 
     Returns
     -------
     evaluation : DataFrame
         Columns metric, value, threshold, pass; thresholded rows: ari_individuals, ari_cells,
         min_known_markers_per_cluster; informative rows (threshold and pass empty): NMIs,
-        cluster counts, the share of cell clusters with at least one known marker.
+        cluster counts (``n_cell_clusters_1pct``: clusters holding >= 1 % of the cells), the share
+        of cell clusters with at least one known marker, and Leiden's rows when given.
     recovery : DataFrame
         Per cell cluster: cluster, n_cells, cell_type (majority), purity, n_known_found,
         found_genes, tested (False for clusters of fewer than ``min_cluster_cells`` cells; they
@@ -166,7 +187,10 @@ def evaluate_demo(
         ("n_cell_types", len(np.unique(cell_type)), None),
         ("share_clusters_with_known_marker", float((tested["n_known_found"] > 0).mean()), None),
         ("n_cell_clusters_not_checked", int((~recovery["tested"]).sum()), None),
+        ("n_cell_clusters_1pct", n_large_clusters(cells["cluster"]), None),
     ]
+    if leiden is not None:
+        rows += _leiden_rows(leiden, cells["cell"], cell_type)
     evaluation = pd.DataFrame(
         [
             (name, float(value), threshold, None if threshold is None else bool(value >= threshold))

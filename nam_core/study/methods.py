@@ -16,8 +16,9 @@ import numpy as np
 from ..engine.settings import FitSettings
 from ..errors import NAMInputError
 from ..models.registry import build_estimator
+from ..results.leiden import leiden_labels
 
-__all__ = ["METHODS", "MethodResult", "fit_method"]
+__all__ = ["LEIDEN_RESOLUTIONS", "METHODS", "MethodResult", "fit_method"]
 
 
 @dataclasses.dataclass
@@ -74,7 +75,13 @@ def _kmeans_oracle(X, Y, group, oracle_K, oracle_L, n_init, seed):
     return ind_labels, cell_labels
 
 
-METHODS = ("nam", "cam", "fisan", "ndp", "hdp", "dpmix_x", "dpmix_y", "two_stage", "kmeans_oracle")
+#: Leiden methods by name -> resolution; they cluster cells only (scanpy, igraph flavour).
+LEIDEN_RESOLUTIONS = {"leiden_0.5": 0.5, "leiden_1.0": 1.0}
+
+METHODS = (
+    "nam", "cam", "fisan", "ndp", "hdp", "dpmix_x", "dpmix_y", "two_stage", "kmeans_oracle",
+    *LEIDEN_RESOLUTIONS,
+)
 
 
 def fit_method(
@@ -91,7 +98,8 @@ def fit_method(
     group : array (N,) of int
     settings : FitSettings
         Every fit option; each model takes those that apply to it
-        (:func:`nam_core.models.registry.build_estimator`); k-means uses ``n_init`` only.
+        (:func:`nam_core.models.registry.build_estimator`); k-means uses ``n_init`` only, Leiden
+        none (its kNN graph and resolution are fixed: :mod:`nam_core.results.leiden`).
     seed : int
         Seed of the first restart.
     oracle_K, oracle_L : int or None
@@ -108,6 +116,10 @@ def fit_method(
     if name == "kmeans_oracle":
         ind, cells = _kmeans_oracle(X, Y, group, oracle_K, oracle_L, settings.n_init, seed)
         return MethodResult(ind, cells, math.nan, 0, time.perf_counter() - start, None)
+    if name in LEIDEN_RESOLUTIONS:
+        res = LEIDEN_RESOLUTIONS[name]
+        cells = leiden_labels(Y, resolutions=(res,), seed=seed)[res]
+        return MethodResult(None, cells, math.nan, 0, time.perf_counter() - start, None)
     model = build_estimator(name, settings, seed=seed, verbose=verbose)
     model.fit(X, Y, group)
     ind = getattr(model, "individual_labels_", None)

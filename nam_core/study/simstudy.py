@@ -96,6 +96,8 @@ _SYMBOLS = {
     "sigma_y": "sigma_y", "eta": "eta", "kappa": "kappa", "weights": "weights",
     "alpha_true": "alpha*", "genotype_model": "genotype model", "n_snps": "SNPs", "fst": "F_ST",
     "conflicting": "conflicting", "min_cells": "min cells", "dispersion": "dispersion",
+    "expression_model": "y model", "library_sdlog": "library sdlog",
+    "gene_dispersion": "gene dispersion",
 }
 
 
@@ -234,7 +236,10 @@ def describe_settings(params: dict, fit: dict | None = None, skip: Iterable[str]
     for k in GENERATOR_KEYS:
         if k in skip or k not in params:
             continue
-        if k in ("n_snps", "fst") and params.get("genotype_model") != "snp":
+        counts = params.get("expression_model", "gaussian") == "counts"
+        if k in ("n_snps", "fst") and params.get("genotype_model") != "snp" and not counts:
+            continue
+        if k in ("expression_model", "library_sdlog", "gene_dispersion") and not counts:
             continue
         if k == "alpha_true" and params.get("weights") != "stick":
             continue

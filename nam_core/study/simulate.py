@@ -114,6 +114,23 @@ def _random_rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
     return Q * np.sign(np.diag(R))
 
 
+def _realistic_counts(J, n_clusters, q, p, n_cell_types, mean_cells, n_snps, fst,
+                      library_sdlog, gene_dispersion, seed) -> SimulatedData:
+    """simulate(expression_model="counts"): the realistic-counts scenario in simulate's terms."""
+    from .realistic import simulate_realistic_counts  # imports this module
+
+    if n_cell_types != 6:
+        raise NAMInputError(
+            f"expression_model 'counts' draws the demo's 6 cell types; set n_cell_types: 6, "
+            f"not {n_cell_types}"
+        )
+    return simulate_realistic_counts(
+        n_individuals=J, mean_cells=mean_cells, n_ancestries=n_clusters, n_pcs=p, q=q,
+        n_snps=n_snps, fst=fst, library_sdlog=library_sdlog, gene_dispersion=gene_dispersion,
+        seed=0 if seed is None else seed,
+    )
+
+
 def simulate(
     J: int = 200,
     n_clusters: int = 4,
@@ -135,6 +152,9 @@ def simulate(
     conflicting: bool = False,
     min_cells: int = 20,
     dispersion: float = 5.0,
+    expression_model: str = "gaussian",
+    library_sdlog: float = 0.4,
+    gene_dispersion: float = 10.0,
     seed: int | None = 0,
 ) -> SimulatedData:
     """Draw one data set from the simulation design of ``docs/model.md``.
@@ -160,6 +180,14 @@ def simulate(
         Gaussian centres, or Balding-Nichols SNPs (``n_snps``, ``fst``) reduced to q PCs.
     conflicting : bool
         Scenario D: genotype clusters and composition clusters drawn independently.
+    expression_model : {"gaussian", "counts"}
+        "gaussian": y drawn from the model (everything above). "counts": the realistic-counts
+        scenario (:func:`nam_core.study.realistic.simulate_realistic_counts`): NB counts around
+        the demo's 6 PBMC profiles -> the workflow's preprocessing -> p expression PCs, with J,
+        n_clusters (ancestries), q, mean_cells, n_snps, fst, ``library_sdlog`` and
+        ``gene_dispersion``; the other parameters do not apply and n_cell_types must be 6.
+    library_sdlog, gene_dispersion : float
+        Log-normal sd of library sizes and NB shape of the genes ("counts" only).
     seed : int or None
 
     Returns
@@ -168,6 +196,11 @@ def simulate(
     """
     if not 0.0 <= eta <= 1.0:
         raise NAMInputError(f"eta must lie in [0, 1], got {eta}")
+    if expression_model == "counts":
+        return _realistic_counts(J, n_clusters, q, p, n_cell_types, mean_cells, n_snps, fst,
+                                 library_sdlog, gene_dispersion, seed)
+    if expression_model != "gaussian":
+        raise NAMInputError(f"expression_model must be 'gaussian' or 'counts', got {expression_model!r}")
     params = {k: v for k, v in locals().items() if k != "params"}
     rng = np.random.default_rng(seed)
     S = draw_partition(n_clusters, J, weights, alpha_true, rng)

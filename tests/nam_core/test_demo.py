@@ -6,7 +6,13 @@ import scipy.sparse as sp
 from pandas_plink import read_plink1_bin
 
 from nam_core.errors import NAMInputError
-from nam_core.inputs.demo import MT_GENES, known_markers, make_demo_cohort, source_profiles
+from nam_core.inputs.demo import (
+    MT_GENES,
+    draw_demo_cohort,
+    known_markers,
+    make_demo_cohort,
+    source_profiles,
+)
 from nam_core.study.simulate import genotype_pcs
 
 SMALL = dict(n_individuals=30, n_ancestries=3, mean_cells=60, n_snps=1500, fst=0.05)
@@ -140,9 +146,48 @@ def test_low_quality_cells_present(cohort):
     assert ((mt > 0.2) | (totals < 500))[~healthy].mean() > 0.9
 
 
+#: SHA-256 of the dense float32 counts of this tiny cohort as the generator wrote it before the
+#: noise knobs existed (commit 8400906): the defaults must keep every demo result unchanged.
+_TINY_KNOBS = dict(n_individuals=12, n_ancestries=2, mean_cells=30, n_snps=200, seed=5)
+_TINY_COUNTS_SHA256 = "e629e9c19d56a0f8691763e4d922264362564e40da72f487692518db56618401"
+
+
+def test_default_noise_reproduces_the_counts_of_before():
+    import hashlib
+
+    counts = draw_demo_cohort(**_TINY_KNOBS)["counts"]
+    dense = np.ascontiguousarray(counts.toarray().astype(np.float32))
+    assert dense.shape == (328, 773)
+    assert hashlib.sha256(dense.tobytes()).hexdigest() == _TINY_COUNTS_SHA256
+
+
+def test_library_spread_and_dispersion_knobs():
+    """library_sdlog sets the spread of log UMIs per cell; a smaller gene_dispersion adds noise."""
+    narrow, wide, noisy = (
+        draw_demo_cohort(**_TINY_KNOBS, **kw)
+        for kw in ({"library_sdlog": 0.1}, {"library_sdlog": 0.8}, {"gene_dispersion": 1.0})
+    )
+    spread = []
+    for cohort in (narrow, wide):
+        healthy = ~cohort["low_quality"]
+        umis = np.asarray(cohort["counts"].sum(axis=1)).ravel()[healthy]
+        spread.append(np.log(umis).std())
+        assert np.log(cohort["library"][healthy]).std() == pytest.approx(spread[-1], abs=0.05)
+    assert spread[0] == pytest.approx(0.1, abs=0.05) and spread[1] == pytest.approx(0.8, abs=0.1)
+    # Same rates, gamma shape 1 instead of 10: the counts' variance over their mean grows (pooled
+    # over genes and cells, whose differing means dilute the change; unchanged if ignored).
+    default = draw_demo_cohort(**_TINY_KNOBS)
+    ratio = [
+        (c["counts"].power(2).mean() - c["counts"].mean() ** 2) / c["counts"].mean()
+        for c in (default, noisy)
+    ]
+    assert ratio[1] > 1.5 * ratio[0]
+
+
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(n_individuals=3, n_ancestries=3), dict(fst=0.0), dict(mean_cells=0), dict(n_snps=0)],
+    [dict(n_individuals=3, n_ancestries=3), dict(fst=0.0), dict(mean_cells=0), dict(n_snps=0),
+     dict(library_sdlog=-0.1), dict(gene_dispersion=0.0)],
 )
 def test_bad_parameters(tmp_path, kwargs):
     with pytest.raises(NAMInputError):

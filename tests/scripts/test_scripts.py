@@ -27,7 +27,7 @@ def run(cohort, tmp_path_factory):
         "matching.tsv", "pcs.tsv", "eigen.tsv", "pre.h5ad", "umap.tsv", "inputs.npz",
         "best.npz", "restarts.tsv", "traces.tsv", "cells.h5ad", "individuals.tsv",
         "counts.tsv", "proportions.tsv", "by_cluster.tsv", "markers.tsv", "evaluation.tsv",
-        "recovery.tsv")}
+        "recovery.tsv", "leiden.tsv")}
     load_script("match_individuals").match(cohort["bfile"], cohort["counts"], p["matching.tsv"],
                                            "individual")
     load_script("compute_genotype_pcs").compute(cohort["bfile"], p["pcs.tsv"], p["eigen.tsv"],
@@ -36,6 +36,8 @@ def run(cohort, tmp_path_factory):
     load_script("preprocess_expression").preprocess_cells(
         cohort["counts"], p["matching.tsv"], p["pre.h5ad"], "individual", PREPROCESS)
     load_script("compute_umap").compute(p["pre.h5ad"], p["umap.tsv"], n_neighbors=10, seed=0)
+    load_script("cluster_cells_leiden").cluster(p["pre.h5ad"], p["leiden.tsv"], [0.5, 1.0],
+                                                n_neighbors=10, seed=0)
     load_script("assemble_fit_inputs").assemble(
         path_to_pcs=p["pcs.tsv"], path_to_cells=p["pre.h5ad"], path_to_matching=p["matching.tsv"],
         path_to_inputs=p["inputs.npz"], individual_column="individual")
@@ -51,7 +53,8 @@ def run(cohort, tmp_path_factory):
     load_script("find_markers").find(p["cells.h5ad"], p["markers.tsv"], n_genes=10)
     truth = {"cells": p["cells.h5ad"], "individuals": p["individuals.tsv"],
              "markers": p["markers.tsv"], "truth_individuals": cohort["truth_individuals"],
-             "truth_cells": cohort["truth_cells"], "known_markers": cohort["known_markers"]}
+             "truth_cells": cohort["truth_cells"], "known_markers": cohort["known_markers"],
+             "leiden": p["leiden.tsv"]}
     load_script("evaluate_demo").evaluate(truth, p["evaluation.tsv"], p["recovery.tsv"],
                                           {"min_ari_individuals": 0.9, "min_ari_cells": 0.8,
                                            "min_known_markers": 1})
@@ -148,6 +151,10 @@ def test_markers_and_evaluation(run):
     assert list(evaluation.columns) == ["metric", "value", "threshold", "pass"]
     values = evaluation.set_index("metric")["value"]
     assert values["ari_cells"] > 0.8  # six well-separated cell types
+    assert values["ari_cells_leiden_0.5"] > 0.5  # Leiden on the same PCs, listed beside NAM
+    assert values["n_cell_clusters_1pct_leiden_1.0"] >= values["n_cell_clusters_1pct_leiden_0.5"]
+    leiden = tsv(p["leiden.tsv"])
+    assert list(leiden.columns) == ["cell", "leiden_0.5", "leiden_1.0"]
     recovery = tsv(p["recovery.tsv"])
     tested = recovery[recovery["tested"]]
     assert (tested["n_known_found"] >= 1).all()

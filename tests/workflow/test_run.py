@@ -37,6 +37,9 @@ def test_small_demo_meets_the_thresholds(small_run):
     evaluation = assert_evaluation_passes(small_run["results"] / "evaluation.tsv")
     assert evaluation.loc["ari_individuals", "threshold"] == 0.9
     assert evaluation.loc["ari_cells", "threshold"] == 0.8
+    for name in ("ari_cells_leiden_0.5", "ari_cells_leiden_1.0", "n_cell_clusters_1pct_leiden_0.5",
+                 "n_cell_clusters_1pct_leiden_1.0", "n_cell_clusters_1pct"):
+        assert np.isfinite(evaluation.loc[name, "value"]), name  # Leiden beside NAM
     recovery = tsv(small_run["results"] / "marker_recovery.tsv")
     assert (recovery.loc[recovery["tested"], "n_known_found"] >= 1).all()
 

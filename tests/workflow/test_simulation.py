@@ -91,7 +91,7 @@ def test_paper_config_is_the_full_study():
     study = yaml.safe_load(PAPER.read_text())["simulation"]
     assert study["replicates"] == 30 and set(study["methods"]) == set(METHODS)
     scen = simstudy.expand_scenarios(study)
-    assert {"A", "B", "C", "D", "E_kappa50", "E_kappa200"} <= set(scen)
+    assert {"A", "B", "C", "D", "E_kappa50", "E_kappa200", "G_counts"} <= set(scen)
     assert sum(n.startswith("F_") for n in scen) == 4
     assert max(s["params"]["J"] * s["params"]["mean_cells"] for s in scen.values()) == 1.3e6
     sweeps = simstudy.sweeps(study)
@@ -111,8 +111,8 @@ def test_paper_study_dry_run(tmp_path):
     proc = run_smk(tmp_path, PAPER, "--dry-run", "--quiet", "rules")
     assert proc.returncode == 0, text(proc)[-3000:]
     counts = job_counts(proc)
-    assert counts["simulate_and_fit"] == 19 * 30 * 9  # 10 named scenarios + 9 new sweep points
-    assert counts["plot_simulation_ari"] == 10 and counts["plot_simulation_sweep"] == 3
+    assert counts["simulate_and_fit"] == 20 * 30 * 11  # 11 named scenarios + 9 new sweep points
+    assert counts["plot_simulation_ari"] == 11 and counts["plot_simulation_sweep"] == 3
     assert counts["aggregate_simulation"] == 1 and counts["plot_simulation_runtime"] == 1
 
 

@@ -1,0 +1,101 @@
+"""Do the cell clusters match the cell types? NAM against Leiden and the DP mixture on y.
+
+The data sets of ``benchmarks/cell_clusters.py`` by name (:data:`CASES`, :func:`draw_case`) and
+one scored row per method (:func:`score_cells`): cell ARI against the true types, the clusters
+holding >= 1 % of the cells against the true number of types, the individual ARI where a method
+clusters individuals, and seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from ..engine.settings import FitSettings
+from ..errors import NAMInputError
+from ..results.leiden import n_large_clusters
+from .methods import fit_method
+from .realistic import simulate_realistic_counts
+from .simulate import SimulatedData, simulate
+
+__all__ = ["CASES", "draw_case", "score_cells", "run_case"]
+
+logger = logging.getLogger(__name__)
+
+#: Data sets by name -> (generator, its arguments). The demo cases use the demo config's cohort
+#: (200 individuals, ~100 cells each, 20,000 SNPs); "realistic" is issue 10's cohort (300 donors,
+#: ~180 cells each, > 50,000 cells after QC); "gaussian" is data drawn from the model itself.
+CASES: dict[str, tuple] = {
+    "demo_pcs10": (simulate_realistic_counts,
+                   {"n_individuals": 200, "mean_cells": 100, "n_snps": 20_000, "n_pcs": 10}),
+    "demo_pcs20": (simulate_realistic_counts,
+                   {"n_individuals": 200, "mean_cells": 100, "n_snps": 20_000, "n_pcs": 20}),
+    "realistic": (simulate_realistic_counts,
+                  {"n_individuals": 300, "mean_cells": 180, "n_pcs": 10}),
+    "gaussian": (simulate,
+                 {"J": 500, "n_clusters": 4, "q": 10, "p": 10, "n_cell_types": 8,
+                  "mean_cells": 200}),
+}
+
+
+def draw_case(name: str, seed: int = 0, **overrides) -> SimulatedData:
+    """Draw data set ``name`` of :data:`CASES` (``overrides`` replace its arguments)."""
+    if name not in CASES:
+        raise NAMInputError(f"unknown case {name!r}; known: {', '.join(CASES)}")
+    generator, kwargs = CASES[name]
+    return generator(**{**kwargs, **overrides}, seed=seed)
+
+
+def score_cells(data: SimulatedData, cell_labels, individual_labels=None) -> dict:
+    """Scores of one method's labels against the truth.
+
+    Returns
+    -------
+    dict with ari_cells, n_clusters (>= 1 % of cells), n_types, ari_individuals (NaN when the
+    method gives no individual labels).
+    """
+    out = {
+        "ari_cells": float(adjusted_rand_score(data.cell_labels, cell_labels)),
+        "n_clusters": n_large_clusters(cell_labels),
+        "n_types": int(np.unique(data.cell_labels).size),
+        "ari_individuals": float("nan"),
+    }
+    if individual_labels is not None:
+        out["ari_individuals"] = float(adjusted_rand_score(data.individual_labels, individual_labels))
+    return out
+
+
+def run_case(
+    data: SimulatedData, methods, settings: FitSettings, atoms=("gaussian",), seed: int = 0
+) -> list[dict]:
+    """Fit every method on one data set and score it.
+
+    Parameters
+    ----------
+    data : SimulatedData
+    methods : sequence of str
+        Names of :data:`nam_core.study.methods.METHODS`; "nam" is fitted once per atom family.
+    settings : FitSettings
+    atoms : sequence of str
+        Atom families of NAM ("gaussian", "student_t").
+    seed : int
+
+    Returns
+    -------
+    list of dict: method, N, p, the scores of :func:`score_cells`, seconds.
+    """
+    rows = []
+    for method in methods:
+        families = atoms if method in ("nam", "dpmix_y") else (None,)
+        for family in families:
+            fit = settings if family is None else settings.with_changes(atoms=family)
+            res = fit_method(method, data.X, data.Y, data.group, settings=fit, seed=seed)
+            label = method if family is None else f"{method}[{family}]"
+            row = {"method": label, "N": int(data.Y.shape[0]), "p": int(data.Y.shape[1])}
+            row.update(score_cells(data, res.cell_labels, res.individual_labels))
+            row["seconds"] = res.seconds
+            logger.info("%s", row)
+            rows.append(row)
+    return rows
