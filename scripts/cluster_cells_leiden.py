@@ -1,14 +1,18 @@
-import anndata as ad
 import pandas as pd
-from _common import logged, write_tsv
+from _common import logged, read_h5ad, write_tsv
 
 from nam_core.results.leiden import leiden_table
 
 
 def cluster(path_cells, path_leiden, resolutions, n_neighbors: int = 15, seed: int = 0) -> pd.DataFrame:
-    """Leiden clusters of the preprocessed cells on their expression PCs, as a TSV."""
-    adata = ad.read_h5ad(path_cells)
-    table = leiden_table(adata.obs_names, adata.obsm["X_pca"], resolutions, n_neighbors, seed)
+    """Leiden clusters of the preprocessed cells on their expression PCs, as a TSV.
+
+    Only the cell names and PCs are read (the counts stay on disk).
+    """
+    backed = read_h5ad(path_cells, backed="r")
+    names, pcs = backed.obs_names.copy(), backed.obsm["X_pca"][:]
+    backed.file.close()
+    table = leiden_table(names, pcs, resolutions, n_neighbors, seed)
     write_tsv(table, path_leiden)
     return table
 
