@@ -104,7 +104,7 @@ def test_truncated_fit_inputs_is_rebuilt_not_trusted(finished_copy):
 def test_sigkill_mid_run_then_unlock_and_rerun(finished_copy):
     """Kill -9 Snakemake and its jobs while write_results runs; recover as the README says."""
     workdir, res = finished_copy
-    (res / "cells.h5ad").unlink()  # a final output: write_results and what follows rerun
+    (res / "fit" / "clustered_cells.h5ad").unlink()  # write_results' output: it and what follows rerun
     env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--cores", "1",
            "--configfile", str(SMALL_CONFIG)]
@@ -117,7 +117,8 @@ def test_sigkill_mid_run_then_unlock_and_rerun(finished_copy):
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (res / "cells.h5ad").exists() or intact_problem(res / "cells.h5ad") is None
+    clustered = res / "fit" / "clustered_cells.h5ad"
+    assert not clustered.exists() or intact_problem(clustered) is None
     # the README's recovery: --rerun-incomplete for the jobs that were running, --unlock for
     # the lock the killed run left (Snakemake reports them in either order)
     flags, hints = [], []
