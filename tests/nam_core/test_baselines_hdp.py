@@ -95,12 +95,12 @@ def test_registry_runs_every_method():
     d = simulate_hdp(J=8, mean_cells=25, seed=3)
     X = np.random.default_rng(0).normal(size=(8, 2))
     assert set(METHODS) == {"nam", "cam", "fisan", "ndp", "hdp", "dpmix_x", "dpmix_y",
-                            "two_stage", "kmeans_oracle"}
+                            "two_stage", "kmeans_oracle", "leiden_0.5", "leiden_1.0"}
     for name in METHODS:
         r = fit_method(name, X, d.Y, d.group, seed=0, oracle_K=2, oracle_L=4,
                        settings=FitSettings(K=3, L=4, n_init=1, device="cpu", dtype="float64",
                                             max_iter=15))
-        if name != "dpmix_y":
+        if name not in ("dpmix_y", "leiden_0.5", "leiden_1.0"):  # cell-level methods
             assert r.individual_labels.shape == (8,), name
         if name != "dpmix_x":
             assert r.cell_labels.shape == d.group.shape, name
