@@ -191,6 +191,17 @@ def get_restart_fits():
     return [out(f"fit/restarts/seed{seed}.npz") for seed in config["fit"]["seeds"]]
 
 
+def coarse_to_fine():
+    """Whether restarts see a subsample of cells and the best is refined (fit.coarse_fraction)."""
+    return config["fit"].get("coarse_fraction") is not None
+
+
+def get_selected_fit():
+    """Where select_best_fit writes the kept restart: fit/best.npz, or with coarse-to-fine
+    restarts fit/best_coarse.npz, which refine_fit refines on all cells into fit/best.npz."""
+    return out("fit/best_coarse.npz" if coarse_to_fine() else "fit/best.npz")
+
+
 def get_fit_settings():
     """The fit block as nam_core.engine.settings.FitSettings reads it (checked at parse time)."""
     from nam_core.engine.settings import FitSettings

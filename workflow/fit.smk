@@ -51,7 +51,7 @@ rule select_best_fit:
     input:
         fits=get_restart_fits(),
     output:
-        best=out("fit/best.npz"),
+        best=get_selected_fit(),
         restarts=report(
             out("fit/restarts.tsv"),
             caption="report/restarts.rst",
@@ -69,6 +69,34 @@ rule select_best_fit:
         "Keeping the restart with the largest ELBO among {input.fits}"
     script:
         "../scripts/select_best_fit.py"
+
+
+if coarse_to_fine():
+
+    rule refine_fit:
+        input:
+            coarse=out("fit/best_coarse.npz"),
+            inputs=out("fit/inputs.npz"),
+        output:
+            fit=out("fit/best.npz"),
+        log:
+            out("logs/refine_fit.log"),
+        benchmark:
+            out("benchmarks/refine_fit.tsv")
+        conda:
+            "../envs/nam.yaml"
+        threads: 1
+        resources:
+            mem_mb=lambda wildcards, input: max(2000, 20 * input.size_mb),
+        params:
+            producers=get_producers,
+            settings=get_fit_settings(),
+            checkpoint=out("fit/checkpoints/refine.npz"),
+            nam_version=NAM_VERSION,
+        message:
+            "Refining the best coarse restart on all cells"
+        script:
+            "../scripts/refine_fit.py"
 
 
 rule write_results:

@@ -47,6 +47,13 @@ class FitSettings:
         Working memory of one chunk of cells, MiB.
     checkpoint_every : int
         Sweeps between checkpoints of a fit that has a checkpoint path.
+    coarse_fraction : float or None
+        Coarse-to-fine restarts (``nam_core.study.coarse_to_fine``): every restart sees this share
+        of each individual's cells (at least ``coarse_min_cells``), and the best restart is then
+        refined on all cells. None: every restart sees all cells. Not an estimator option: the
+        workflow's fit rules and ``fit_coarse_to_fine`` apply it.
+    coarse_min_cells : int
+        Cells per individual kept in the subsample at least (all it has when fewer).
     """
 
     K: int = 20
@@ -68,6 +75,8 @@ class FitSettings:
     merge_atoms: bool = False
     memory_budget_mb: int = 256
     checkpoint_every: int = 10
+    coarse_fraction: float | None = None
+    coarse_min_cells: int = 20
 
     @classmethod
     def from_config(cls, block: dict, ignore: tuple[str, ...] = ()) -> FitSettings:

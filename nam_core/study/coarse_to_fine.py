@@ -5,7 +5,9 @@ cells. Each restart is fitted on the same fixed-seed subsample: every individual
 individual layer sees all J individuals), ``fraction`` of each individual's cells (at least
 ``min_cells``). The restart with the largest ELBO on the subsample is then refined on all cells
 from its own solution: its cell labels on all cells (``predict``, one local step) and its
-individual responsibilities ``rho_`` become ``init_resp`` of a single ``init="resp"`` fit.
+individual responsibilities ``rho_`` become ``init_resp`` of a single ``init="resp"`` fit
+(:func:`refine_on_all_cells`). The workflow runs the same two steps as jobs (``fit.coarse_fraction``:
+one subsample restart per seed job, then ``refine_fit``).
 
 Only the public estimator API is used (``NAM(...).fit``, ``predict``, fitted ``_`` attributes).
 """
@@ -19,7 +21,7 @@ import numpy as np
 
 from ..errors import NAMInputError
 
-__all__ = ["subsample_within_individuals", "fit_coarse_to_fine"]
+__all__ = ["subsample_within_individuals", "coarse_cells", "refine_on_all_cells", "fit_coarse_to_fine"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,60 @@ def subsample_within_individuals(
         n = min(members.size, max(min_cells, int(np.ceil(fraction * members.size))))
         rows.append(rng.choice(members, size=n, replace=False))
     return np.sort(np.concatenate(rows))
+
+
+def coarse_cells(Y, group, fraction: float | None, min_cells: int = 20, seed: int = 0):
+    """The cells one coarse restart sees: all of them when ``fraction`` is None.
+
+    Parameters
+    ----------
+    Y : ndarray (N, p)
+    group : ndarray (N,) of int
+    fraction, min_cells, seed
+        As in :func:`subsample_within_individuals`.
+
+    Returns
+    -------
+    (Y, group) of the subsample; every individual keeps its code.
+    """
+    if fraction is None:
+        return Y, group
+    rows = subsample_within_individuals(np.asarray(group), fraction, min_cells, seed)
+    logger.info("coarse restart: %d of %d cells (%.3g of each individual's, at least %d), "
+                "every individual kept", rows.size, len(group), fraction, min_cells)
+    return Y[rows], group[rows]
+
+
+def refine_on_all_cells(best, X, Y, group, **nam_params):
+    """Refit ``best`` (fitted on a subsample) on all cells, starting from its own solution.
+
+    Its cell labels on all cells (``predict``: one local step) and its individual
+    responsibilities ``rho_`` become ``init_resp`` of one ``init="resp"`` restart with seed
+    ``best.seed_``.
+
+    Parameters
+    ----------
+    best : NAM
+        Fitted on rows of ``Y`` that keep every individual of ``group``.
+    X : ndarray (J, q)
+    Y : ndarray (N, p)
+    group : ndarray (N,) of int in 0..J-1
+    **nam_params
+        Other parameters of :class:`nam_core.NAM` (K, L, atoms, checkpoint, ...); ``n_init``,
+        ``seed``, ``init`` and ``init_resp`` are set here.
+
+    Returns
+    -------
+    NAM fitted on all cells.
+    """
+    from .. import NAM
+
+    params = {k: v for k, v in nam_params.items() if k not in ("n_init", "seed", "init", "init_resp")}
+    L = int(params.get("L", NAM().L))
+    xi0 = np.zeros((len(Y), L))
+    xi0[np.arange(len(Y)), best.predict(Y, group)] = 1.0
+    model = NAM(n_init=1, seed=best.seed_, init="resp", init_resp=(xi0, best.rho_), **params)
+    return model.fit(X, Y, group)
 
 
 def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
@@ -97,11 +153,8 @@ def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
         if best is None or model.elbo_ > best.elbo_:
             best = model
     coarse = time.perf_counter() - t0
-    L = int(nam_params.get("L", NAM().L))
-    xi0 = np.eye(L)[best.predict(Y, group)]
     t = time.perf_counter()
-    final = NAM(n_init=1, seed=best.seed_, init="resp", init_resp=(xi0, best.rho_),
-                **nam_params).fit(X, Y, group)
+    final = refine_on_all_cells(best, X, Y, group, **nam_params)
     info = {"rows": rows, "restarts": restarts, "best_seed": int(best.seed_),
             "coarse_seconds": coarse, "refine_seconds": time.perf_counter() - t}
     logger.info("coarse-to-fine: best restart seed %d; restarts %.1f s, refinement %.1f s",
