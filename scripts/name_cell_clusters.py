@@ -1,13 +1,19 @@
-import anndata as ad
-from _common import logged, write_tsv
+from _common import logged, read_h5ad, write_tsv
 
 from nam_core.results.naming import name_cell_clusters, read_marker_table
 
 
-def name(path_cells, path_markers, path_names, path_scores, min_score: float, min_markers: int):
-    """Name each NAM cell cluster from the marker table; names and all type scores as TSVs."""
-    names, scores, _ = name_cell_clusters(ad.read_h5ad(path_cells), read_marker_table(path_markers),
-                                          min_score=min_score, min_markers=min_markers)
+def name(path_cells, path_markers, path_names, path_scores, min_score: float, min_markers: int,
+         max_cells_per_cluster=None):
+    """Name each NAM cell cluster from the marker table; names and all type scores as TSVs.
+
+    The file is read backed: only the sampled cells' rows of X are loaded.
+    """
+    cells = read_h5ad(path_cells, backed="r")
+    names, scores, _ = name_cell_clusters(cells, read_marker_table(path_markers),
+                                          min_score=min_score, min_markers=min_markers,
+                                          max_cells_per_cluster=max_cells_per_cluster)
+    cells.file.close()
     write_tsv(names, path_names)
     write_tsv(scores, path_scores)
     return names
@@ -15,6 +21,7 @@ def name(path_cells, path_markers, path_names, path_scores, min_score: float, mi
 
 if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
-    with logged(snakemake.log[0]):
+    with logged(snakemake.log[0], snakemake.params.producers):
         name(snakemake.input.cells, snakemake.input.markers, snakemake.output.names,
-             snakemake.output.scores, snakemake.params.min_score, snakemake.params.min_markers)
+             snakemake.output.scores, snakemake.params.min_score, snakemake.params.min_markers,
+             snakemake.params.max_cells_per_cluster)

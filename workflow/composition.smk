@@ -16,8 +16,10 @@ rule name_cell_clusters:
     resources:
         mem_mb=lambda wildcards, input: max(4000, 3 * input.size_mb),
     params:
+        producers=get_producers,
         min_score=config["naming"]["min_score"],
         min_markers=config["naming"]["min_markers"],
+        max_cells_per_cluster=config["markers"]["max_cells_per_cluster"],
         nam_version=NAM_VERSION,
     message:
         "Naming each NAM cell cluster from the markers in {input.markers}"
@@ -63,6 +65,7 @@ rule check_marker_strength:
     resources:
         mem_mb=lambda wildcards, input: max(4000, 3 * input.size_mb),
     params:
+        producers=get_producers,
         individual_column=get_individual_column(),
         settings=get_permutation_settings(),
         nam_version=NAM_VERSION,

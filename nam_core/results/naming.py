@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 from ..errors import NAMInputError
+from .markers import subsample_groups
 from .plots import _cluster_number
 
 __all__ = [
@@ -285,6 +286,13 @@ def marker_permutation_test(
     })
 
 
+def _rows_of_x(adata, rows: np.ndarray):
+    """X of the sorted ``rows`` in memory (sparse or dense); a backed AnnData reads only them."""
+    if rows.size == adata.n_obs:
+        return adata.X[:] if adata.isbacked else adata.X
+    return adata.X[rows]
+
+
 def _subsample(n: int, max_cells: int | None, seed: int) -> np.ndarray:
     """Sorted indices of at most ``max_cells`` of ``n`` cells (all when None or n <= max_cells)."""
     if max_cells is None or n <= max_cells:
@@ -298,10 +306,15 @@ def name_cell_clusters(
     groupby: str = "nam_cell_cluster",
     min_score: float = DEFAULT_MIN_SCORE,
     min_markers: int = DEFAULT_MIN_MARKERS,
+    max_cells_per_cluster: int | None = None,
+    seed: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Name every cluster of ``adata.obs[groupby]`` from a marker table (in-memory AnnData).
+    """Name every cluster of ``adata.obs[groupby]`` from a marker table.
 
-    Only the marker genes are ranked, so the cost is O(N x markers).
+    Only the marker genes of at most ``max_cells_per_cluster`` cells of each cluster (a seeded
+    subsample, :func:`~nam_core.results.markers.subsample_groups`; None: all cells) are ranked,
+    so the cost is O(cells ranked x markers). ``adata`` may be backed (``backed="r"``): only
+    those rows of X are read.
 
     Returns
     -------
@@ -316,9 +329,11 @@ def name_cell_clusters(
         raise NAMInputError(f"obs has no column {groupby!r}; available: {list(adata.obs.columns)}")
     genes = [g for g in dict.fromkeys(markers["gene"]) if g in set(adata.var_names)]
     clusters = adata.obs[groupby].astype(str).to_numpy()
-    names, codes = np.unique(clusters, return_inverse=True)
+    rows = subsample_groups(clusters, max_cells_per_cluster, seed)
+    names, codes = np.unique(clusters[rows], return_inverse=True)
     if genes:
-        auroc = cluster_auroc(rank_matrix(adata[:, genes].X), codes, names.size)
+        columns = adata.var_names.get_indexer(genes)
+        auroc = cluster_auroc(rank_matrix(_rows_of_x(adata, rows)[:, columns]), codes, names.size)
     else:
         auroc = np.empty((names.size, 0))
     scores, used = score_cell_types(pd.DataFrame(auroc, index=names, columns=genes), markers,
@@ -367,19 +382,20 @@ def permutation_test_cells(
 
     Genes expressed in fewer than ``min_cells_expressing`` of the cells are left out (they
     cannot be markers of any cluster above that size); at most ``max_cells`` cells, drawn
-    with ``seed``, are ranked, so memory is max_cells x genes x 4 bytes.
+    with ``seed``, are ranked, so memory is max_cells x genes x 4 bytes. ``adata`` may be backed
+    (``backed="r"``): only those rows of X are read.
     """
     for column in (groupby, individual_column):
         if column not in adata.obs.columns:
             raise NAMInputError(f"obs has no column {column!r}; available: {list(adata.obs.columns)}")
     keep = _subsample(adata.n_obs, max_cells, seed)
-    sub = adata[keep]
-    X = sub.X
-    detected = np.asarray((X > 0).sum(axis=0)).ravel() / max(sub.n_obs, 1)
+    X = _rows_of_x(adata, keep)
+    detected = np.asarray((X > 0).sum(axis=0)).ravel() / max(keep.size, 1)
     genes = np.flatnonzero(detected >= min_cells_expressing)
     ranks = rank_matrix(X[:, genes])
-    out = marker_permutation_test(ranks, sub.obs[groupby].astype(str).to_numpy(),
-                                  sub.obs[individual_column].astype(str).to_numpy(), n_top=n_top,
+    obs = adata.obs.iloc[keep]
+    out = marker_permutation_test(ranks, obs[groupby].astype(str).to_numpy(),
+                                  obs[individual_column].astype(str).to_numpy(), n_top=n_top,
                                   n_permutations=n_permutations, seed=seed)
     order = np.argsort([_cluster_number(c) for c in out["cluster"]], kind="stable")
     out = out.iloc[order].reset_index(drop=True)
