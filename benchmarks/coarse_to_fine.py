@@ -93,12 +93,15 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.1)
     parser.add_argument("--replicates", type=int, default=2)
     parser.add_argument("--no-demo", action="store_true")
+    parser.add_argument("--scenarios", nargs="*", default=list(SCENARIOS), choices=list(SCENARIOS))
+    parser.add_argument("--first-replicate", type=int, default=0)
     args = parser.parse_args()
     rows = []
-    for rep in range(args.replicates):
+    for rep in range(args.first_replicate, args.first_replicate + args.replicates):
         if not args.no_demo:
             rows.append(compare("demo", rep, *demo_data(rep), args.restarts, args.fraction))
-        for name, params in SCENARIOS.items():
+        for name in args.scenarios:
+            params = SCENARIOS[name]
             data = simulate(**{**GENERATOR, **params}, seed=rep)
             rows.append(compare(name, rep, data.X, data.Y, data.group, data.individual_labels,
                                 data.cell_labels, args.restarts, args.fraction))

@@ -126,6 +126,33 @@ def test_deleting_an_output_reruns_only_what_depends_on_it(small_run):
     assert planned_jobs(proc) == {}, output_of(proc)
 
 
+def test_coarse_to_fine_restarts_then_refine_on_all_cells(small_run, tmp_path):
+    """fit.coarse_fraction: every seed's restart sees the same subsample, refine_fit all cells."""
+    from nam_core import NAM
+
+    shutil.copytree(small_run["results"], tmp_path / "results" / "small",
+                    ignore=shutil.ignore_patterns("fit", "individuals.tsv"))
+    config = yaml.safe_load(SMALL_CONFIG.read_text())
+    config["fit"] |= {"coarse_fraction": 0.3, "coarse_min_cells": 5}
+    (tmp_path / "c2f.yaml").write_text(yaml.safe_dump(config))
+    shutil.copytree(small_run["results"] / "fit", tmp_path / "all_cells_fit")
+    (tmp_path / "results" / "small" / "fit").mkdir()
+    shutil.copy(tmp_path / "all_cells_fit" / "inputs.npz", tmp_path / "results" / "small" / "fit")
+    proc = snakemake(tmp_path, "results/small/fit/best.npz", "--cores", 2, "--configfile",
+                     tmp_path / "c2f.yaml")
+    assert proc.returncode == 0, output_of(proc)[-5000:]
+    fit = tmp_path / "results" / "small" / "fit"
+    restarts = [NAM.load(fit / "restarts" / f"seed{s}.npz") for s in config["fit"]["seeds"]]
+    n_all = NAM.load(tmp_path / "all_cells_fit" / "best.npz").cell_labels_.size
+    n_coarse = {m.cell_labels_.size for m in restarts}
+    assert len(n_coarse) == 1 and 0.3 * n_all <= n_coarse.pop() < 0.5 * n_all
+    best = NAM.load(fit / "best.npz")
+    assert best.cell_labels_.size == n_all
+    kept = max(restarts, key=lambda m: m.elbo_)
+    assert best.seed_ == kept.seed_ and NAM.load(fit / "best_coarse.npz").elbo_ == kept.elbo_
+    assert "finished" in (tmp_path / "results" / "small" / "logs" / "refine_fit.log").read_text()
+
+
 def test_report_builds(small_run, tmp_path):
     report = small_run["dir"] / "report.html"
     proc = snakemake(small_run["dir"], "--configfile", SMALL_CONFIG, "--report", report)
