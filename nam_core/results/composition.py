@@ -235,7 +235,7 @@ def cell_counts(labels, group, individuals, clusters) -> pd.DataFrame:
     occupied = np.unique(labels)
     counts = np.zeros((len(individuals), len(occupied)), dtype=np.int64)
     np.add.at(counts, (group, np.searchsorted(occupied, labels)), 1)
-    table = pd.DataFrame(counts, columns=list(cell_cluster_names(occupied)))
+    table = pd.DataFrame(counts, columns=[str(c) for c in cell_cluster_names(occupied)])
     table.insert(0, "cluster", np.asarray(clusters, dtype=str))
     table.insert(0, "individual", np.asarray(individuals, dtype=str))
     return table
@@ -516,7 +516,7 @@ def tested_cell_clusters(counts: pd.DataFrame, min_mean_cells: float = MIN_MEAN_
     """
     counts, cell_cols = _counts_matrix(counts)
     mean = counts[cell_cols].to_numpy(dtype=np.float64).mean(axis=0)
-    kept = [c for c, m in zip(cell_cols, mean, strict=True) if m >= min_mean_cells]
+    kept = [str(c) for c, m in zip(cell_cols, mean, strict=True) if m >= min_mean_cells]
     if len(kept) < len(cell_cols):
         logger.info("not tested (fewer than %g cells per individual on average): %s",
                     min_mean_cells, [c for c in cell_cols if c not in kept])
