@@ -8,7 +8,10 @@ the posterior differences (Bayesian FDR), the propeller-style tests and the geno
 regression. Prints one JSON line per seed and a summary line with the share of tests called at
 FDR < 0.05 (``<test>_call_rate``; every call is false at eta = 0) and the number of seeds with
 any call. With ``--eta`` above 0 the ancestries' proportions differ (``simulate``'s composition
-distinctness) and the call rates show the power instead.
+distinctness) and the call rates show the power instead; ``<test>_true_called`` scores it
+against the truth as the demo check does: of the (contrast, cell cluster with at least 1% of
+the cells) whose true difference in share between the compared groups is at least 0.05, how
+many are called.
 
 The tests compare genotype-only groups and cohort cell labels (``composition_tables`` with the
 fit inputs), as the workflow does. ``--fits-dir`` keeps each seed's fit, so a second run with
@@ -31,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from nam_core import NAM, simulate
-from nam_core.results.composition import composition_tables
+from nam_core.results.checks import DEFAULT_MIN_SHARE, DEFAULT_TRUE_EFFECT, true_differences
+from nam_core.results.composition import cohort_cell_labels, composition_tables
 
 GENERATOR = dict(J=200, n_clusters=3, q=5, p=10, n_cell_types=6, mean_cells=100, delta_x=3.0,
                  delta_y=4.0, eta=0.0, kappa=100.0)
@@ -81,6 +85,20 @@ def one_seed(seed: int, n_draws: int, fits_dir: Path | None = None, eta: float =
                         ("genotype", genotype)):
         row[f"{name}_tests"] = int(len(table))
         row[f"{name}_calls"] = int(table["called"].sum()) if len(table) else 0
+    # the truth of the compared groups and cells: true cell types' shares, as the demo check
+    labels = cohort_cell_labels(model, data.Y, data.group)
+    obs = pd.DataFrame({"individual": inputs.individuals[data.group],
+                        "cell_type": data.cell_labels.astype(str),
+                        "nam_cell_cluster": [f"C{l + 1}" for l in labels]})
+    truth = true_differences(obs, tables["groups"][["individual", "cluster"]])
+    share = obs["nam_cell_cluster"].value_counts(normalize=True)
+    truth = truth[(truth["cell_cluster"].map(share) >= DEFAULT_MIN_SHARE)
+                  & (truth["true_effect"].abs() >= DEFAULT_TRUE_EFFECT)]
+    row["n_true_differences"] = len(truth)
+    for name, table in (("bayes", tables["differences"]), ("propeller", tables["propeller"])):
+        called = set(map(tuple, table.loc[table["called"], ["contrast", "cell_cluster"]].to_numpy()))
+        row[f"{name}_true_called"] = sum((c, l) in called for c, l in
+                                         truth[["contrast", "cell_cluster"]].to_numpy())
     return row
 
 
@@ -108,6 +126,9 @@ def main() -> None:
         summary[f"{name}_calls"] = calls
         summary[f"{name}_tests"] = tests
         summary[f"{name}_seeds_with_a_call"] = int((df[f"{name}_calls"] > 0).sum())
+        if name != "genotype":
+            summary[f"{name}_true_called"] = int(df[f"{name}_true_called"].sum())
+    summary["n_true_differences"] = int(df["n_true_differences"].sum())
     print(json.dumps({"summary": summary}))
 
 
