@@ -1,24 +1,23 @@
 """Which cell clusters differ between individual clusters: posterior, differences and tests.
 
-Three views of the same question, side by side in the workflow's ``composition/`` tables:
-
-* the NAM posterior (:func:`draw_compositions`, :func:`posterior_summary`,
-  :func:`posterior_differences`): Monte Carlo draws of each individual cluster's cell-cluster
-  weights omega_k from q(u) (``docs/model.md``: the Beta sticks of U5), their means and 95%
-  credible intervals, and per cell cluster the difference and log-ratio between individual
-  clusters with the posterior probability of a null effect (pH0) and the Bayesian FDR as
-  sccomp defines it;
-* a frequentist check from the individuals themselves (:func:`propeller_test`), as propeller
-  (Phipson et al. 2022) does it: per-individual proportions, a logit or arcsine-square-root
-  transform, t-tests and ANOVA across individual clusters, Benjamini-Hochberg FDR;
-* the genotype directly (:func:`genotype_regression`): per cell cluster, least squares of the
-  transformed per-individual proportion on the genotype PCs, an F-test of all PCs and a t-test
-  of each, with FDR.
-
-Variational posteriors are narrower than exact ones (mean-field factors ignore the correlation
-between q(S) and q(u)), and omega_k is shared by all individuals of cluster k, so the credible
-intervals hold the uncertainty about the cluster's weights given its cells, not the spread
-between its individuals; the propeller columns hold the latter.
+* NAM's own clusters, described (:func:`draw_compositions`, :func:`posterior_summary`): Monte
+  Carlo draws of each individual cluster's cell-cluster weights omega_k from q(u)
+  (``docs/model.md``: the Beta sticks of U5), their means and 95% credible intervals. These are
+  not tested: q(u) pools a cluster's cells as one multinomial (no spread between individuals),
+  and the clusters were fitted to the compositions a test would compare.
+* The tests (``docs/model.md``, section 12) compare the genotype-only groups of
+  :func:`genotype_groups` (each individual's cluster given its genotype alone) and count each
+  cell in its atom of :func:`cohort_cell_labels` (weights shared by the whole cohort), so
+  neither grouping nor cell counts see which cluster an individual's cells put it in; only cell
+  clusters averaging at least :data:`MIN_MEAN_CELLS` per individual are tested.
+  - :func:`bootstrap_compositions` with :func:`posterior_differences`: a Bayesian bootstrap over
+    each group's individuals, per cell cluster the difference and log-ratio between groups
+    with sccomp's posterior probability of a null effect (pH0) and Bayesian FDR;
+  - :func:`propeller_test`, as propeller (Phipson et al. 2022) does it: per-individual
+    proportions, a logit or arcsine-square-root transform, t-tests and ANOVA across groups,
+    Benjamini-Hochberg FDR;
+  - :func:`genotype_regression`: per cell cluster, least squares of the transformed
+    per-individual proportion on the genotype PCs, an F-test of all PCs and a t-test of each.
 """
 
 from __future__ import annotations
