@@ -6,11 +6,20 @@ as in the demo (omega_j ~ Dirichlet(100 omega*)), fits one NAM restart and runs
 :func:`nam_core.results.composition.composition_tables` on the fit. Every test is then a null:
 the posterior differences (Bayesian FDR), the propeller-style tests and the genotype
 regression. Prints one JSON line per seed and a summary line with the share of tests called at
-FDR < 0.05 and the share of seeds with any call.
+FDR < 0.05 (``<test>_call_rate``; every call is false at eta = 0) and the number of seeds with
+any call. With ``--eta`` above 0 the ancestries' proportions differ (``simulate``'s composition
+distinctness) and the call rates show the power instead; ``<test>_true_called`` scores it
+against the truth as the demo check does: of the (contrast, cell cluster with at least 1% of
+the cells) whose true difference in share between the compared groups is at least 0.05, how
+many are called.
+
+The tests compare genotype-only groups and cohort cell labels (``composition_tables`` with the
+fit inputs), as the workflow does. ``--fits-dir`` keeps each seed's fit, so a second run with
+another test setting skips the fits.
 
 Example (20 seeds, as in the README)::
 
-    OMP_NUM_THREADS=2 python benchmarks/composition_null.py --seeds 20
+    OMP_NUM_THREADS=1 python benchmarks/composition_null.py --seeds 20
 """
 
 from __future__ import annotations
@@ -18,12 +27,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from nam_core import NAM, simulate
-from nam_core.results.composition import composition_tables
+from nam_core.results.checks import DEFAULT_MIN_SHARE, DEFAULT_TRUE_EFFECT, true_differences
+from nam_core.results.composition import cohort_cell_labels, composition_tables
 
 GENERATOR = dict(J=200, n_clusters=3, q=5, p=10, n_cell_types=6, mean_cells=100, delta_x=3.0,
                  delta_y=4.0, eta=0.0, kappa=100.0)
@@ -41,17 +53,30 @@ def counts_table(model, group: np.ndarray, J: int) -> pd.DataFrame:
     return table
 
 
-def one_seed(seed: int, n_draws: int) -> dict:
-    data = simulate(seed=seed, **GENERATOR)
+def fitted(seed: int, fits_dir: Path | None, eta: float = 0.0):
+    """The cohort of one seed and its NAM fit (read from fits_dir when saved there before)."""
+    data = simulate(seed=seed, **(GENERATOR | {"eta": eta}))
+    path = None if fits_dir is None else fits_dir / f"eta{eta:g}_seed{seed}.npz"
     t0 = time.perf_counter()
-    model = NAM(K=10, L=20, n_init=1, seed=seed, device="cpu", verbose=False).fit(
-        data.X, data.Y, data.group)
-    seconds = time.perf_counter() - t0
+    if path is not None and path.exists():
+        model = NAM.load(path)
+    else:
+        model = NAM(K=10, L=20, n_init=1, seed=seed, device="cpu", verbose=False).fit(
+            data.X, data.Y, data.group)
+        if path is not None:
+            model.save(path)
+    return data, model, time.perf_counter() - t0
+
+
+def one_seed(seed: int, n_draws: int, fits_dir: Path | None = None, eta: float = 0.0) -> dict:
+    data, model, seconds = fitted(seed, fits_dir, eta)
     J = data.X.shape[0]
     pcs = pd.DataFrame(data.X, columns=[f"PC{i + 1}" for i in range(data.X.shape[1])])
     pcs.insert(0, "individual", [f"IND{j}" for j in range(J)])
+    inputs = SimpleNamespace(x=data.X, y=data.Y, group=data.group,
+                             individuals=pcs["individual"].to_numpy())
     tables = composition_tables(model, counts_table(model, data.group, J), pcs, n_draws=n_draws,
-                                seed=seed)
+                                seed=seed, inputs=inputs)
     genotype = tables["genotype"][tables["genotype"]["term"] == "all"]
     row = {"seed": seed, "fit_seconds": round(seconds, 1),
            "n_individual_clusters": int(model.n_individual_clusters_),
@@ -60,6 +85,20 @@ def one_seed(seed: int, n_draws: int) -> dict:
                         ("genotype", genotype)):
         row[f"{name}_tests"] = int(len(table))
         row[f"{name}_calls"] = int(table["called"].sum()) if len(table) else 0
+    # the truth of the compared groups and cells: true cell types' shares, as the demo check
+    labels = cohort_cell_labels(model, data.Y, data.group)
+    obs = pd.DataFrame({"individual": inputs.individuals[data.group],
+                        "cell_type": data.cell_labels.astype(str),
+                        "nam_cell_cluster": [f"C{l + 1}" for l in labels]})
+    truth = true_differences(obs, tables["groups"][["individual", "cluster"]])
+    share = obs["nam_cell_cluster"].value_counts(normalize=True)
+    truth = truth[(truth["cell_cluster"].map(share) >= DEFAULT_MIN_SHARE)
+                  & (truth["true_effect"].abs() >= DEFAULT_TRUE_EFFECT)]
+    row["n_true_differences"] = len(truth)
+    for name, table in (("bayes", tables["differences"]), ("propeller", tables["propeller"])):
+        called = set(map(tuple, table.loc[table["called"], ["contrast", "cell_cluster"]].to_numpy()))
+        row[f"{name}_true_called"] = sum((c, l) in called for c, l in
+                                         truth[["contrast", "cell_cluster"]].to_numpy())
     return row
 
 
@@ -68,18 +107,28 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--n-draws", type=int, default=4000)
+    parser.add_argument("--fits-dir", type=Path, default=None,
+                        help="save each seed's fit here and reuse it on the next run")
+    parser.add_argument("--eta", type=float, default=0.0,
+                        help="composition distinctness of the ancestries (0: the null)")
     args = parser.parse_args()
+    if args.fits_dir is not None:
+        args.fits_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        rows.append(one_seed(seed, args.n_draws))
+        rows.append(one_seed(seed, args.n_draws, args.fits_dir, args.eta))
         print(json.dumps(rows[-1]), flush=True)
     df = pd.DataFrame(rows)
-    summary = {"seeds": len(df), "generator": GENERATOR}
+    summary = {"seeds": len(df), "generator": GENERATOR | {"eta": args.eta}}
     for name in ("bayes", "propeller", "genotype"):
         tests, calls = int(df[f"{name}_tests"].sum()), int(df[f"{name}_calls"].sum())
-        summary[f"{name}_false_call_rate"] = round(calls / tests, 4) if tests else None
+        summary[f"{name}_call_rate"] = round(calls / tests, 4) if tests else None
+        summary[f"{name}_calls"] = calls
         summary[f"{name}_tests"] = tests
         summary[f"{name}_seeds_with_a_call"] = int((df[f"{name}_calls"] > 0).sum())
+        if name != "genotype":
+            summary[f"{name}_true_called"] = int(df[f"{name}_true_called"].sum())
+    summary["n_true_differences"] = int(df["n_true_differences"].sum())
     print(json.dumps({"summary": summary}))
 
 

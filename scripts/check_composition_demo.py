@@ -8,7 +8,7 @@ def check(paths: dict, path_evaluation, path_detail, min_true_effect: float):
     """The composition analysis scored against the demo truth (differences, names, permutation)."""
     obs = ad.read_h5ad(paths["cells"], backed="r").obs
     evaluation, detail = check_composition(
-        obs[["individual", "cell_type", "nam_cell_cluster"]], read_tsv(paths["individuals"]),
+        obs[["individual", "cell_type", "nam_cell_cluster"]], read_tsv(paths["groups"]),
         read_tsv(paths["differences"]), read_tsv(paths["names"]),
         read_tsv(paths["permutation"]), min_true_effect=min_true_effect)
     write_tsv(evaluation, path_evaluation)

@@ -80,8 +80,10 @@ rule summarise_composition:
         fit=out("fit/best.npz"),
         counts=out("composition/cells_per_individual.tsv"),
         individuals=out("individuals.tsv"),
+        inputs=out("fit/inputs.npz"),
         names=out("cell_types/names.tsv"),
     output:
+        groups=out("composition/groups.tsv"),
         posterior=report(
             out("composition/posterior.tsv"),
             caption="report/composition_posterior_table.rst",
@@ -110,7 +112,7 @@ rule summarise_composition:
         settings=get_composition_settings(),
         nam_version=NAM_VERSION,
     message:
-        "Composition of each individual cluster under q(u), its differences and tests"
+        "Composition of each individual cluster under q(u); differences and tests between genotype-only groups"
     script:
         "../scripts/summarise_composition.py"
 
@@ -210,7 +212,7 @@ rule plot_umap_cell_types:
 rule check_composition_demo:
     input:
         cells=out("cells.h5ad"),
-        individuals=out("individuals.tsv"),
+        groups=out("composition/groups.tsv"),
         differences=out("composition/differences.tsv"),
         names=out("cell_types/names.tsv"),
         permutation=out("cell_types/marker_permutation.tsv"),

@@ -35,7 +35,8 @@ def true_differences(obs: pd.DataFrame, individuals: pd.DataFrame) -> pd.DataFra
     obs : DataFrame
         One row per cell: individual, cell_type (truth), nam_cell_cluster.
     individuals : DataFrame
-        ``individuals.tsv``: individual, cluster (NAM individual cluster).
+        individual, cluster: the grouping the tests compared (``composition/groups.tsv``, the
+        genotype-only clusters).
 
     Returns
     -------
@@ -75,7 +76,7 @@ def check_composition(
     obs : DataFrame
         Cells: individual, cell_type (truth), nam_cell_cluster.
     individuals : DataFrame
-        ``individuals.tsv``.
+        ``composition/groups.tsv`` (individual, cluster), the grouping of ``differences``.
     differences : DataFrame
         ``composition/differences.tsv``.
     names : DataFrame

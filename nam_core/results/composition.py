@@ -1,41 +1,46 @@
 """Which cell clusters differ between individual clusters: posterior, differences and tests.
 
-Three views of the same question, side by side in the workflow's ``composition/`` tables:
-
-* the NAM posterior (:func:`draw_compositions`, :func:`posterior_summary`,
-  :func:`posterior_differences`): Monte Carlo draws of each individual cluster's cell-cluster
-  weights omega_k from q(u) (``docs/model.md``: the Beta sticks of U5), their means and 95%
-  credible intervals, and per cell cluster the difference and log-ratio between individual
-  clusters with the posterior probability of a null effect (pH0) and the Bayesian FDR as
-  sccomp defines it;
-* a frequentist check from the individuals themselves (:func:`propeller_test`), as propeller
-  (Phipson et al. 2022) does it: per-individual proportions, a logit or arcsine-square-root
-  transform, t-tests and ANOVA across individual clusters, Benjamini-Hochberg FDR;
-* the genotype directly (:func:`genotype_regression`): per cell cluster, least squares of the
-  transformed per-individual proportion on the genotype PCs, an F-test of all PCs and a t-test
-  of each, with FDR.
-
-Variational posteriors are narrower than exact ones (mean-field factors ignore the correlation
-between q(S) and q(u)), and omega_k is shared by all individuals of cluster k, so the credible
-intervals hold the uncertainty about the cluster's weights given its cells, not the spread
-between its individuals; the propeller columns hold the latter.
+* NAM's own clusters, described (:func:`draw_compositions`, :func:`posterior_summary`): Monte
+  Carlo draws of each individual cluster's cell-cluster weights omega_k from q(u)
+  (``docs/model.md``: the Beta sticks of U5), their means and 95% credible intervals. These are
+  not tested: q(u) pools a cluster's cells as one multinomial (no spread between individuals),
+  and the clusters were fitted to the compositions a test would compare.
+* The tests (``docs/model.md``, section 12) compare the genotype-only groups of
+  :func:`genotype_groups` (each individual's cluster given its genotype alone) and count each
+  cell in its atom of :func:`cohort_cell_labels` (weights shared by the whole cohort), so
+  neither grouping nor cell counts see which cluster an individual's cells put it in; only cell
+  clusters averaging at least :data:`MIN_MEAN_CELLS` per individual are tested.
+  - :func:`bootstrap_compositions` with :func:`posterior_differences`: a Bayesian bootstrap over
+    each group's individuals, per cell cluster the difference and log-ratio between groups
+    with sccomp's posterior probability of a null effect (pH0) and Bayesian FDR;
+  - :func:`propeller_test`, as propeller (Phipson et al. 2022) does it: per-individual
+    proportions, a logit or arcsine-square-root transform, t-tests and ANOVA across groups,
+    Benjamini-Hochberg FDR;
+  - :func:`genotype_regression`: per cell cluster, least squares of the transformed
+    per-individual proportion on the genotype PCs, an F-test of all PCs and a t-test of each.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from ..errors import NAMInputError
 from .evaluate import cell_cluster_names, individual_cluster_names
 
 __all__ = [
     "DEFAULT_NULL_LOG_RATIO",
+    "MIN_MEAN_CELLS",
+    "tested_cell_clusters",
     "draw_compositions",
+    "genotype_groups",
+    "cohort_cell_labels",
+    "bootstrap_compositions",
     "posterior_summary",
     "contrasts",
     "posterior_differences",
@@ -52,6 +57,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_NULL_LOG_RATIO = 0.1
 #: Pseudo-count added to every cell count before the logit, as propeller does (0.5).
 _PSEUDO_COUNT = 0.5
+#: A cell cluster is tested only when it averages at least this many cells per individual: below
+#: the pseudo-count, the logit of (n + 0.5) / (N + 0.5 L) of most individuals is the pseudo-count
+#: over their total N, so a test of a near-empty cluster compares cells per individual, not
+#: composition. The filter sees only the pooled count, never the groups (independent filtering,
+#: Bourgon et al. 2010), and the FDR is taken over the tested clusters.
+MIN_MEAN_CELLS = _PSEUDO_COUNT
 
 
 def _stick_weights(sticks: np.ndarray, n_components: int) -> np.ndarray:
@@ -112,6 +123,184 @@ def draw_compositions(model, n_draws: int = 1000, seed: int = 0) -> dict:
         "individual_clusters": individual_cluster_names(occupied_k),
         "cell_clusters": cell_cluster_names(occupied_l),
     }
+
+
+def genotype_groups(model, pcs: pd.DataFrame) -> pd.DataFrame:
+    """Each individual's cluster from its genotype alone, for tests that do not use the data twice.
+
+    NAM forms its individual clusters from the genotype and the cells' composition together
+    (``docs/model.md``: U2), so a composition test between those clusters is circular: noise in
+    an individual's composition helps choose its cluster. Here each individual gets the
+    posterior of S_j given x_j only, under the fitted genotype atoms and weights,
+
+        log r_jk = log E[pi_k] + E log N(x_j | theta^x_k) + const    (E6 under q(theta^x_k)),
+
+    over the occupied individual clusters, and its most probable one. Given the fit, this
+    depends on x_j and nothing of individual j's cells.
+
+    Parameters
+    ----------
+    model : fitted NAM
+        Uses ``m_x_``, ``t_x_``, ``c_x_``, ``D_inv_x_`` (K, ...), ``weights_`` (K,) and
+        ``individual_labels_`` (which clusters are occupied).
+    pcs : DataFrame
+        Column individual, then the genotype PCs the model was fitted on (columns starting with
+        ``PC``, as many as the model's x dimension, in order).
+
+    Returns
+    -------
+    DataFrame with columns individual, cluster (the genotype-only cluster, named ``I<k>`` after
+    the fitted cluster whose atom it is) and probability (its r_jk); one row per row of ``pcs``.
+    """
+    for name in ("m_x_", "t_x_", "c_x_", "D_inv_x_", "weights_", "individual_labels_"):
+        if not hasattr(model, name):
+            raise NAMInputError(f"the fitted model has no {name}: genotype groups need a NAM "
+                                "fitted with genotypes")
+    pc_cols = [c for c in pcs.columns if str(c).startswith("PC")]
+    m = np.asarray(model.m_x_, dtype=np.float64)
+    d = m.shape[1]
+    if "individual" not in pcs.columns or len(pc_cols) != d:
+        raise NAMInputError(f"genotype groups need column individual and the {d} genotype PCs "
+                            f"of the fit; got {list(pcs.columns)}")
+    occupied = np.unique(np.asarray(model.individual_labels_))
+    X = pcs[pc_cols].to_numpy(dtype=np.float64)
+    t = np.asarray(model.t_x_, dtype=np.float64)[occupied]
+    c = np.asarray(model.c_x_, dtype=np.float64)[occupied]
+    scale = np.linalg.inv(np.asarray(model.D_inv_x_, dtype=np.float64)[occupied])  # D_k
+    logdet = (special.digamma((c[:, None] + 1.0 - np.arange(1, d + 1)) / 2.0).sum(1)
+              + d * np.log(2.0) + np.linalg.slogdet(scale)[1])  # E log|Lambda_k| (E4)
+    diff = X[:, None, :] - m[occupied][None]  # (J, K_occ, d)
+    quad = np.einsum("jkd,kde,jke->jk", diff, scale, diff) * c
+    log_r = (np.log(np.asarray(model.weights_, dtype=np.float64)[occupied])
+             + 0.5 * (logdet - d * np.log(2 * np.pi) - d / t - quad))
+    r = np.exp(log_r - special.logsumexp(log_r, axis=1, keepdims=True))
+    return pd.DataFrame({
+        "individual": pcs["individual"].astype(str).to_numpy(),
+        "cluster": individual_cluster_names(occupied)[r.argmax(1)],
+        "probability": r.max(1),
+    })
+
+
+def cohort_cell_labels(model, Y, group) -> np.ndarray:
+    """Each cell's atom as if its individual's cluster were unknown, for tests that do not use the data twice.
+
+    NAM's q(M) update (U1) weighs cell n of individual j by sum_k rho_jk E log omega_lk, so a
+    cell type split over two atoms can be split differently in each individual cluster, and
+    the fitted cell clusters then differ between individual clusters although the cells do
+    not. Here U1 is taken once more with every rho_j replaced by the same vector, the share of
+    the individuals in each occupied cluster: the cell's atom then depends on its expression and
+    on cohort-wide weights only, never on its individual's cluster. The fit (atoms, q(u)) is
+    unchanged; :meth:`~nam_core.models.nested.NestedAtomsEstimator.predict` does the pass.
+
+    Parameters
+    ----------
+    model : fitted NAM
+    Y : array (N, p)
+        The cells of the fit (``fit/inputs.npz``: y).
+    group : array (N,) of int
+        Their individual codes 0..J-1.
+
+    Returns
+    -------
+    ndarray (N,) of cell-cluster labels (label order, as ``cell_labels_``).
+    """
+    state = getattr(model, "_state", None)
+    if state is None or "rho" not in state:
+        raise NAMInputError("cohort cell labels need a fitted (or loaded) NAM")
+    labels = np.asarray(model.individual_labels_)
+    share = np.bincount(labels, minlength=state["rho"].shape[1]) / len(labels)  # label order
+    cohort = np.zeros(state["rho"].shape[1])
+    cohort[np.asarray(model.individual_order_)] = share  # internal (stick) order
+    twin = copy.copy(model)  # shallow: only the state dict is replaced, the fit is untouched
+    twin._state = dict(state, rho=np.tile(cohort, (state["rho"].shape[0], 1)))
+    return twin.predict(Y, group)
+
+
+def cell_counts(labels, group, individuals, clusters) -> pd.DataFrame:
+    """``cells_per_individual.tsv`` from cell labels: individual, cluster, cells per ``C<l>``.
+
+    Parameters
+    ----------
+    labels : array (N,) of int
+        Cell-cluster label of each cell.
+    group : array (N,) of int
+        Individual code of each cell, 0..J-1.
+    individuals : array (J,) of str
+        Name of each individual code.
+    clusters : array (J,) of str
+        Individual cluster (``I<k>``) of each individual.
+    """
+    labels, group = np.asarray(labels), np.asarray(group)
+    occupied = np.unique(labels)
+    counts = np.zeros((len(individuals), len(occupied)), dtype=np.int64)
+    np.add.at(counts, (group, np.searchsorted(occupied, labels)), 1)
+    table = pd.DataFrame(counts, columns=[str(c) for c in cell_cluster_names(occupied)])
+    table.insert(0, "cluster", np.asarray(clusters, dtype=str))
+    table.insert(0, "individual", np.asarray(individuals, dtype=str))
+    return table
+
+
+def bootstrap_compositions(
+    counts: pd.DataFrame,
+    n_draws: int = 1000,
+    seed: int = 0,
+    min_individuals: int = 2,
+    min_mean_cells: float = MIN_MEAN_CELLS,
+) -> dict:
+    """Draws of each individual cluster's mean composition from a Bayesian bootstrap over its individuals.
+
+    Rubin's (1981) Bayesian bootstrap: per draw, Dirichlet(1, ..., 1) weights on the
+    individuals of a cluster, and the composition is the weighted mean of their proportions.
+    These are draws from the posterior of the population mean composition under a Dirichlet
+    process model of the individuals with a vanishing prior, so they carry the spread between
+    individuals that q(u) leaves out (q(u) pools the cluster's cells as one multinomial). The
+    proportions are the individuals' raw shares (no pseudo-count, which would tie a sparse
+    cluster's share to the individual's total), so a cluster with no cell of a cell cluster has
+    share 0 and an infinite log-ratio against the others.
+
+    Parameters
+    ----------
+    counts : DataFrame
+        individual, cluster (``I<k>``), then cells per cell cluster (``C<l>``); individuals
+        without cells are left out.
+    n_draws : int
+        Bootstrap draws.
+    seed : int
+        Seed of the Dirichlet weights (numpy ``default_rng``).
+    min_individuals : int
+        Clusters with fewer individuals (with cells) are left out: one individual has no
+        spread to draw from.
+    min_mean_cells : float
+        Only cell clusters of :func:`tested_cell_clusters` are kept (shares stay those of all
+        the individual's cells).
+
+    Returns
+    -------
+    dict with ``draws`` (n_draws, K_kept, L_tested) float64, ``individual_clusters``
+    (K_kept,), ``cell_clusters`` (L_tested,) and ``sizes`` (K_kept,) individuals per cluster;
+    the layout of :func:`draw_compositions`, so :func:`posterior_differences` takes either.
+    """
+    if n_draws < 1:
+        raise NAMInputError(f"n_draws must be >= 1, got {n_draws}")
+    tested = tested_cell_clusters(counts, min_mean_cells)
+    counts, cell_cols = _counts_matrix(counts)
+    n = counts[cell_cols].to_numpy(dtype=np.float64)
+    shares = (n / n.sum(1, keepdims=True))[:, [cell_cols.index(c) for c in tested]]
+    clusters = counts["cluster"].astype(str).to_numpy()
+    names = sorted(set(clusters), key=lambda k: int(k[1:]))
+    kept = [k for k in names if (clusters == k).sum() >= min_individuals]
+    if len(kept) < len(names):
+        logger.warning("left out of the composition differences (fewer than %d individuals): %s",
+                       min_individuals, sorted(set(names) - set(kept)))
+    rng = np.random.default_rng(seed)
+    draws = np.empty((n_draws, len(kept), len(tested)))
+    for i, k in enumerate(kept):
+        members = shares[clusters == k]
+        weights = rng.dirichlet(np.ones(len(members)), size=n_draws)
+        draws[:, i] = weights @ members
+    return {"draws": draws, "individual_clusters": np.asarray(kept),
+            "cell_clusters": np.asarray(tested, dtype=str),
+            "sizes": np.array([(clusters == k).sum() for k in kept])}
 
 
 def posterior_summary(compositions: dict, names: dict | None = None) -> pd.DataFrame:
@@ -238,7 +427,8 @@ def posterior_differences(
     for label, wa, wb in contrasts(compositions["individual_clusters"], sizes):
         a = np.einsum("k,dkl->dl", wa, draws)
         b = np.einsum("k,dkl->dl", wb, draws)
-        diff, log_ratio = a - b, np.log(a) - np.log(b)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a share of 0: +-inf
+            diff, log_ratio = a - b, np.log(a) - np.log(b)
         lo, hi = np.quantile(diff, [0.025, 0.975], axis=0)
         rlo, rhi = np.quantile(log_ratio, [0.025, 0.975], axis=0)
         p_null = 1.0 - np.maximum((log_ratio > null_log_ratio).mean(0),
@@ -309,8 +499,34 @@ def _counts_matrix(counts: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return counts.loc[totals > 0].reset_index(drop=True), cell_cols
 
 
+def tested_cell_clusters(counts: pd.DataFrame, min_mean_cells: float = MIN_MEAN_CELLS) -> list[str]:
+    """The cell clusters that average at least ``min_mean_cells`` cells per individual with cells.
+
+    Parameters
+    ----------
+    counts : DataFrame
+        individual, cluster, then cells per cell cluster.
+    min_mean_cells : float
+        See :data:`MIN_MEAN_CELLS`; 0 tests every cluster.
+
+    Returns
+    -------
+    list of the cell-cluster column names kept, in table order.
+    """
+    counts, cell_cols = _counts_matrix(counts)
+    mean = counts[cell_cols].to_numpy(dtype=np.float64).mean(axis=0)
+    kept = [str(c) for c, m in zip(cell_cols, mean, strict=True) if m >= min_mean_cells]
+    if len(kept) < len(cell_cols):
+        logger.info("not tested (fewer than %g cells per individual on average): %s",
+                    min_mean_cells, [c for c in cell_cols if c not in kept])
+    return kept
+
+
 def propeller_test(
-    counts: pd.DataFrame, transform: str = "logit", names: dict | None = None
+    counts: pd.DataFrame,
+    transform: str = "logit",
+    names: dict | None = None,
+    min_mean_cells: float = MIN_MEAN_CELLS,
 ) -> pd.DataFrame:
     """Propeller-style tests of each cell cluster's proportion across individual clusters.
 
@@ -329,6 +545,8 @@ def propeller_test(
     transform : {"logit", "asin"}
     names : dict or None
         Cell-type name of each cell cluster.
+    min_mean_cells : float
+        Only the cell clusters of :func:`tested_cell_clusters` are tested (transforms use all).
 
     Returns
     -------
@@ -336,10 +554,13 @@ def propeller_test(
     prop_b (mean per-individual proportions; NaN for "all"), statistic (t or F), p_value, fdr,
     called (fdr < 0.05).
     """
-    counts, cell_cols = _counts_matrix(counts)
-    values = transform_proportions(counts[cell_cols].to_numpy(), transform)
-    shares = counts[cell_cols].to_numpy(dtype=np.float64)
-    shares /= shares.sum(axis=1, keepdims=True)
+    tested = tested_cell_clusters(counts, min_mean_cells)
+    counts, all_cols = _counts_matrix(counts)
+    keep = [all_cols.index(c) for c in tested]
+    values = transform_proportions(counts[all_cols].to_numpy(), transform)[:, keep]
+    shares = counts[all_cols].to_numpy(dtype=np.float64)
+    shares = (shares / shares.sum(axis=1, keepdims=True))[:, keep]
+    cell_cols = tested
     clusters = counts["cluster"].astype(str).to_numpy()
     k_names = sorted(set(clusters), key=lambda n: int(n[1:]))
     sizes = np.array([(clusters == k).sum() for k in k_names])
@@ -374,6 +595,7 @@ def genotype_regression(
     pcs: pd.DataFrame,
     transform: str = "logit",
     names: dict | None = None,
+    min_mean_cells: float = MIN_MEAN_CELLS,
 ) -> pd.DataFrame:
     """Per cell cluster, least squares of the transformed proportion on the genotype PCs.
 
@@ -390,13 +612,16 @@ def genotype_regression(
         ``genotypes/pcs.tsv``); columns starting with ``PC`` are used.
     transform : {"logit", "asin"}
     names : dict or None
+    min_mean_cells : float
+        Only the cell clusters of :func:`tested_cell_clusters` are tested (transforms use all).
 
     Returns
     -------
     DataFrame with columns cell_cluster, [cell_type,] term, estimate (NaN for "all"),
     statistic (t or F), p_value, fdr, r2, n_individuals, called (fdr < 0.05).
     """
-    counts, cell_cols = _counts_matrix(counts)
+    tested = tested_cell_clusters(counts, min_mean_cells)
+    counts, all_cols = _counts_matrix(counts)
     pc_cols = [c for c in pcs.columns if str(c).startswith("PC")]
     if "individual" not in pcs.columns or not pc_cols:
         raise NAMInputError(f"genotype PC table needs columns individual and PC1..; has {list(pcs.columns)}")
@@ -404,7 +629,8 @@ def genotype_regression(
     missing = pd.Index(counts["individual"].astype(str)).difference(pcs.index)
     if len(missing):
         raise NAMInputError(f"{len(missing)} individuals have no genotype PCs: {list(missing[:5])}")
-    Y = transform_proportions(counts[cell_cols].to_numpy(), transform)
+    Y = transform_proportions(counts[all_cols].to_numpy(), transform)
+    Y, cell_cols = Y[:, [all_cols.index(c) for c in tested]], tested
     X = pcs.loc[counts["individual"].astype(str), pc_cols].to_numpy(dtype=np.float64)
     n, q = X.shape
     if n <= q + 1:
@@ -442,37 +668,82 @@ def composition_tables(
     seed: int = 0,
     null_log_ratio: float = DEFAULT_NULL_LOG_RATIO,
     transform: str = "logit",
+    inputs=None,
 ) -> dict[str, pd.DataFrame]:
     """Every table of the composition analysis of one fit.
+
+    ``posterior`` describes NAM's own clusters from q(u). The tests must not use the data twice
+    (NAM's clusters are fitted to the compositions they would test), so they compare the
+    genotype-only clusters of :func:`genotype_groups` and count each cell in its atom of
+    :func:`cohort_cell_labels`; neither sees which cluster the individual's cells put it in.
+    ``differences`` draws each group's mean composition from a Bayesian bootstrap over its
+    individuals (:func:`bootstrap_compositions`), ``propeller`` tests the individuals'
+    proportions and ``genotype`` regresses them on the genotype PCs.
 
     Parameters
     ----------
     model : fitted NAM
     counts : DataFrame
-        ``composition/cells_per_individual.tsv``.
+        ``composition/cells_per_individual.tsv`` (the fit's labels; gives each individual's NAM
+        cluster, and the test counts when ``inputs`` is None).
     pcs : DataFrame
-        Column individual and the genotype PCs (``individuals.tsv``).
+        Column individual and the genotype PCs of the fit (``individuals.tsv``); the first
+        ``q`` PC columns are used (q: the fit's x dimension) unless ``inputs`` gives x.
     names : dict or None
         Cell-type name of each cell cluster.
     n_draws, seed : int
-        Monte Carlo draws from q(u) and their seed.
+        Monte Carlo draws (from q(u) and from the Bayesian bootstrap) and their seed.
     null_log_ratio : float
         Threshold of a null effect (:func:`posterior_differences`).
     transform : {"logit", "asin"}
         Scale of the per-individual proportions (propeller and genotype regression).
+    inputs : FitInputs or None
+        ``fit/inputs.npz`` (x, y, group, individuals). Without it the tests count cells by the
+        fit's own labels, which see the individual's cluster (logged as a warning).
 
     Returns
     -------
-    dict with DataFrames ``posterior``, ``differences``, ``propeller`` and ``genotype``.
+    dict with DataFrames ``posterior``, ``groups`` (individual, nam_cluster, cluster,
+    probability: the grouping of the tests), ``differences``, ``propeller`` and ``genotype``.
     """
-    draws = draw_compositions(model, n_draws=n_draws, seed=seed)
-    labels = np.asarray(model.individual_labels_)
-    sizes = np.bincount(labels)[np.unique(labels)]
+    nam_cluster = counts.set_index(counts["individual"].astype(str))["cluster"].astype(str)
+    if inputs is not None:
+        individuals = np.asarray(inputs.individuals, dtype=str)
+        x = np.asarray(inputs.x, dtype=np.float64)
+        pcs = pd.DataFrame(x, columns=[f"PC{i + 1}" for i in range(x.shape[1])])
+        pcs.insert(0, "individual", individuals)
+        labels = cohort_cell_labels(model, inputs.y, inputs.group)
+        test_counts = cell_counts(labels, inputs.group, individuals,
+                                  nam_cluster.reindex(individuals).to_numpy())
+        logger.info("cohort cell labels: %d of %d cells change atom from the fit's labels",
+                    int((labels != np.asarray(model.cell_labels_)).sum()), len(labels))
+    else:
+        logger.warning("no fit inputs: the tests count cells by the fit's labels, which depend "
+                       "on the individual's cluster")
+        n_x = np.asarray(model.m_x_).shape[1] if hasattr(model, "m_x_") else 0
+        pc_cols = [c for c in pcs.columns if str(c).startswith("PC")][:n_x]
+        pcs = pcs[["individual", *pc_cols]]
+        test_counts = counts
+    groups = genotype_groups(model, pcs)
+    groups.insert(1, "nam_cluster", groups["individual"].map(nam_cluster).to_numpy())
+    moved = int((groups["cluster"] != groups["nam_cluster"]).sum())
+    logger.info("genotype-only clusters of the tests: %d of %d individuals differ from their NAM "
+                "cluster; sizes %s", moved, len(groups),
+                groups["cluster"].value_counts().sort_index().to_dict())
+    cluster_of = groups.set_index("individual")["cluster"]
+    by_genotype = test_counts.assign(
+        cluster=test_counts["individual"].astype(str).map(cluster_of).to_numpy())
+    if by_genotype["cluster"].isna().any():
+        missing = by_genotype.loc[by_genotype["cluster"].isna(), "individual"].tolist()
+        raise NAMInputError(f"{len(missing)} individuals have no genotype PCs: {missing[:5]}")
+    boot = bootstrap_compositions(by_genotype, n_draws=n_draws, seed=seed)
     tables = {
-        "posterior": posterior_summary(draws, names),
-        "differences": posterior_differences(draws, sizes, null_log_ratio, names),
-        "propeller": propeller_test(counts, transform, names),
-        "genotype": genotype_regression(counts, pcs, transform, names),
+        "posterior": posterior_summary(draw_compositions(model, n_draws=n_draws, seed=seed),
+                                       names),
+        "groups": groups,
+        "differences": posterior_differences(boot, boot["sizes"], null_log_ratio, names),
+        "propeller": propeller_test(by_genotype, transform, names),
+        "genotype": genotype_regression(test_counts, pcs, transform, names),
     }
     for key in ("differences", "propeller", "genotype"):
         logger.info("%s: %d of %d tests called at FDR < 0.05", key,

@@ -137,3 +137,128 @@ def test_genotype_regression_names_missing_individuals():
     pcs = pd.DataFrame({"individual": counts["individual"][:4], "PC1": np.arange(4.0)})
     with pytest.raises(NAMInputError, match="I1_4"):
         comp.genotype_regression(counts, pcs)
+
+
+# ---------------------------------------------------------------- tests that do not double dip
+def null_cohort(n_ind=60, n_cells=2000, concentration=50.0, seed=3):
+    """Identical proportions for everyone; individuals scatter around them (Dirichlet)."""
+    rng = np.random.default_rng(seed)
+    omega = np.array([0.45, 0.3, 0.15, 0.1])
+    counts = np.stack([rng.multinomial(n_cells, rng.dirichlet(concentration * omega))
+                       for _ in range(n_ind)])
+    table = pd.DataFrame(counts, columns=[f"C{l + 1}" for l in range(4)])
+    table.insert(0, "cluster", np.where(np.arange(n_ind) % 2 == 0, "I1", "I2"))
+    table.insert(0, "individual", [f"IND{j}" for j in range(n_ind)])
+    return table
+
+
+def pooled_model(table):
+    """q(u) as the fit gives it: each cluster's cells pooled as one multinomial."""
+    pooled = table.groupby("cluster")[["C1", "C2", "C3", "C4"]].sum()
+    return hand_model(pooled.to_numpy() / pooled.to_numpy().sum(1, keepdims=True),
+                      counts_per_cluster=float(pooled.to_numpy().sum(1).mean()))
+
+
+def test_bootstrap_over_individuals_does_not_call_a_null_that_pooled_cells_call():
+    """Two halves of one population, 2000 cells each: q(u)'s pooled-cell intervals call
+    differences that are only between-individual scatter; the bootstrap over individuals does not."""
+    table = null_cohort()
+    old = comp.posterior_differences(comp.draw_compositions(pooled_model(table), 2000, 0),
+                                     sizes=[30, 30])
+    assert old["called"].sum() >= 2  # the failure the issue's null check measured
+    boot = comp.bootstrap_compositions(table, n_draws=2000, seed=0)
+    assert boot["draws"].shape == (2000, 2, 4) and list(boot["sizes"]) == [30, 30]
+    np.testing.assert_allclose(boot["draws"].sum(-1), 1.0)
+    new = comp.posterior_differences(boot, boot["sizes"])
+    assert not new["called"].any(), new
+    # the bootstrap mean is the mean of the individuals' shares
+    shares = table[["C1", "C2", "C3", "C4"]].to_numpy() / 2000.0
+    np.testing.assert_allclose(boot["draws"].mean(0)[0], shares[::2].mean(0), atol=2e-3)
+
+
+def test_bootstrap_still_calls_a_planted_difference():
+    table = counts_table([[0.5, 0.3, 0.2], [0.3, 0.3, 0.4]], n_ind=15, concentration=50.0)
+    boot = comp.bootstrap_compositions(table, n_draws=2000, seed=0)
+    diff = comp.posterior_differences(boot, boot["sizes"]).set_index(["contrast", "cell_cluster"])
+    assert diff.loc[("I1 vs rest", "C1"), "called"] and diff.loc[("I1 vs rest", "C3"), "called"]
+    assert not diff.loc[("I1 vs rest", "C2"), "called"]
+
+
+def test_grouping_by_composition_calls_a_null_and_grouping_by_genotype_does_not():
+    """Double dipping: split individuals by their own C1 share and the split 'differs'."""
+    table = null_cohort()
+    c1 = table["C1"] / table[["C1", "C2", "C3", "C4"]].sum(1)
+    by_composition = table.assign(cluster=np.where(c1 > c1.median(), "I1", "I2"))
+    assert comp.propeller_test(by_composition)["called"].any()
+    rng = np.random.default_rng(1)
+    x = np.where((np.arange(60) % 2 == 0)[:, None], -3.0, 3.0) + rng.normal(size=(60, 2))
+    model = x_model(labels=(c1 > c1.median()).to_numpy().astype(int) ^ 1)  # labels from C1
+    pcs = pd.DataFrame({"individual": table["individual"], "PC1": x[:, 0], "PC2": x[:, 1]})
+    groups = comp.genotype_groups(model, pcs)
+    assert list(groups.columns) == ["individual", "cluster", "probability"]
+    assert (groups["cluster"] == np.where(x[:, 0] < 0, "I1", "I2")).all()  # x decides
+    by_genotype = table.assign(cluster=groups["cluster"].to_numpy())
+    assert not comp.propeller_test(by_genotype)["called"].any()
+
+
+def x_model(labels, means=((-3.0, -3.0), (3.0, 3.0))):
+    """A stand-in with two Normal-Wishart x atoms (unit covariance) and equal weights."""
+    m = np.asarray(means, dtype=np.float64)
+    K, d = m.shape
+    return SimpleNamespace(m_x_=m, t_x_=np.full(K, 30.0), c_x_=np.full(K, 30.0),
+                           D_inv_x_=np.stack([30.0 * np.eye(d)] * K), weights_=np.full(K, 0.5),
+                           individual_labels_=np.asarray(labels))
+
+
+def test_genotype_groups_are_the_x_posterior_over_occupied_clusters():
+    from scipy import special, stats
+
+    model = x_model(labels=[0, 0, 1])
+    pcs = pd.DataFrame({"individual": ["a", "b", "c"], "PC1": [-2.0, 0.1, 2.5],
+                        "PC2": [-3.0, 0.0, 3.0]})
+    groups = comp.genotype_groups(model, pcs)
+    # E log N with c D = I: log N(x | m, I) - d / (2 t) + (E log|Lambda| - 0) / 2, same per k
+    log_r = np.stack([stats.multivariate_normal(m, np.eye(2)).logpdf(pcs[["PC1", "PC2"]])
+                      for m in model.m_x_], 1)
+    r = np.exp(log_r - special.logsumexp(log_r, axis=1, keepdims=True))
+    np.testing.assert_allclose(groups["probability"], r.max(1), rtol=1e-6)
+    assert list(groups["cluster"]) == ["I1", "I2", "I2"]
+    with pytest.raises(NAMInputError, match="genotype PCs"):
+        comp.genotype_groups(model, pcs[["individual", "PC1"]])
+    only_first = x_model(labels=[0, 0, 0])  # an empty cluster is never chosen
+    assert set(comp.genotype_groups(only_first, pcs)["cluster"]) == {"I1"}
+
+
+def test_near_empty_clusters_are_not_tested():
+    """A 1-3-cell cluster's logit is a function of the individual's total, not its composition."""
+    table = null_cohort(n_cells=200)
+    table.loc[table["cluster"] == "I1", "C1"] += 150  # more cells in I1, same shares elsewhere
+    table["C5"] = 0
+    table.loc[[0, 3], "C5"] = 1
+    assert comp.tested_cell_clusters(table) == ["C1", "C2", "C3", "C4"]
+    unfiltered = comp.propeller_test(table, min_mean_cells=0).set_index(["contrast", "cell_cluster"])
+    assert unfiltered.loc[("I1 vs rest", "C5"), "p_value"] < 1e-6  # it tests the totals
+    filtered = comp.propeller_test(table)
+    assert "C5" not in set(filtered["cell_cluster"])
+    assert "C5" not in set(comp.genotype_regression(
+        table, pd.DataFrame({"individual": table["individual"], "PC1": np.arange(60.0)}))["cell_cluster"])
+    assert list(comp.bootstrap_compositions(table, 100)["cell_clusters"]) == ["C1", "C2", "C3", "C4"]
+
+
+def test_cohort_cell_labels_ignore_the_individuals_cluster():
+    from nam_core import NAM, simulate
+
+    data = simulate(J=40, n_clusters=2, q=3, p=4, n_cell_types=3, mean_cells=30, eta=0.9,
+                    seed=0)
+    model = NAM(K=5, L=8, n_init=1, seed=0, device="cpu", verbose=False).fit(
+        data.X, data.Y, data.group)
+    rho = model.rho_.copy()
+    labels = comp.cohort_cell_labels(model, data.Y, data.group)
+    assert labels.shape == (len(data.Y),) and np.array_equal(model.rho_, rho)  # fit untouched
+    a, b = (np.flatnonzero(model.individual_labels_ == k)[0] for k in (0, 1))
+    as_a = comp.cohort_cell_labels(model, data.Y, np.full(len(data.Y), a))
+    as_b = comp.cohort_cell_labels(model, data.Y, np.full(len(data.Y), b))
+    assert np.array_equal(as_a, as_b) and np.array_equal(as_a, labels)
+    counts = comp.cell_counts(labels, data.group, [f"IND{j}" for j in range(40)],
+                              [f"I{k + 1}" for k in model.individual_labels_])
+    assert counts.iloc[:, 2:].to_numpy().sum() == len(data.Y)

@@ -253,9 +253,11 @@ def test_composition_scripts(run, tmp_path):
         tmp_path / "named.h5ad", tmp_path / "perm.tsv", "individual",
         {"n_top": 5, "n_permutations": 49, "seed": 0, "max_cells": 2000})
     assert (perm["p_value"] > 0).all() and (perm["n_permutations"] == 49).all()
-    outs = {k: tmp_path / f"{k}.tsv" for k in ("posterior", "differences", "propeller", "genotype")}
+    outs = {k: tmp_path / f"{k}.tsv"
+            for k in ("groups", "posterior", "differences", "propeller", "genotype")}
     tables = load_script("summarise_composition").summarise(
-        p["best.npz"], p["counts.tsv"], p["individuals.tsv"], tmp_path / "names.tsv", outs,
+        p["best.npz"], p["counts.tsv"], p["individuals.tsv"], p["inputs.npz"],
+        tmp_path / "names.tsv", outs,
         {"n_draws": 500, "seed": 0, "null_log_ratio": 0.1, "transform": "logit"})
     assert {"cell_type", "prob_null", "fdr", "lower", "upper"} <= set(tables["differences"].columns)
     assert np.allclose(tables["posterior"].groupby("individual_cluster")["mean"].sum(), 1.0)
