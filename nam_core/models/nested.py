@@ -608,6 +608,8 @@ class CellAtomMerges(MergeLayer):
 
     EXACT = 4
     REFIT_ROUNDS = 5
+    #: full sweeps (U1 with q(M) and q(w) free, then every global block) after the held refit
+    REFINE_SWEEPS = 3
 
     def __init__(self, run: NestedAtomsRun):
         self.run = run
@@ -665,7 +667,10 @@ class CellAtomMerges(MergeLayer):
             merged[name] = value
         merged["neg_entropy"] = fields["neg_entropy"] + self._pair_entropy[(keep, drop)]
         run.stats = CellStats(**merged)
-        return refit_with_cells_held(run, run.GLOBAL_BLOCKS, self.REFIT_ROUNDS)
+        elbo = refit_with_cells_held(run, run.GLOBAL_BLOCKS, self.REFIT_ROUNDS)
+        for _ in range(self.REFINE_SWEEPS):
+            elbo = run.sweep()
+        return elbo
 
     def n_clusters(self) -> int:
         """Cell atoms with expected size > 0.5."""
