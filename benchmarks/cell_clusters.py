@@ -9,6 +9,7 @@ individual ARI (NAM only) and seconds.
 Example::
 
     OMP_NUM_THREADS=2 python benchmarks/cell_clusters.py --atoms gaussian student_t
+    OMP_NUM_THREADS=1 python benchmarks/cell_clusters.py --atoms student_t --merge-atoms --threads 1
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ def main() -> None:
     parser.add_argument("--L", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--merge-atoms", action="store_true",
+                        help="merge moves of cell atoms at each convergence (FitSettings.merge_atoms)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
-    settings = FitSettings(K=args.K, L=args.L, n_init=args.n_init, device="cpu")
+    settings = FitSettings(K=args.K, L=args.L, n_init=args.n_init, device="cpu", merge_atoms=args.merge_atoms)
     for case in args.cases:
         data = draw_case(case, seed=args.seed)
         for row in run_case(data, args.methods, settings, atoms=args.atoms, seed=args.seed):

@@ -40,9 +40,12 @@ class FitSettings:
     merge : bool
         Merge moves of individual clusters at each convergence.
     atoms : str
-        Family of the cell atoms: "gaussian" or "student_t".
+        Family of the cell atoms: "student_t" (default) or "gaussian". Student-t atoms with
+        cell-atom merges recover the cell types best in ``benchmarks/cell_clusters.py``
+        (README, "Cell clusters against Leiden").
     merge_atoms : bool
-        Merge moves of cell atoms at each convergence.
+        Merge moves of cell atoms at each convergence (default on: without them a type split
+        by the k-means start stays split).
     memory_budget_mb : int
         Working memory of one chunk of cells, MiB.
     checkpoint_every : int
@@ -71,8 +74,8 @@ class FitSettings:
     trunc_v: str = "tsb"
     trunc_u: str = "tsb"
     merge: bool = True
-    atoms: str = "gaussian"
-    merge_atoms: bool = False
+    atoms: str = "student_t"
+    merge_atoms: bool = True
     memory_budget_mb: int = 256
     checkpoint_every: int = 10
     coarse_fraction: float | None = None

@@ -69,8 +69,9 @@ class NAM(NestedAtomsEstimator):
         min(K, J) of them.
     merge_atoms : bool
         At each convergence also try merging cell atoms: pairs ranked by the gain of their
-        summed Normal-Wishart statistics, the best few evaluated exactly, a merge kept only when
-        the ELBO rises (``docs/model.md`` section 8).
+        summed Normal-Wishart statistics, the best few evaluated exactly (a refit with q(M) held,
+        then three full sweeps), a merge kept only when the ELBO rises (``docs/model.md``
+        section 11).
     checkpoint : path or None
         Write the variational state there atomically every ``checkpoint_every`` sweeps and on
         SIGTERM; a fit started with the same checkpoint (same settings and data) resumes from

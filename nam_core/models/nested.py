@@ -603,11 +603,16 @@ class CellAtomMerges(MergeLayer):
     summed statistics and only the best :attr:`EXACT` are evaluated. An exact evaluation needs
     the entropy of the joined responsibilities, so the candidate search starts with one U1 pass
     (a coordinate update) that also collects sum xi log xi of each atom and of each candidate
-    pair; the merged state's statistics are then sums, and its ELBO exact.
+    pair; the merged state's statistics are then sums, and its ELBO exact. After the refit with
+    q(M) held, :attr:`REFINE_SWEEPS` full sweeps let q(M) and q(w) follow the merged atom (held,
+    the cells of a small broad atom keep their old scales and the merge scores too low;
+    ``docs/model.md`` section 11).
     """
 
     EXACT = 4
     REFIT_ROUNDS = 5
+    #: full sweeps (U1 with q(M) and q(w) free, then every global block) after the held refit
+    REFINE_SWEEPS = 3
 
     def __init__(self, run: NestedAtomsRun):
         self.run = run
@@ -650,7 +655,7 @@ class CellAtomMerges(MergeLayer):
                               for i, pair in enumerate(self._pairs)}
 
     def merge(self, keep: int, drop: int) -> float:
-        """Join atom ``drop`` into ``keep`` in the statistics of the search's pass, refit; the ELBO."""
+        """Join atom ``drop`` into ``keep`` in the statistics of the search's pass, refit, sweep; the ELBO."""
         run = self.run
         fields = {f.name: getattr(self._stats, f.name) for f in dataclasses.fields(CellStats)}
         merged = {}
@@ -665,7 +670,10 @@ class CellAtomMerges(MergeLayer):
             merged[name] = value
         merged["neg_entropy"] = fields["neg_entropy"] + self._pair_entropy[(keep, drop)]
         run.stats = CellStats(**merged)
-        return refit_with_cells_held(run, run.GLOBAL_BLOCKS, self.REFIT_ROUNDS)
+        elbo = refit_with_cells_held(run, run.GLOBAL_BLOCKS, self.REFIT_ROUNDS)
+        for _ in range(self.REFINE_SWEEPS):
+            elbo = run.sweep()
+        return elbo
 
     def n_clusters(self) -> int:
         """Cell atoms with expected size > 0.5."""

@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 #: Data sets by name -> (generator, its arguments). The demo cases use the demo config's cohort
 #: (200 individuals, ~100 cells each, 20,000 SNPs); "realistic" is issue 10's cohort (300 donors,
-#: ~180 cells each, > 50,000 cells after QC); "gaussian" is data drawn from the model itself.
+#: ~180 cells each, > 50,000 cells after QC), "realistic_regressed" the same cells with the log
+#: library size regressed out of the PCs; "gaussian" is data drawn from the model itself.
 CASES: dict[str, tuple] = {
     "demo_pcs10": (simulate_realistic_counts,
                    {"n_individuals": 200, "mean_cells": 100, "n_snps": 20_000, "n_pcs": 10}),
@@ -34,6 +35,9 @@ CASES: dict[str, tuple] = {
                    {"n_individuals": 200, "mean_cells": 100, "n_snps": 20_000, "n_pcs": 20}),
     "realistic": (simulate_realistic_counts,
                   {"n_individuals": 300, "mean_cells": 180, "n_pcs": 10}),
+    "realistic_regressed": (simulate_realistic_counts,
+                            {"n_individuals": 300, "mean_cells": 180, "n_pcs": 10,
+                             "regress_library": True}),
     "gaussian": (simulate,
                  {"J": 500, "n_clusters": 4, "q": 10, "p": 10, "n_cell_types": 8,
                   "mean_cells": 200}),

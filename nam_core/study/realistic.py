@@ -20,9 +20,32 @@ from ..inputs.demo import demo_anndata, draw_demo_cohort
 from ..inputs.expression import preprocess
 from .simulate import SimulatedData, genotype_pcs
 
-__all__ = ["simulate_realistic_counts"]
+__all__ = ["simulate_realistic_counts", "regress_out_library"]
 
 logger = logging.getLogger(__name__)
+
+
+def regress_out_library(Y: np.ndarray, total_counts: np.ndarray) -> np.ndarray:
+    """The PCs minus their least-squares fit on the centred log library size.
+
+    Parameters
+    ----------
+    Y : array (N, p)
+        Expression PCs of the cells.
+    total_counts : array (N,)
+        UMIs of each cell (before normalisation).
+
+    Returns
+    -------
+    ndarray (N, p)
+        Y - z b^T with z = log(total_counts) - mean and b = Y^T z / z^T z (p,): each column is
+        uncorrelated with z; the column means are unchanged.
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    z = np.log(np.asarray(total_counts, dtype=np.float64))
+    z = z - z.mean()
+    b = z @ Y / (z @ z)
+    return Y - np.outer(z, b)
 
 
 def simulate_realistic_counts(
@@ -37,6 +60,7 @@ def simulate_realistic_counts(
     gene_dispersion: float = 10.0,
     n_top_genes: int = 500,
     target_sum: float = 1000.0,
+    regress_library: bool = False,
     seed: int = 0,
 ) -> SimulatedData:
     """Draw NB counts, preprocess them as the workflow does and return (X, Y, group, truth).
@@ -55,6 +79,10 @@ def simulate_realistic_counts(
         UMIs per cell after ``normalize_total`` (the workflow config's 1000; scanpy's own
         default is 1e4). The other QC settings are those of the workflow config, which are
         :func:`~nam_core.inputs.expression.preprocess`'s defaults.
+    regress_library : bool
+        Regress the log library size out of the PCs (:func:`regress_out_library`): a low
+        library moves a cell in PC space, and NAM otherwise gives a large type's low-library
+        cells an atom of their own (README, "Cell clusters against Leiden").
 
     Returns
     -------
@@ -81,15 +109,18 @@ def simulate_realistic_counts(
         "n_individuals": n_individuals, "mean_cells": mean_cells, "n_ancestries": n_ancestries,
         "n_pcs": n_pcs, "q": q, "n_snps": n_snps, "fst": fst, "library_sdlog": library_sdlog,
         "gene_dispersion": gene_dispersion, "n_top_genes": n_top_genes, "target_sum": target_sum,
-        "seed": seed,
+        "regress_library": regress_library, "seed": seed,
     }
+    Y = np.asarray(adata.obsm["X_pca"], dtype=np.float64)
+    if regress_library:
+        Y = regress_out_library(Y, adata.obs["total_counts"].to_numpy())
     logger.info(
         "realistic counts: %d individuals, %d of %d cells after QC, %d expression PCs, in %.1f s",
         n_individuals, group.size, cohort["group"].size, adata.obsm["X_pca"].shape[1],
         time.perf_counter() - t0,
     )
     return SimulatedData(
-        X=X, Y=np.asarray(adata.obsm["X_pca"], dtype=np.float64), group=group,
+        X=X, Y=Y, group=group,
         individual_labels=ancestry, cell_labels=cell_labels, composition_labels=ancestry,
         params=params,
     )
