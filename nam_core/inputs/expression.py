@@ -727,7 +727,7 @@ def add_umap(
     Up to ``max_cells`` cells: scanpy's ``neighbors`` and ``umap`` on all cells. Above it (large
     cohorts): umap-learn fitted on a fixed-seed subsample of ``max_cells`` cells (with
     ``low_memory=True`` and scanpy's ``min_dist=0.5``), the other cells placed by
-    ``UMAP.transform``; no graph is stored then.
+    ``UMAP.transform`` in blocks of ``max_cells``; no graph is stored then.
 
     Parameters
     ----------
@@ -773,7 +773,11 @@ def add_umap(
 
 
 def _umap_by_transform(adata: ad.AnnData, use_rep: str, k: int, seed: int, max_cells: int) -> None:
-    """UMAP fitted on ``max_cells`` cells drawn with ``seed``; the rest placed by ``transform``."""
+    """UMAP fitted on ``max_cells`` cells drawn with ``seed``; the rest placed by ``transform``.
+
+    The rest are placed ``max_cells`` at a time, so memory does not grow with the cells placed
+    (each new cell is placed against the fitted cells only).
+    """
     import umap
 
     X = np.asarray(adata.obsm[use_rep], dtype=np.float32)
@@ -782,7 +786,10 @@ def _umap_by_transform(adata: ad.AnnData, use_rep: str, k: int, seed: int, max_c
     model = umap.UMAP(n_neighbors=k, min_dist=0.5, random_state=seed, low_memory=True)
     embedding = np.empty((adata.n_obs, 2), dtype=np.float32)
     embedding[fit] = model.fit_transform(X[fit])
-    embedding[~fit] = model.transform(X[~fit])
+    rest = np.flatnonzero(~fit)
+    for start in range(0, rest.size, max_cells):  # memory of placing max_cells cells at a time
+        block = rest[start:start + max_cells]
+        embedding[block] = model.transform(X[block])
     adata.obsm["X_umap"] = embedding
     adata.uns["umap"] = {"params": {"n_neighbors": k, "min_dist": 0.5, "fitted_cells": max_cells,
                                     "seed": seed, "rest": "transform"}}
