@@ -69,13 +69,14 @@ def read_tsv(path, **kwargs):
     return read_intermediate(path, read_table, MADE_BY.get(str(path)), **kwargs)
 
 
-def read_h5ad(path, **kwargs):
-    """anndata.read_h5ad of an intermediate; a damaged file raises NAMInputError (see read_tsv)."""
-    import anndata as ad
-
+def read_annotations(path):
+    """obs, var, obsm and uns of an intermediate .h5ad without X or layers (X is None); a
+    damaged file raises NAMInputError (see read_tsv). Take rows or columns of X with
+    nam_core.inputs.h5ad.read_rows / read_columns."""
+    from nam_core.inputs.h5ad import read_annotations as read
     from nam_core.io import read_intermediate
 
-    return read_intermediate(path, ad.read_h5ad, MADE_BY.get(str(path)), **kwargs)
+    return read_intermediate(path, read, MADE_BY.get(str(path)))
 
 
 def read_fit_inputs(path):

@@ -1,4 +1,4 @@
-from _common import logged, logger, read_h5ad, read_tsv
+from _common import logged, logger, read_annotations, read_tsv
 
 from nam_core.inputs.h5ad import annotate_h5ad
 from nam_core.io import atomic_path
@@ -8,11 +8,9 @@ from nam_core.results.naming import add_cell_type_names
 def add(path_cells, path_names, path_out):
     """cells.h5ad: the clustered cells with obs nam_cell_type and nam_cell_type_score.
 
-    Only obs is read; the file is copied with the new columns (X stays on disk).
+    Only obs is read (no X, no layer); the file is copied with the new columns.
     """
-    backed = read_h5ad(path_cells, backed="r")
-    obs = add_cell_type_names(backed.obs, read_tsv(path_names))
-    backed.file.close()
+    obs = add_cell_type_names(read_annotations(path_cells).obs, read_tsv(path_names))
     new = {k: obs[k].values for k in ("nam_cell_type", "nam_cell_type_score")}
     with atomic_path(path_out) as tmp:
         annotate_h5ad(path_cells, tmp, obs_columns=new, obsm={}, uns={})

@@ -1,4 +1,4 @@
-from _common import logged, read_h5ad, read_tsv
+from _common import logged, read_annotations, read_tsv
 
 from nam_core.inputs.fit_inputs import FitInputs, assemble_fit_inputs, write_fit_inputs
 
@@ -6,7 +6,7 @@ from nam_core.inputs.fit_inputs import FitInputs, assemble_fit_inputs, write_fit
 def assemble(*, path_to_pcs, path_to_cells, path_to_matching, path_to_inputs,
              individual_column: str, individuals_without_cells: str = "drop") -> FitInputs:
     """NAM's inputs (genotype PCs, expression PCs, group) in one .npz; see nam_core.inputs."""
-    cells = read_h5ad(path_to_cells, backed="r")
+    cells = read_annotations(path_to_cells)
     inputs = assemble_fit_inputs(
         read_tsv(path_to_pcs, index_col="individual"), cells.obs[individual_column],
         cells.obsm["X_pca"], cells.obs_names, read_tsv(path_to_matching),

@@ -1,12 +1,11 @@
-import anndata as ad
-from _common import logged, read_tsv, write_tsv
+from _common import logged, read_annotations, read_tsv, write_tsv
 
 from nam_core.results.checks import check_composition
 
 
 def check(paths: dict, path_evaluation, path_detail, min_true_effect: float):
     """The composition analysis scored against the demo truth (differences, names, permutation)."""
-    obs = ad.read_h5ad(paths["cells"], backed="r").obs
+    obs = read_annotations(paths["cells"]).obs
     evaluation, detail = check_composition(
         obs[["individual", "cell_type", "nam_cell_cluster"]], read_tsv(paths["groups"]),
         read_tsv(paths["differences"]), read_tsv(paths["names"]),

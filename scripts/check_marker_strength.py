@@ -1,16 +1,17 @@
-from _common import logged, read_h5ad, write_tsv
+from _common import logged, read_annotations, write_tsv
 
+from nam_core.inputs.h5ad import read_rows
 from nam_core.results.naming import permutation_test_cells
 
 
 def check(path_cells, path_out, individual_column: str, settings: dict):
     """Permutation test of each cell cluster's top-marker strength (labels permuted within individuals).
 
-    The file is read backed: only the sampled cells' rows of X are loaded.
+    Only the sampled cells' rows of X are loaded (a block at a time), no layer.
     """
-    cells = read_h5ad(path_cells, backed="r")
-    table = permutation_test_cells(cells, "nam_cell_cluster", individual_column, **settings)
-    cells.file.close()
+    table = permutation_test_cells(read_annotations(path_cells), "nam_cell_cluster",
+                                   individual_column, **settings,
+                                   x_rows=lambda rows: read_rows(path_cells, rows))
     write_tsv(table, path_out)
     return table
 

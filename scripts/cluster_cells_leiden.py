@@ -1,5 +1,5 @@
 import pandas as pd
-from _common import logged, read_h5ad, write_tsv
+from _common import logged, read_annotations, write_tsv
 
 from nam_core.results.leiden import leiden_table
 
@@ -7,11 +7,10 @@ from nam_core.results.leiden import leiden_table
 def cluster(path_cells, path_leiden, resolutions, n_neighbors: int = 15, seed: int = 0) -> pd.DataFrame:
     """Leiden clusters of the preprocessed cells on their expression PCs, as a TSV.
 
-    Only the cell names and PCs are read (the counts stay on disk).
+    Only the cell names and PCs are read (no X, no layer).
     """
-    backed = read_h5ad(path_cells, backed="r")
-    names, pcs = backed.obs_names.copy(), backed.obsm["X_pca"][:]
-    backed.file.close()
+    cells = read_annotations(path_cells)
+    names, pcs = cells.obs_names, cells.obsm["X_pca"]
     table = leiden_table(names, pcs, resolutions, n_neighbors, seed)
     write_tsv(table, path_leiden)
     return table

@@ -1,6 +1,6 @@
 import anndata as ad
 import pandas as pd
-from _common import logged, read_h5ad, write_tsv
+from _common import logged, read_annotations, write_tsv
 
 from nam_core.inputs.expression import add_umap
 
@@ -8,12 +8,10 @@ from nam_core.inputs.expression import add_umap
 def compute(path_cells, path_umap, n_neighbors: int = 15, seed: int = 0, max_cells=None):
     """UMAP of the preprocessed cells (from their expression PCs), as a TSV: cell, UMAP1, UMAP2.
 
-    Only the cell names and PCs are read (the counts stay on disk).
+    Only the cell names and PCs are read (no X, no layer).
     """
-    backed = read_h5ad(path_cells, backed="r")
-    adata = ad.AnnData(obs=pd.DataFrame(index=backed.obs_names),
-                       obsm={"X_pca": backed.obsm["X_pca"]})
-    backed.file.close()
+    cells = read_annotations(path_cells)
+    adata = ad.AnnData(obs=pd.DataFrame(index=cells.obs_names), obsm={"X_pca": cells.obsm["X_pca"]})
     add_umap(adata, use_rep="X_pca", n_neighbors=n_neighbors, seed=seed, max_cells=max_cells)
     umap = pd.DataFrame(adata.obsm["X_umap"], columns=["UMAP1", "UMAP2"], index=adata.obs_names)
     write_tsv(umap.rename_axis("cell"), path_umap, index=True)

@@ -1,12 +1,12 @@
 import pandas as pd
-from _common import logged, read_h5ad, read_tsv, write_tsv
+from _common import logged, read_annotations, read_tsv, write_tsv
 
 from nam_core.results.evaluate import evaluate_demo
 
 
 def evaluate(paths: dict, path_evaluation, path_recovery, thresholds: dict):
     """ARI of the clusters against the demo truth and marker recovery, as TSVs."""
-    obs = read_h5ad(paths["cells"], backed="r").obs
+    obs = read_annotations(paths["cells"]).obs
     cells = pd.DataFrame({"cell": obs.index.astype(str), "cluster": obs["nam_cell_cluster"].astype(str)})
     evaluation, recovery = evaluate_demo(
         read_tsv(paths["individuals"]),

@@ -1,6 +1,7 @@
 import anndata as ad
-from _common import logged, read_h5ad, write_tsv
+from _common import logged, read_annotations, write_tsv
 
+from nam_core.inputs.h5ad import read_rows
 from nam_core.results.markers import rank_markers, subsample_groups
 
 
@@ -8,12 +9,12 @@ def find(path_cells, path_markers, n_genes: int = 10, method: str = "wilcoxon",
          max_cells_per_cluster=None):
     """Top marker genes of each NAM cell cluster, on the log-normalised counts in X.
 
-    Only the sampled cells (at most ``max_cells_per_cluster`` per cluster) are read into memory.
+    Only the sampled cells (at most ``max_cells_per_cluster`` per cluster) are held in memory:
+    X is read a block of rows at a time, the layers not at all.
     """
-    backed = read_h5ad(path_cells, backed="r")
-    rows = subsample_groups(backed.obs["nam_cell_cluster"], max_cells_per_cluster, seed=0)
-    adata = ad.AnnData(X=backed.X[rows], obs=backed.obs.iloc[rows], var=backed.var)  # no layers
-    backed.file.close()
+    cells = read_annotations(path_cells)
+    rows = subsample_groups(cells.obs["nam_cell_cluster"], max_cells_per_cluster, seed=0)
+    adata = ad.AnnData(X=read_rows(path_cells, rows), obs=cells.obs.iloc[rows], var=cells.var)
     markers = rank_markers(adata, "nam_cell_cluster", n_genes=n_genes, method=method)
     write_tsv(markers, path_markers)
     return markers

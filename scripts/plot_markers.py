@@ -1,5 +1,6 @@
-from _common import logged, read_h5ad, read_tsv
+from _common import logged, read_annotations, read_tsv
 
+from nam_core.inputs.h5ad import read_columns
 from nam_core.results.naming import display_labels
 from nam_core.results.plots import dotplot_stats, plot_marker_dotplot, save_figure
 
@@ -12,15 +13,15 @@ def plot(path_cells, path_markers, path_png, path_pdf, n_per_cluster: int = 3, p
     markers = read_tsv(path_markers).sort_values(["cluster", "rank"])
     markers = markers.iloc[markers["cluster"].str[1:].astype(int).argsort(kind="stable")]
     top = markers.drop_duplicates("gene").groupby("cluster", sort=False).head(n_per_cluster)
-    adata = read_h5ad(path_cells, backed="r")
+    adata = read_annotations(path_cells)
     genes = top["gene"].tolist()
-    sub = adata[:, genes].to_memory()
+    X = read_columns(path_cells, adata.var_names.get_indexer(genes))
     names = None
     if path_names is not None:
         table = read_tsv(path_names)
         names = dict(zip(table["cluster"], table["cell_type"], strict=True))
     clusters = display_labels(adata.obs["nam_cell_cluster"].astype(str), names)
-    fraction, mean = dotplot_stats(sub.X, clusters, genes, genes)
+    fraction, mean = dotplot_stats(X, clusters, genes, genes)
     labels = display_labels(top["cluster"], names)
     fig = plot_marker_dotplot(fraction, mean, list(zip(labels, genes, strict=True)))
     save_figure(fig, path_png, path_pdf)

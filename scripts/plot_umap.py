@@ -1,11 +1,11 @@
-from _common import logged, read_h5ad
+from _common import logged, read_annotations
 
 from nam_core.results.plots import plot_umap, save_figure
 
 
 def plot(path_cells, path_png, path_pdf):
     """UMAP of the cells coloured by NAM cell cluster."""
-    adata = read_h5ad(path_cells, backed="r")
+    adata = read_annotations(path_cells)
     fig = plot_umap(adata.obsm["X_umap"], adata.obs["nam_cell_cluster"].astype(str))
     save_figure(fig, path_png, path_pdf)
 

@@ -1,5 +1,4 @@
-import anndata as ad
-from _common import logged, read_tsv
+from _common import logged, read_annotations, read_tsv
 
 from nam_core.results.composition_plots import plot_named_umap
 from nam_core.results.plots import save_figure
@@ -7,7 +6,7 @@ from nam_core.results.plots import save_figure
 
 def plot(path_cells, path_names, path_png, path_pdf):
     """UMAP of the cells, each cluster labelled with its cell-type name."""
-    adata = ad.read_h5ad(path_cells, backed="r")
+    adata = read_annotations(path_cells)
     names = read_tsv(path_names)
     fig = plot_named_umap(adata.obsm["X_umap"], adata.obs["nam_cell_cluster"].astype(str),
                           dict(zip(names["cluster"], names["cell_type"], strict=True)))

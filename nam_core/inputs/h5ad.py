@@ -20,7 +20,7 @@ import scipy.sparse as sp
 
 from ..errors import NAMInputError
 
-__all__ = ["CountsFile", "open_counts", "annotate_h5ad", "COUNTS_LAYER_RAW", "examples"]
+__all__ = ["CountsFile", "open_counts", "read_annotations", "read_rows", "read_columns", "annotate_h5ad", "COUNTS_LAYER_RAW", "examples"]
 
 logger = logging.getLogger(__name__)
 
@@ -282,6 +282,73 @@ def _open(f: h5py.File, path: Path, source: str, counts_layer: str | None) -> Co
     obs.index = obs.index.astype(str)
     var.index = var.index.astype(str)
     return CountsFile(path=path, source=source, element=element, obs=obs, var=var, _file=f)
+
+
+def read_annotations(path):
+    """An .h5ad's obs, var, obsm and uns, without X or any layer: memory O(cells + genes).
+
+    anndata's ``backed="r"`` keeps only X on disk and loads every layer (a counts layer is as
+    large as X: 8.9 GB at 1.2M cells), so the workflow reads its cells this way and takes rows
+    or columns of X with :func:`read_rows` / :func:`read_columns`.
+
+    Returns
+    -------
+    AnnData (N, G) with X None.
+    """
+    import anndata as ad
+    from anndata.io import read_elem
+
+    with h5py.File(path, "r") as f:
+        parts = {key: read_elem(f[key]) for key in ("obs", "var", "obsm", "uns") if key in f}
+    return ad.AnnData(**parts)
+
+
+def read_columns(path, columns: np.ndarray, chunk: int = ROW_CHUNK) -> sp.csr_matrix:
+    """Columns of an .h5ad's X for every cell, read a block of ``chunk`` rows at a time.
+
+    Parameters
+    ----------
+    path : str or Path
+    columns : ndarray (g,) of int
+        Gene positions.
+
+    Returns
+    -------
+    csr_matrix (N, g) float32.
+    """
+    columns = np.asarray(columns, dtype=np.int64)
+    with open_counts(path) as cells:
+        blocks = [block[:, columns] for _, block in cells.iter_rows(chunk=chunk)]
+    return sp.vstack(blocks, format="csr")
+
+
+def read_rows(path, rows: np.ndarray, chunk: int = ROW_CHUNK) -> sp.csr_matrix:
+    """Rows of an .h5ad's X, read a block of ``chunk`` rows at a time.
+
+    anndata's backed ``X[rows]`` reads every row between the first and the last one asked for
+    at once (the whole matrix for a random sample); this holds one block and the rows kept.
+
+    Parameters
+    ----------
+    path : str or Path
+    rows : ndarray (n,) of int
+        Sorted, distinct row numbers.
+
+    Returns
+    -------
+    csr_matrix (n, G) float32, rows in the order given.
+    """
+    rows = np.asarray(rows)
+    if rows.size > 1 and np.any(np.diff(rows) <= 0):
+        raise ValueError("rows must be sorted and distinct")
+    with open_counts(path) as cells:
+        keep = np.zeros(cells.shape[0], dtype=bool)
+        keep[rows] = True
+        blocks = [block for _, block in cells.iter_rows(cells=keep, chunk=chunk)]
+        n_genes = cells.shape[1]
+    if not blocks:
+        return sp.csr_matrix((0, n_genes), dtype=np.float32)
+    return sp.vstack(blocks, format="csr")
 
 
 def annotate_h5ad(path_in, path_out, obs_columns: dict, obsm: dict, uns: dict) -> None:

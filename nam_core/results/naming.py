@@ -286,11 +286,12 @@ def marker_permutation_test(
     })
 
 
-def _rows_of_x(adata, rows: np.ndarray):
-    """X of the sorted ``rows`` in memory (sparse or dense); a backed AnnData reads only them."""
-    if rows.size == adata.n_obs:
-        return adata.X[:] if adata.isbacked else adata.X
-    return adata.X[rows]
+def _rows_of_x(adata, rows: np.ndarray, x_rows=None):
+    """X of the sorted ``rows`` (sparse or dense): ``x_rows(rows)`` when given (e.g.
+    :func:`~nam_core.inputs.h5ad.read_rows` of the file), else from ``adata.X``."""
+    if x_rows is not None:
+        return x_rows(rows)
+    return adata.X if rows.size == adata.n_obs else adata.X[rows]
 
 
 def _subsample(n: int, max_cells: int | None, seed: int) -> np.ndarray:
@@ -308,13 +309,14 @@ def name_cell_clusters(
     min_markers: int = DEFAULT_MIN_MARKERS,
     max_cells_per_cluster: int | None = None,
     seed: int = 0,
+    x_rows=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Name every cluster of ``adata.obs[groupby]`` from a marker table.
 
     Only the marker genes of at most ``max_cells_per_cluster`` cells of each cluster (a seeded
     subsample, :func:`~nam_core.results.markers.subsample_groups`; None: all cells) are ranked,
-    so the cost is O(cells ranked x markers). ``adata`` may be backed (``backed="r"``): only
-    those rows of X are read.
+    so the cost is O(cells ranked x markers). ``x_rows`` (sorted rows -> X of those rows) reads
+    them when ``adata`` holds no X (:func:`~nam_core.inputs.h5ad.read_annotations`).
 
     Returns
     -------
@@ -333,7 +335,8 @@ def name_cell_clusters(
     names, codes = np.unique(clusters[rows], return_inverse=True)
     if genes:
         columns = adata.var_names.get_indexer(genes)
-        auroc = cluster_auroc(rank_matrix(_rows_of_x(adata, rows)[:, columns]), codes, names.size)
+        auroc = cluster_auroc(rank_matrix(_rows_of_x(adata, rows, x_rows)[:, columns]), codes,
+                              names.size)
     else:
         auroc = np.empty((names.size, 0))
     scores, used = score_cell_types(pd.DataFrame(auroc, index=names, columns=genes), markers,
@@ -377,19 +380,20 @@ def permutation_test_cells(
     seed: int = 0,
     max_cells: int | None = 20_000,
     min_cells_expressing: float = 0.01,
+    x_rows=None,
 ) -> pd.DataFrame:
     """:func:`marker_permutation_test` on an AnnData of log-normalised expression.
 
     Genes expressed in fewer than ``min_cells_expressing`` of the cells are left out (they
     cannot be markers of any cluster above that size); at most ``max_cells`` cells, drawn
-    with ``seed``, are ranked, so memory is max_cells x genes x 4 bytes. ``adata`` may be backed
-    (``backed="r"``): only those rows of X are read.
+    with ``seed``, are ranked, so memory is max_cells x genes x 4 bytes. ``x_rows`` (sorted rows
+    -> X of those rows) reads them when ``adata`` holds no X.
     """
     for column in (groupby, individual_column):
         if column not in adata.obs.columns:
             raise NAMInputError(f"obs has no column {column!r}; available: {list(adata.obs.columns)}")
     keep = _subsample(adata.n_obs, max_cells, seed)
-    X = _rows_of_x(adata, keep)
+    X = _rows_of_x(adata, keep, x_rows)
     detected = np.asarray((X > 0).sum(axis=0)).ravel() / max(keep.size, 1)
     genes = np.flatnonzero(detected >= min_cells_expressing)
     ranks = rank_matrix(X[:, genes])
