@@ -11,6 +11,8 @@ rule name_cell_clusters:
         scores=out("cell_types/scores.tsv"),
     log:
         out("logs/name_cell_clusters.log"),
+    benchmark:
+        out("benchmarks/name_cell_clusters.tsv")
     conda:
         "../envs/nam.yaml"
     resources:
@@ -35,6 +37,8 @@ rule add_cell_type_names:
         cells=out("cells.h5ad"),
     log:
         out("logs/add_cell_type_names.log"),
+    benchmark:
+        out("benchmarks/add_cell_type_names.tsv")
     conda:
         "../envs/nam.yaml"
     resources:
@@ -106,6 +110,8 @@ rule summarise_composition:
         ),
     log:
         out("logs/summarise_composition.log"),
+    benchmark:
+        out("benchmarks/summarise_composition.tsv")
     conda:
         "../envs/nam.yaml"
     params:
@@ -130,6 +136,8 @@ rule summarise_partition:
         ),
     log:
         out("logs/summarise_partition.log"),
+    benchmark:
+        out("benchmarks/summarise_partition.tsv")
     conda:
         "../envs/nam.yaml"
     params:
@@ -173,6 +181,8 @@ rule plot_composition_figures:
         cocluster_pdf=out("figures/coclustering.pdf"),
     log:
         out("logs/plot_composition_figures.log"),
+    benchmark:
+        out("benchmarks/plot_composition_figures.tsv")
     conda:
         "../envs/nam.yaml"
     params:
@@ -197,6 +207,8 @@ rule plot_umap_cell_types:
         pdf=out("figures/umap_cell_types.pdf"),
     log:
         out("logs/plot_umap_cell_types.log"),
+    benchmark:
+        out("benchmarks/plot_umap_cell_types.tsv")
     conda:
         "../envs/nam.yaml"
     resources:
@@ -225,6 +237,8 @@ rule check_composition_demo:
         detail=out("composition/demo_check_detail.tsv"),
     log:
         out("logs/check_composition_demo.log"),
+    benchmark:
+        out("benchmarks/check_composition_demo.tsv")
     conda:
         "../envs/nam.yaml"
     params:
@@ -274,6 +288,8 @@ rule compare_ablation:
         ),
     log:
         out("logs/compare_ablation.log"),
+    benchmark:
+        out("benchmarks/compare_ablation.tsv")
     conda:
         "../envs/nam.yaml"
     params:

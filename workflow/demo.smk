@@ -44,6 +44,8 @@ rule evaluate_demo:
         ),
     log:
         out("logs/evaluate_demo.log"),
+    benchmark:
+        out("benchmarks/evaluate_demo.tsv")
     conda:
         "../envs/nam.yaml"
     params:

@@ -11,6 +11,8 @@ rule plot_genotype_scree:
         pdf=out("figures/genotype_scree.pdf"),
     log:
         out("logs/plot_genotype_scree.log"),
+    benchmark:
+        out("benchmarks/plot_genotype_scree.tsv")
     conda:
         "../envs/nam.yaml"
     params:
@@ -36,6 +38,8 @@ rule plot_genotype_pcs:
         pdf=out("figures/genotype_pcs.pdf"),
     log:
         out("logs/plot_genotype_pcs.log"),
+    benchmark:
+        out("benchmarks/plot_genotype_pcs.tsv")
     conda:
         "../envs/nam.yaml"
     params:
@@ -60,6 +64,8 @@ rule plot_umap:
         pdf=out("figures/umap_cell_clusters.pdf"),
     log:
         out("logs/plot_umap.log"),
+    benchmark:
+        out("benchmarks/plot_umap.tsv")
     conda:
         "../envs/nam.yaml"
     resources:
@@ -87,6 +93,8 @@ rule plot_composition:
         pdf=out("figures/composition_heatmap.pdf"),
     log:
         out("logs/plot_composition.log"),
+    benchmark:
+        out("benchmarks/plot_composition.tsv")
     conda:
         "../envs/nam.yaml"
     params:
@@ -113,6 +121,8 @@ rule plot_markers:
         pdf=out("figures/marker_dotplot.pdf"),
     log:
         out("logs/plot_markers.log"),
+    benchmark:
+        out("benchmarks/plot_markers.tsv")
     conda:
         "../envs/nam.yaml"
     resources:
@@ -141,6 +151,8 @@ rule plot_elbo_traces:
         pdf=out("figures/elbo_traces.pdf"),
     log:
         out("logs/plot_elbo_traces.log"),
+    benchmark:
+        out("benchmarks/plot_elbo_traces.tsv")
     conda:
         "../envs/nam.yaml"
     params:

@@ -7,6 +7,8 @@ rule assemble_fit_inputs:
         inputs=out("fit/inputs.npz"),
     log:
         out("logs/assemble_fit_inputs.log"),
+    benchmark:
+        out("benchmarks/assemble_fit_inputs.tsv")
     conda:
         "../envs/nam.yaml"
     resources:
@@ -60,6 +62,8 @@ rule select_best_fit:
         traces=out("fit/elbo_traces.tsv"),
     log:
         out("logs/select_best_fit.log"),
+    benchmark:
+        out("benchmarks/select_best_fit.tsv")
     conda:
         "../envs/nam.yaml"
     params:
