@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import NAMInputError
 from ..inputs.fit_inputs import read_fit_inputs
-from ..inputs.h5ad import annotate_h5ad
+from ..inputs.h5ad import annotate_h5ad, read_annotations
 from ..io import atomic_path, read_intermediate, read_tsv, write_tsv
 from ..models.nam import NAM
 
@@ -229,9 +229,7 @@ def write_results(
 
     model = read(path_to_fit, NAM.load)
     inputs = read(path_to_inputs, read_fit_inputs)
-    backed = read(path_to_cells, ad.read_h5ad, backed="r")  # cell names only; X stays on disk
-    obs_names = backed.obs_names.copy()
-    backed.file.close()
+    obs_names = read(path_to_cells, read_annotations).obs_names  # no X, no layer
     if not np.array_equal(obs_names.to_numpy(dtype=str), inputs.cells):
         raise NAMInputError(
             f"{path_to_cells} and {path_to_inputs} list different cells; rerun the fit")
