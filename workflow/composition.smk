@@ -16,7 +16,8 @@ rule name_cell_clusters:
     conda:
         "../envs/nam.yaml"
     resources:
-        mem_mb=lambda wildcards, input: max(4000, 3 * input.size_mb),
+        # obs and sampled rows of X only: 1.0 GB at 1.2M cells (README)
+        mem_mb=4000,
     params:
         producers=get_producers,
         min_score=config["naming"]["min_score"],
@@ -42,7 +43,8 @@ rule add_cell_type_names:
     conda:
         "../envs/nam.yaml"
     resources:
-        mem_mb=lambda wildcards, input: max(4000, 3 * input.size_mb),
+        # obs only, the file copied: 0.7 GB at 1.2M cells
+        mem_mb=2000,
     params:
         nam_version=NAM_VERSION,
     message:
@@ -67,7 +69,8 @@ rule check_marker_strength:
     conda:
         "../envs/nam.yaml"
     resources:
-        mem_mb=lambda wildcards, input: max(4000, 3 * input.size_mb),
+        # at most permutation.max_cells rows of X: 1.5 GB at 1.2M cells
+        mem_mb=4000,
     params:
         producers=get_producers,
         individual_column=get_individual_column(),
@@ -212,7 +215,8 @@ rule plot_umap_cell_types:
     conda:
         "../envs/nam.yaml"
     resources:
-        mem_mb=lambda wildcards, input: max(2000, input.size_mb),
+        # obs and the UMAP only: 1.1 GB at 1.2M cells
+        mem_mb=2000,
     params:
         nam_version=NAM_VERSION,
     message:

@@ -12,7 +12,7 @@ rule preprocess_expression:
         "../envs/nam.yaml"
     threads: 2
     resources:
-        # streamed in blocks of cells: 0.9 GB peak at 127k cells (README), flat in the cells
+        # streamed in blocks of cells: 0.9 GB at 127k cells, 1.3 GB at 1.2M (README)
         mem_mb=4000,
     params:
         producers=get_producers,
@@ -39,8 +39,9 @@ rule compute_umap:
         "../envs/nam.yaml"
     threads: 2
     resources:
-        # reads the PCs only; UMAP fitted on at most umap_max_cells: 2.1 GB at 127k (README)
-        mem_mb=6000,
+        # reads the PCs only; UMAP fitted on at most umap_max_cells, the rest placed as many at a
+        # time: 1.5 GB at 1.2M cells (README)
+        mem_mb=4000,
     params:
         producers=get_producers,
         n_neighbors=config["expression"]["n_neighbors"],

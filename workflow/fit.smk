@@ -12,7 +12,8 @@ rule assemble_fit_inputs:
     conda:
         "../envs/nam.yaml"
     resources:
-        mem_mb=lambda wildcards, input: max(2000, 2 * input.size_mb),
+        # obs and the PCs only: 0.9 GB at 1.2M cells
+        mem_mb=2000,
     params:
         producers=get_producers,
         individual_column=get_individual_column(),
@@ -91,7 +92,8 @@ if coarse_to_fine():
             "../envs/nam.yaml"
         threads: 1
         resources:
-            mem_mb=lambda wildcards, input: max(2000, 20 * input.size_mb),
+            # the fit on all cells from one-hot starting labels: 3.3 GB at 1.2M cells
+            mem_mb=lambda wildcards, input: max(4000, 30 * input.size_mb),
         params:
             producers=get_producers,
             settings=get_fit_settings(),
@@ -131,7 +133,8 @@ rule write_results:
     conda:
         "../envs/nam.yaml"
     resources:
-        mem_mb=lambda wildcards, input: max(4000, 3 * input.size_mb),
+        # cell names and labels, the file copied: O(cells), about 1 GB at 1.2M cells
+        mem_mb=4000,
     params:
         producers=get_producers,
         individual_column=get_individual_column(),
@@ -158,7 +161,8 @@ rule find_markers:
     conda:
         "../envs/nam.yaml"
     resources:
-        mem_mb=lambda wildcards, input: max(4000, 3 * input.size_mb),
+        # at most markers.max_cells_per_cluster rows per cluster: 1.4 GB at 1.2M cells
+        mem_mb=4000,
     params:
         producers=get_producers,
         n_genes=config["markers"]["n_genes"],

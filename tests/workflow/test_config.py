@@ -86,7 +86,7 @@ def test_profiles_use_real_options_and_rules(name):
     options = {opt for action in get_argument_parser()._actions for opt in action.option_strings}
     for key in profile:
         assert f"--{key}" in options, f"profiles/{name}: {key} is not a snakemake option"
-    rules = set(re.findall(r"^rule (\w+):", "".join(
+    rules = set(re.findall(r"^\s*rule (\w+):", "".join(
         p.read_text() for p in (ROOT / "workflow").glob("*.smk")), flags=re.M))
     assert set(profile.get("set-resources", {})) <= rules
     assert set(profile.get("set-threads", {})) <= rules
@@ -214,5 +214,6 @@ def test_onek1k_profile_stacks_on_the_slurm_profile(monkeypatch):
     _, args = parse_args(["--profile", "profiles/slurm", "--profile", "profiles/onek1k", "-n"])
     assert args.executor == "slurm" and args.slurm_status_command == "squeue"
     assert args.slurm_no_account is True and "runtime" in args.default_resources
-    assert args.set_resources["preprocess_expression"]["mem_mb"].value == 128000
+    assert args.set_resources["preprocess_expression"]["mem_mb"].value == 4000
+    assert args.set_resources["refine_fit"]["mem_mb"].value == 8000
     assert args.set_threads["fit_nam"].value == 4
