@@ -198,7 +198,8 @@ def coarse_to_fine():
 
 def get_selected_fit():
     """Where select_best_fit writes the kept restart: fit/best.npz, or with coarse-to-fine
-    restarts fit/best_coarse.npz, which refine_fit refines on all cells into fit/best.npz."""
+    restarts fit/best_coarse.npz, which refine_fit refines on all cells into fit/best.npz.
+    """
     return out("fit/best_coarse.npz" if coarse_to_fine() else "fit/best.npz")
 
 
