@@ -19,6 +19,14 @@ Example (the README's table)::
 ``--atoms gaussian student_t`` times both cell-atom families alternately (``--repeats``) and
 prints the ratio of their median seconds per sweep.
 
+``--profile-sweeps`` runs each fit to convergence without merges and reports the median
+seconds of sweeps 2-6 and of the last 10 sweeps (a sweep should cost the same at convergence as
+at the start); with ``--data counts`` the cells are PCs of negative-binomial counts around real
+PBMC profiles (the demo's generator), where far atoms' responsibilities underflow::
+
+    python benchmarks/bench_fit.py --profile-sweeps --data counts --atoms gaussian student_t \
+        --n-cells 45000 127000 1270000 --nam-threads 1 --skip-sklearn
+
 ``--compare-tree DIR`` (a checkout of another commit) runs NAM from that tree and from this one,
 alternately ``--repeats`` times in the same run, and prints the ratio of their median seconds
 per sweep (a refactor's cost)::
@@ -40,35 +48,46 @@ import time
 J, P, Q, K, L = 982, 30, 10, 20, 50
 
 
-def make_data(n_cells: int, seed: int = 0):
-    """OneK1K-shaped simulated data: J individuals, p = 30 cell PCs, q = 10 genotype PCs."""
+def make_data(n_cells: int, seed: int = 0, kind: str = "gaussian"):
+    """OneK1K-shaped simulated data: J individuals, p = 30 cell PCs, q = 10 genotype PCs.
+
+    ``kind="counts"``: PCs of negative-binomial counts of the demo's 6 cell types.
+    """
     from nam_core import simulate
 
+    if kind == "counts":
+        return simulate(J=J, n_clusters=3, q=Q, p=P, n_cell_types=6, mean_cells=n_cells / J,
+                        min_cells=1, expression_model="counts", seed=seed)
     return simulate(
         J=J, n_clusters=6, q=Q, p=P, n_cell_types=14, mean_cells=n_cells / J, min_cells=1,
         delta_y=4.0, seed=seed,
     )
 
 
-def run_nam(n_cells: int, threads: int, max_sweeps: int, dtype: str, atoms: str = "gaussian") -> dict:
+def run_nam(n_cells: int, threads: int, max_sweeps: int, dtype: str, atoms: str = "gaussian",
+            kind: str = "gaussian", profile: bool = False) -> dict:
     import torch
+    from sweep_log import SweepTimes, sweep_profile
 
     from nam_core import NAM
 
     torch.set_num_threads(threads)
-    data = make_data(n_cells)
+    data = make_data(n_cells, kind=kind)
+    options = {"merge": False} if profile else {}
     t0 = time.perf_counter()
-    model = NAM(K=K, L=L, n_init=1, seed=0, max_iter=max_sweeps, dtype=dtype, device="cpu",
-                atoms=atoms, verbose=False).fit(data.X, data.Y, data.group)
+    with SweepTimes() as times:
+        model = NAM(K=K, L=L, n_init=1, seed=0, max_iter=max_sweeps, dtype=dtype, device="cpu",
+                    atoms=atoms, verbose=False, **options).fit(data.X, data.Y, data.group)
     total = time.perf_counter() - t0
     restart = model.restarts_[0]
     init = total - restart["seconds"]
-    return {
+    profiled = sweep_profile(times.seconds) | {"elbo": model.elbo_} if profile else {}
+    return profiled | {
         "tool": "nam", "atoms": atoms, "n_cells": int(data.Y.shape[0]), "threads": threads, "dtype": dtype,
         "seconds_per_sweep": (restart["seconds"] - restart["merge_seconds"]) / model.n_iter_,
         "sweeps": model.n_iter_, "converged": bool(model.converged_),
         "merges": restart["merges"], "seconds_merge_search": restart["merge_seconds"],
-        "seconds_total": total, "seconds_init_and_output": init,
+        "seconds_total": total, "seconds_init_and_output": init, "data": kind,
     }
 
 
@@ -103,7 +122,8 @@ def run_sklearn(n_cells: int, threads: int, iters: int) -> dict:
 
 def child(args) -> None:
     if args.tool == "nam":
-        out = run_nam(args.n, args.nam_threads, args.max_sweeps, args.dtype, args.atoms[0])
+        out = run_nam(args.n, args.nam_threads, args.max_sweeps, args.dtype, args.atoms[0],
+                      args.data, args.profile_sweeps)
     else:
         out = run_sklearn(args.n, args.sklearn_threads, args.sklearn_iters)
     out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -117,8 +137,10 @@ def spawn(tool: str, n: int, args, tree: str | None = None, atoms: str = "gaussi
         env["PYTHONPATH"] = os.path.abspath(tree)
     cmd = [sys.executable, __file__, "--child", tool, "--n", str(n), "--nam-threads", str(args.nam_threads),
            "--sklearn-threads", str(args.sklearn_threads), "--sklearn-iters", str(args.sklearn_iters),
-           "--max-sweeps", str(args.max_sweeps), "--dtype", args.dtype]
-    if tree is None:  # another tree may predate the option
+           "--max-sweeps", str(args.max_sweeps), "--dtype", args.dtype, "--data", args.data]
+    if args.profile_sweeps:
+        cmd.append("--profile-sweeps")
+    if tree is None or atoms != "gaussian":  # another tree may predate the option
         cmd += ["--atoms", atoms]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     out = json.loads(proc.stdout.strip().splitlines()[-1]) | {"tree": tree or "."}
@@ -146,8 +168,9 @@ def compare_trees(n: int, args) -> None:
 
     here, there = [], []
     for _ in range(args.repeats):
-        here.append(spawn("nam", n, args)["seconds_per_sweep"])
-        there.append(spawn("nam", n, args, args.compare_tree)["seconds_per_sweep"])
+        for atoms in args.atoms:
+            here.append(spawn("nam", n, args, atoms=atoms)["seconds_per_sweep"])
+            there.append(spawn("nam", n, args, args.compare_tree, atoms=atoms)["seconds_per_sweep"])
     print(json.dumps({"n_cells": n, "median_seconds_per_sweep": statistics.median(here),
                       "median_seconds_per_sweep_other_tree": statistics.median(there),
                       "ratio_this_over_other": statistics.median(here) / statistics.median(there)}),
@@ -167,6 +190,10 @@ def main() -> None:
     parser.add_argument("--n", type=int)
     parser.add_argument("--compare-tree", help="checkout of another commit to compare NAM against")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data", choices=["gaussian", "counts"], default="gaussian",
+                        help="cells: Gaussian atoms (default) or PCs of negative-binomial counts")
+    parser.add_argument("--profile-sweeps", action="store_true",
+                        help="fit to convergence without merges; seconds per sweep, first and last")
     parser.add_argument("--atoms", nargs="+", default=["gaussian"], choices=["gaussian", "student_t"],
                         help="cell-atom families to time; two give their ratio, alternately --repeats times")
     args = parser.parse_args()
@@ -174,8 +201,14 @@ def main() -> None:
         child(args)
         return
     for n in args.n_cells:
-        if args.compare_tree:
+        if args.compare_tree and not args.profile_sweeps:
             compare_trees(n, args)
+            continue
+        if args.profile_sweeps:
+            for atoms in args.atoms:
+                spawn("nam", n, args, atoms=atoms)
+                if args.compare_tree:
+                    spawn("nam", n, args, args.compare_tree, atoms=atoms)
             continue
         if len(args.atoms) > 1:
             compare_atoms(n, args)

@@ -18,28 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from sweep_log import SweepTimes
+
 ROOT = Path(__file__).resolve().parent.parent
 J, P, Q, K, L = 982, 30, 10, 20, 50
 NO_GPU_EXIT = 2
-
-
-class SweepTimes(logging.Handler):
-    """Collects the seconds of every sweep from the fit's per-sweep log line."""
-
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.seconds: list[float] = []
-
-    def emit(self, record):
-        if record.msg.startswith("restart %d seed %d sweep %d"):
-            self.seconds.append(float(record.args[-1]))
 
 
 def emit(row: dict, sink) -> None:
@@ -89,15 +78,9 @@ def timed_fit(data, device: str, dtype: str, **options):
     """Fit NAM; return (model, per-sweep seconds)."""
     from nam_core import NAM
 
-    times = SweepTimes()
-    log = logging.getLogger("nam_core")
-    log.addHandler(times)
-    log.setLevel(logging.INFO)
-    try:
-        model = NAM(K=K, L=L, n_init=1, seed=0, device=device, dtype=dtype, verbose=True,
+    with SweepTimes() as times:
+        model = NAM(K=K, L=L, n_init=1, seed=0, device=device, dtype=dtype, verbose=False,
                     **options).fit(data.X, data.Y, data.group)
-    finally:
-        log.removeHandler(times)
     return model, times.seconds
 
 

@@ -15,16 +15,23 @@ def select(paths_fits, path_best, path_restarts, path_traces) -> NAM:
         len(paths_fits),
     )
     model.save(path_best)
-    restarts = pd.DataFrame(model.restarts_)
+    restarts = pd.DataFrame(model.restarts_).drop(columns="sweep_seconds", errors="ignore")
     restarts["kept"] = restarts["seed"] == model.seed_
     restarts["fit"] = [str(p) for p in paths_fits]
-    traces = pd.concat(
-        pd.DataFrame({"seed": m.seed_, "sweep": range(1, m.n_iter_ + 1), "elbo": m.elbo_trace_})
-        for m in fits.values()
-    )
+    traces = pd.concat(trace_table(m) for m in fits.values())
     write_tsv(restarts, path_restarts)
     write_tsv(traces, path_traces)
     return model
+
+
+def trace_table(model: NAM) -> pd.DataFrame:
+    """One row per sweep of the kept restart: seed, sweep, ELBO and seconds (when recorded)."""
+    table = pd.DataFrame({"seed": model.seed_, "sweep": range(1, model.n_iter_ + 1), "elbo": model.elbo_trace_})
+    kept = [r for r in model.restarts_ if r["seed"] == model.seed_]
+    seconds = kept[0].get("sweep_seconds", []) if kept else []
+    if len(seconds) == len(table):
+        table["seconds"] = seconds
+    return table
 
 
 if "snakemake" in globals():

@@ -136,7 +136,8 @@ class Checkpoint:
         return {"restart": prog.restart, "seed": prog.seed, "elbo_trace": list(prog.elbo_trace),
                 "converged": prog.converged, "merges": prog.merges, "atom_merges": prog.atom_merges,
                 "merge_seconds": prog.merge_seconds, "searches": prog.searches,
-                "alternatives": prog.alternatives, "seconds": prog.seconds}
+                "alternatives": prog.alternatives, "seconds": prog.seconds,
+                "sweep_seconds": list(prog.sweep_seconds)}
 
     def write_current(self, run, prog) -> None:
         """Save the restart in progress (its state after the last sweep)."""

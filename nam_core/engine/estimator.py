@@ -100,6 +100,7 @@ class _Progress:
     def __init__(self, restart: int, seed: int):
         self.restart, self.seed = restart, seed
         self.elbo_trace: list[float] = []
+        self.sweep_seconds: list[float] = []
         self.converged = False
         self.merges, self.atom_merges, self.merge_seconds, self.searches = 0, 0, 0.0, 0
         self.alternatives: list[dict] = []
@@ -109,7 +110,8 @@ class _Progress:
         """The restart's row of ``restarts_``."""
         return {"seed": self.seed, "elbo": self.elbo_trace[-1], "n_iter": len(self.elbo_trace),
                 "converged": self.converged, "seconds": self.seconds, "merges": self.merges,
-                "atom_merges": self.atom_merges, "merge_seconds": self.merge_seconds}
+                "atom_merges": self.atom_merges, "merge_seconds": self.merge_seconds,
+                "sweep_seconds": list(self.sweep_seconds)}
 
 
 class VariationalEstimator:
@@ -190,6 +192,7 @@ class VariationalEstimator:
             elbo = float(run.sweep())
             prev, current = current, elbo
             prog.elbo_trace.append(elbo)
+            prog.sweep_seconds.append(time.perf_counter() - t0)
             if not math.isfinite(elbo):
                 raise FloatingPointError(f"the ELBO became {elbo} at sweep {it} (seed {prog.seed})")
             change = math.inf if prev is None else (elbo - prev) / abs(elbo)
@@ -197,7 +200,7 @@ class VariationalEstimator:
                 self._report_decrease(it, prev, elbo, run.dtype)
             self._log("restart %d seed %d sweep %d elbo %.10g rel_change %.3e clusters %s seconds %.3f",
                       prog.restart, prog.seed, it, elbo, change, run.occupied_summary(),
-                      time.perf_counter() - t0)
+                      prog.sweep_seconds[-1])
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(elbo=f"{elbo:.6g}", rel=f"{change:.1e}")

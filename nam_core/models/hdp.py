@@ -24,6 +24,7 @@ from ..components.cells import (
     chunk_log_densities,
     chunk_size,
     empty_stats,
+    flush_subnormals_,
     individual_spans,
 )
 from ..components.init import kmeans, one_hot, random_responsibilities
@@ -127,11 +128,11 @@ class HDPRun(Run):
                 if "zeta" in steps:
                     elog_pi = expected_log_weights(self.a[:, j0:j1], self.b[:, j0:j1], T).T.to(d.dtype)
                     logits = elog_pi.index_select(0, g) + torch.einsum("ntl,nl->nt", varphi.index_select(0, g), E)
-                    zeta = torch.softmax(logits, dim=1)
+                    zeta = flush_subnormals_(torch.softmax(logits, dim=1))
                 if "varphi" in steps:
                     S = torch.zeros((J_c, T * L), dtype=d.dtype, device=d.device)
                     S.index_add_(0, g, (zeta[:, :, None] * E[:, None, :]).reshape(n_c, T * L))
-                    varphi = torch.softmax(elog_B + S.view(J_c, T, L), dim=2)
+                    varphi = flush_subnormals_(torch.softmax(elog_B + S.view(J_c, T, L), dim=2))
                 if "sticks" in steps:
                     nz = torch.zeros((J_c, T), dtype=torch.float64, device=d.device)
                     nz.index_add_(0, g, zeta.to(torch.float64))

@@ -91,7 +91,8 @@ class NAM(NestedAtomsEstimator):
     seed_ : int
         Seed of the kept restart.
     restarts_ : list of dict
-        Seed, final ELBO, sweeps, convergence, seconds and accepted merges of every restart.
+        Seed, final ELBO, sweeps, convergence, seconds (also of each sweep, ``sweep_seconds``)
+        and accepted merges of every restart.
     alternatives_ : list of dict
         Every merge candidate the kept restart evaluated: ``search``, ``keep``, ``drop``
         (individual-cluster labels of the fit), ``n_clusters`` after the merge, its ``elbo``,

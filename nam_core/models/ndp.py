@@ -23,6 +23,7 @@ from ..components.cells import (
     chunk_size,
     chunks,
     empty_stats,
+    flush_subnormals_,
     individual_spans,
 )
 from ..components.init import initial_cell_responsibilities, kmeans_individuals
@@ -95,7 +96,7 @@ class NDPRun(NestedGlobals):
                 logits = (chunk_log_densities(d.Y[sl], feats, coef, d.quad) + elog_omega).view(n_c, K, L)
                 A = torch.logsumexp(logits, dim=2)  # (n_c, K)
                 log_phi = logits - A[:, :, None]
-                phi = torch.exp(log_phi)
+                phi = flush_subnormals_(torch.exp(log_phi))
                 A_ind = torch.zeros((j1 - j0, K), dtype=torch.float64, device=d.device)
                 A_ind.index_add_(0, g, A.to(torch.float64))
                 A_all[j0:j1] = A_ind

@@ -1,0 +1,99 @@
+"""Responsibilities never hold subnormal numbers, and a fit leaves the floating-point mode alone.
+
+CPU arithmetic on subnormal operands is 10-100x slower; far atoms' responsibilities underflow
+into that range as a fit converges (benchmarks/bench_fit.py --profile-sweeps measures it).
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from nam_core import NAM, ConvergenceWarning, simulate
+from nam_core.components.cells import flush_subnormals_, log_softmax_with_entropy
+
+from .helpers import small_data
+
+
+def flushes_subnormals() -> bool:
+    """True when torch's CPU arithmetic currently flushes subnormal results to zero."""
+    tiny = torch.tensor([torch.finfo(torch.float32).tiny], dtype=torch.float32)
+    return bool((tiny / 4)[0] == 0)
+
+
+def subnormal_count(x: torch.Tensor) -> int:
+    tiny = torch.finfo(x.dtype).tiny
+    return int(((x != 0) & (x.abs() < tiny)).sum())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_flush_subnormals_zeroes_only_subnormals(dtype):
+    tiny = torch.finfo(dtype).tiny
+    x = torch.tensor([0.0, tiny / 8, tiny / 2, tiny, 2 * tiny, 1e-3, 1.0], dtype=dtype)
+    if flushes_subnormals():
+        pytest.skip("this process flushes subnormals already")
+    assert subnormal_count(x) == 2
+    out = flush_subnormals_(x)
+    assert out.data_ptr() == x.data_ptr()  # in place
+    assert subnormal_count(x) == 0
+    expected = torch.tensor([0.0, 0.0, 0.0, 0.0, 2 * tiny, 1e-3, 1.0], dtype=dtype)
+    assert torch.equal(x, expected)
+
+
+def test_far_atoms_get_zero_not_subnormal_responsibility():
+    logits = torch.tensor([[0.0, -95.0, -200.0], [-1.0, 0.0, -120.0]], dtype=torch.float32)
+    assert subnormal_count(torch.softmax(logits, dim=1)) > 0  # what the flush prevents
+    xi, neg_entropy = log_softmax_with_entropy(logits)
+    assert subnormal_count(xi) == 0
+    assert torch.allclose(xi.sum(1), torch.ones(2))
+    assert torch.isfinite(neg_entropy)
+
+
+def test_cell_pass_accumulates_no_subnormal_responsibilities(monkeypatch):
+    """Spy on the statistics' accumulation: far, well-separated atoms get exact zeros."""
+    import nam_core.components.cells as cells
+
+    seen = []
+    for name in ("accumulate", "accumulate_scaled"):
+        original = getattr(cells, name)
+
+        def spy(stats, fmap, phi_c, xi_c, *rest, _original=original):
+            seen.append(subnormal_count(xi_c))
+            return _original(stats, fmap, phi_c, xi_c, *rest)
+
+        monkeypatch.setattr(cells, name, spy)
+    d = simulate(J=12, n_clusters=2, q=2, p=3, n_cell_types=4, mean_cells=40, min_cells=5,
+                 delta_y=40.0, seed=0)
+    model = NAM(K=3, L=6, n_init=1, seed=0, max_iter=10, dtype="float32", device="cpu",
+                verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(d.X, d.Y, d.group)
+    assert seen, "the cell pass accumulated nothing"
+    assert sum(seen) == 0
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_fit_leaves_the_callers_floating_point_mode(flush):
+    d = small_data(seed=1)
+    assert torch.set_flush_denormal(flush)
+    try:
+        assert flushes_subnormals() == flush
+        NAM(K=3, L=5, n_init=1, seed=0, dtype="float32", device="cpu", verbose=False).fit(d.X, d.Y, d.group)
+        assert flushes_subnormals() == flush
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def test_fit_is_the_same_with_and_without_flushing():
+    d = small_data(seed=2)
+    kw = dict(K=3, L=6, n_init=1, seed=0, dtype="float64", device="cpu", verbose=False)
+    plain = NAM(**kw).fit(d.X, d.Y, d.group)
+    torch.set_flush_denormal(True)
+    try:
+        flushed = NAM(**kw).fit(d.X, d.Y, d.group)
+    finally:
+        torch.set_flush_denormal(False)
+    np.testing.assert_allclose(flushed.elbo_trace_, plain.elbo_trace_, rtol=1e-12)
+    assert np.array_equal(flushed.cell_labels_, plain.cell_labels_)
