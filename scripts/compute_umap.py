@@ -2,7 +2,7 @@ import anndata as ad
 import pandas as pd
 from _common import logged, read_annotations, write_tsv
 
-from nam_core.inputs.expression import add_umap
+from nam_core.results.umap import add_umap
 
 
 def compute(path_cells, path_umap, n_neighbors: int = 15, seed: int = 0, max_cells=None):

@@ -22,7 +22,6 @@ from .leiden import n_large_clusters
 from .markers import marker_recovery
 from .tables import (  # re-exported: their home used to be here
     cell_cluster_names,
-    composition_tables,
     individual_cluster_names,
     individual_table,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "individual_cluster_names",
     "cell_cluster_names",
     "individual_table",
-    "composition_tables",
     "majority_labels",
     "clustering_scores",
     "evaluate_demo",

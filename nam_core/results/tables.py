@@ -28,7 +28,7 @@ __all__ = [
     "individual_cluster_names",
     "cell_cluster_names",
     "individual_table",
-    "composition_tables",
+    "composition_counts",
     "cell_annotations",
     "write_results",
 ]
@@ -104,7 +104,7 @@ def individual_table(
     return pd.concat([table, prob_cols, pc_cols], axis=1)
 
 
-def composition_tables(
+def composition_counts(
     cell_individuals, cell_clusters, individual_clusters: pd.Series
 ) -> dict[str, pd.DataFrame]:
     """Cell-cluster composition of each individual and each individual cluster.
@@ -246,7 +246,7 @@ def write_results(
     write_tsv(individual_table(inputs.individuals, model.individual_labels_, model.rho_, pcs,
                                n_cells), path_to_individuals)
     ind_clusters = individual_cluster_names(model.individual_labels_)
-    tables = composition_tables(inputs.individuals[inputs.group],
+    tables = composition_counts(inputs.individuals[inputs.group],
                                 np.asarray(obs["nam_cell_cluster"]).astype(str),
                                 pd.Series(ind_clusters, index=inputs.individuals))
     for key, path in (("counts", path_to_counts), ("proportions", path_to_proportions),

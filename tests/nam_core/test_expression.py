@@ -9,7 +9,8 @@ from sklearn.decomposition import PCA
 
 from nam_core.errors import NAMInputError
 from nam_core.inputs.demo import make_demo_cohort
-from nam_core.inputs.expression import add_umap, preprocess, read_counts, standardised_pca
+from nam_core.inputs.expression import preprocess, read_counts, standardised_pca
+from nam_core.results.umap import add_umap
 
 N_GOOD = 40
 N_GENES = 300

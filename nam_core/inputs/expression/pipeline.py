@@ -1,0 +1,298 @@
+"""The preprocessing pipeline: QC, normalisation, HVGs and expression PCs, in row blocks.
+
+The cell-level vectors y of NAM are the expression principal components written here to
+``obsm["X_pca"]`` (docs/model.md, section 1).
+
+Preprocessing streams the cells in row blocks (:mod:`nam_core.inputs.h5ad`), so its memory does
+not grow with the number of cells: it holds per-cell QC vectors (N,), per-gene moments (G,), the
+HVG covariance (H, H) and one block of rows. It reproduces scanpy's ``calculate_qc_metrics``,
+``normalize_total``, ``log1p`` and ``highly_variable_genes(flavor="seurat")`` followed by an
+exact standardised PCA; ``tests/nam_core/test_expression.py`` checks the equality against scanpy.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from ...errors import NAMInputError
+from ..h5ad import ROW_CHUNK, CountsFile, open_counts
+from .pca import column_moments, dense_chunks, pca_from_moments, pca_scores
+from .qc import (
+    MT_PREFIX,
+    Blocks,
+    kept_blocks,
+    log_individuals_lost,
+    qc_pass,
+    removed_by_filter,
+    seurat_hvgs,
+    warn_if_no_mt,
+)
+from .reading import check_individual_column, unique_index, validated_cell_table
+from .sinks import H5adSink, MemorySink
+
+__all__ = ["preprocess", "preprocess_h5ad"]
+
+logger = logging.getLogger(__name__)
+
+
+def _check_block(counts: CountsFile) -> Callable[[sp.csr_matrix], None]:
+    """A cheap per-block check; on a bad value, the full report of ``validate_values``."""
+
+    def check(block: sp.csr_matrix) -> None:
+        data = block.data
+        if not (np.isfinite(data).all() and (data >= 0).all() and (data == np.round(data)).all()):
+            counts.validate_values()
+
+    return check
+
+
+def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink, params: dict,
+         check=None):
+    """The streamed pipeline over the cells yielded by ``blocks`` (in ``obs`` order).
+
+    ``sink(nnz)`` makes the writer of the output once the number of values to write is known.
+    """
+    t0 = time.perf_counter()
+    individual_key = params["individual_key"]
+    thresholds = {k: params[k] for k in ("min_genes", "min_counts", "max_pct_mt")}
+    logger.info("preprocess: %d cells, %d genes; %s", len(obs), len(var), params)
+    mt = np.asarray(var.index.astype(str).str.upper().str.startswith(MT_PREFIX), dtype=bool)
+    logger.info("%d mitochondrial genes (prefix %r)", int(mt.sum()), MT_PREFIX)
+    warn_if_no_mt(var, int(mt.sum()), params["max_pct_mt"], source)
+
+    qc = qc_pass(blocks, len(obs), mt, thresholds, check)
+    removed = removed_by_filter(qc, thresholds)
+    for name, n in removed.items():
+        logger.info("filter %s=%s removed %d cells", name, params[name], n)
+    if not qc.keep.any():
+        raise NAMInputError(
+            f"no cells pass QC ({', '.join(f'{k}={v}' for k, v in thresholds.items())}) "
+            f"out of {len(obs)}; removed by each filter: {removed}"
+        )
+    log_individuals_lost(obs[individual_key], qc.keep)
+    genes = qc.gene_cells_kept >= params["min_cells"]
+    logger.info("filter min_cells=%d removed %d genes", params["min_cells"], int((~genes).sum()))
+    if not genes.any():
+        raise NAMInputError(f"no gene is detected in at least min_cells={params['min_cells']} cells")
+
+    n_kept = int(qc.keep.sum())
+    sink = sink(int(qc.gene_cells_kept[genes].sum()))
+    total, total_sq = np.zeros(int(genes.sum())), np.zeros(int(genes.sum()))
+    for counts, lognorm in kept_blocks(blocks, qc.keep, genes, params["target_sum"]):
+        sink.add(counts, lognorm)
+        normalised = np.expm1(lognorm.data).astype(np.float64)
+        total += np.bincount(lognorm.indices, weights=normalised, minlength=total.size)
+        total_sq += np.bincount(lognorm.indices, weights=normalised**2, minlength=total.size)
+    mean = total / n_kept
+    variance = (total_sq / n_kept - mean**2) * (n_kept / max(n_kept - 1, 1))
+    n_hvg = min(params["n_top_genes"], total.size)
+    if n_hvg < params["n_top_genes"]:
+        logger.info("n_top_genes=%d capped at the %d genes kept", params["n_top_genes"], n_hvg)
+    hvg_table = seurat_hvgs(mean, np.clip(variance, 0.0, None), n_hvg)
+    hvg = hvg_table["highly_variable"].to_numpy()
+    n_hvg = int(hvg.sum())
+
+    n_pcs = max(1, min(params["n_pcs"], n_hvg - 1, n_kept - 1))
+    if n_pcs < params["n_pcs"]:
+        logger.warning("n_pcs=%d capped at %d (%d highly variable genes, %d cells)",
+                       params["n_pcs"], n_pcs, n_hvg, n_kept)
+
+    def hvg_chunks():
+        return dense_chunks(ln[:, hvg] for _, ln in kept_blocks(blocks, qc.keep, genes,
+                                                                  params["target_sum"]))
+
+    n_rows, hvg_mean, gram = column_moments(hvg_chunks(), n_hvg)
+    pca = pca_from_moments(n_rows, hvg_mean, gram, n_pcs)
+    scores = pca_scores(hvg_chunks(), pca, n_kept)
+
+    out_obs = obs.loc[qc.keep].copy()
+    qc_columns = {
+        "n_genes_by_counts": qc.n_genes_by_counts.astype(np.int32),
+        "total_counts": qc.total_counts.astype(np.float32),
+        "total_counts_mt": qc.total_counts_mt.astype(np.float32),
+        "pct_counts_mt": qc.pct_counts_mt.astype(np.float32),
+    }
+    for name, values in qc_columns.items():
+        out_obs[name] = values[qc.keep]
+    n_sel = len(obs)
+    out_var = pd.DataFrame({
+        "mt": mt,
+        "n_cells_by_counts": qc.gene_cells_kept,
+        "mean_counts": (qc.gene_total / n_sel).astype(np.float32),
+        "pct_dropout_by_counts": (100 * (1 - qc.gene_cells / n_sel)).astype(np.float32),
+        "total_counts": qc.gene_total.astype(np.float32),
+    }, index=var.index)[genes]
+    for column in hvg_table.columns:
+        out_var[column] = hvg_table[column].to_numpy()
+    loadings = np.zeros((int(genes.sum()), n_pcs), dtype=np.float32)
+    loadings[hvg] = pca["loadings"]
+    summary = {
+        "params": params,
+        "n_cells_in": n_sel,
+        "n_genes_in": int(genes.size),
+        "cells_removed": removed,
+        "genes_removed": {"min_cells": int((~genes).sum())},
+        "n_cells_out": n_kept,
+        "n_genes_out": int(genes.sum()),
+        "n_mt_genes": int(mt.sum()),
+        "n_highly_variable": n_hvg,
+        "n_pcs": n_pcs,
+    }
+    uns = {
+        "preprocess": summary,
+        "pca": {"variance": pca["variance"], "variance_ratio": pca["variance_ratio"],
+                "params": {"n_comps": n_pcs, "genes": "highly_variable", "scaled": True}},
+        "hvg": {"flavor": "seurat"},
+    }
+    result = sink.finish(out_obs, out_var, {"X_pca": scores}, {"PCs": loadings}, uns)
+    logger.info(
+        "preprocess done in %.1f s: %d cells, %d genes, %d HVGs, %d PCs (%.1f %% of HVG variance)",
+        time.perf_counter() - t0, n_kept, int(genes.sum()), n_hvg, n_pcs,
+        100 * float(np.sum(pca["variance_ratio"])),
+    )
+    return result, summary
+
+
+_DEFAULTS = dict(min_genes=200, min_cells=3, min_counts=500, max_pct_mt=20.0, n_top_genes=2000,
+                 n_pcs=30, target_sum=1e4, seed=0)
+
+
+def preprocess(
+    adata: ad.AnnData,
+    individual_key: str = "individual",
+    min_genes: int = 200,
+    min_cells: int = 3,
+    min_counts: int = 500,
+    max_pct_mt: float = 20.0,
+    n_top_genes: int = 2000,
+    n_pcs: int = 30,
+    target_sum: float = 1e4,
+    seed: int = 0,
+) -> ad.AnnData:
+    """QC-filter, normalise, select highly variable genes and compute expression PCs.
+
+    Steps: QC metrics (mitochondrial genes = names starting with ``MT-``); drop cells with fewer
+    than ``min_genes`` detected genes, fewer than ``min_counts`` UMIs or more than
+    ``max_pct_mt`` % mitochondrial UMIs (in that order); drop genes detected in fewer than
+    ``min_cells`` kept cells; keep raw counts in ``layers["counts"]``; ``normalize_total`` to
+    ``target_sum`` and ``log1p``; ``n_top_genes`` highly variable genes (flavor "seurat");
+    PCA of the HVGs scaled to unit variance. The cells are processed in row blocks, as by
+    :func:`preprocess_h5ad`, which does the same for a file without loading it.
+
+    Parameters
+    ----------
+    adata : AnnData (N, G)
+        Raw counts in ``X`` (see :func:`read_counts`); not modified.
+    individual_key : str
+        ``obs`` column naming each cell's individual (cells lost per individual are logged).
+    min_genes, min_cells, min_counts : int
+        QC thresholds (genes per cell, cells per gene, UMIs per cell).
+    max_pct_mt : float
+        Maximum percentage of mitochondrial UMIs per cell.
+    n_top_genes : int
+        Highly variable genes (capped at the number of genes kept).
+    n_pcs : int
+        Principal components (capped at min(HVGs, cells) - 1).
+    target_sum : float
+        Total UMIs per cell after normalisation.
+    seed : int
+        Recorded in ``uns["preprocess"]``; every step here is deterministic (the PCA is an
+        exact eigendecomposition, see :func:`standardised_pca`), so it changes nothing.
+
+    Returns
+    -------
+    AnnData (N', G')
+        Kept cells and all kept genes; ``X`` log-normalised (float32), ``layers["counts"]`` raw,
+        ``var["highly_variable"]``, ``obsm["X_pca"]`` (N', n_pcs), ``varm["PCs"]`` (G', n_pcs,
+        zero outside the HVGs), QC columns in ``obs``/``var``, and ``uns["preprocess"]`` with the
+        parameters and what each filter removed.
+
+    Raises
+    ------
+    NAMInputError
+        Missing ``individual_key``, or no cells or genes left after QC.
+    """
+    params = dict(individual_key=individual_key, min_genes=min_genes, min_cells=min_cells,
+                  min_counts=min_counts, max_pct_mt=max_pct_mt, n_top_genes=n_top_genes,
+                  n_pcs=n_pcs, target_sum=target_sum, seed=seed)
+    check_individual_column(adata.obs, individual_key, "expression data")
+    X = adata.X
+
+    def blocks():
+        for start in range(0, adata.n_obs, ROW_CHUNK):
+            stop = min(start + ROW_CHUNK, adata.n_obs)
+            block = X[start:stop]
+            block = sp.csr_matrix(block if sp.issparse(block) else np.asarray(block),
+                                  dtype=np.float32)
+            yield np.arange(start, stop), block
+
+    result, _ = _run(blocks, adata.obs, adata.var, "expression data", MemorySink, params)
+    return result
+
+
+def preprocess_h5ad(
+    path_counts,
+    path_out,
+    individual_key: str = "individual",
+    individuals=None,
+    counts_layer: str | None = None,
+    chunk: int = ROW_CHUNK,
+    **settings,
+) -> dict:
+    """:func:`preprocess` an .h5ad of raw counts into an .h5ad, streaming cells in row blocks.
+
+    Memory is O(N + G + H^2 + chunk x G) for N cells, G genes and H HVGs: neither the counts
+    nor the log-normalised matrix is ever held whole. The output is written block by block to
+    a temporary file, renamed into place at the end (nothing half-written is left).
+
+    Parameters
+    ----------
+    path_counts : str or Path
+        .h5ad of raw UMI counts (validated block by block while QC metrics are computed).
+    path_out : str or Path
+        The output .h5ad, laid out as :func:`preprocess` returns it.
+    individual_key : str
+        ``obs`` column naming each cell's individual.
+    individuals : sequence of str, optional
+        Keep only the cells of these individuals (compared after stripping blanks).
+    counts_layer : str or None
+        Where the counts are (see :func:`read_cell_table`).
+    chunk : int
+        Cells read per block.
+    **settings
+        The thresholds and sizes of :func:`preprocess` (min_genes, ..., seed).
+
+    Returns
+    -------
+    dict
+        ``uns["preprocess"]`` of the output: parameters and what each filter removed.
+    """
+    from ...io import atomic_path
+
+    params = {**_DEFAULTS, **settings, "individual_key": individual_key}
+    with open_counts(path_counts, counts_layer) as counts:
+        obs = validated_cell_table(counts, individual_key)
+        var = counts.var.copy()
+        var.index = unique_index(var.index, "gene", counts.source)
+        cells = None
+        if individuals is not None:
+            wanted = {str(i).strip() for i in individuals}
+            cells = obs[individual_key].astype(str).str.strip().isin(wanted).to_numpy()
+            logger.info("%d of %d cells belong to the %d individuals kept", int(cells.sum()),
+                        cells.size, len(wanted))
+            obs = obs.loc[cells]
+
+        def blocks():
+            return counts.iter_rows(cells, chunk)
+
+        with atomic_path(path_out) as tmp:
+            _, summary = _run(blocks, obs, var, counts.source, lambda nnz: H5adSink(tmp, nnz), params,
+                              check=_check_block(counts))
+    return summary

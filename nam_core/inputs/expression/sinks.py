@@ -1,0 +1,76 @@
+"""Where the preprocessed cells go: one AnnData in memory, or an .h5ad written block by block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["H5adSink", "MemorySink"]
+
+
+class MemorySink:
+    """Collects the kept cells' counts and log-normalised blocks into one AnnData."""
+
+    def __init__(self, nnz: int = 0):
+        self.counts, self.lognorm = [], []
+
+    def add(self, counts: sp.csr_matrix, lognorm: sp.csr_matrix) -> None:
+        """Take one block of kept cells: raw counts and log-normalised values, (n, G') CSR."""
+        self.counts.append(counts)
+        self.lognorm.append(lognorm)
+
+    def finish(self, obs, var, obsm, varm, uns) -> ad.AnnData:
+        """The AnnData of every block added, with the given annotations."""
+        adata = ad.AnnData(X=sp.vstack(self.lognorm, format="csr"), obs=obs, var=var,
+                           obsm=obsm, varm=varm, uns=uns)
+        adata.layers["counts"] = sp.vstack(self.counts, format="csr")
+        return adata
+
+
+class H5adSink:
+    """Writes an .h5ad by appending row blocks to ``X`` and ``layers/counts`` (lzf-compressed).
+
+    Only one block is held at a time; obs, var, obsm, varm and uns are written at the end.
+    ``nnz``, the values to be written, chooses the index dtype.
+    """
+
+    def __init__(self, path: Path, nnz: int):
+        import h5py
+
+        # one dtype for indptr and indices (scipy refuses mixed ones), int64 only when needed
+        self.index_dtype = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
+        self.file = h5py.File(path, "w")
+        self.file.attrs["encoding-type"] = "anndata"
+        self.file.attrs["encoding-version"] = "0.1.0"
+        from anndata.io import write_elem
+
+        write_elem(self.file, "layers", {})
+        self.started = False
+
+    def add(self, counts: sp.csr_matrix, lognorm: sp.csr_matrix) -> None:
+        """Take one block of kept cells: raw counts and log-normalised values, (n, G') CSR."""
+        from anndata.io import sparse_dataset, write_elem
+
+        for key, block in (("X", lognorm), ("layers/counts", counts)):
+            if self.started:
+                sparse_dataset(self.file[key]).append(block)
+            else:
+                block = block.copy()
+                block.indptr = block.indptr.astype(self.index_dtype)
+                block.indices = block.indices.astype(self.index_dtype)
+                write_elem(self.file, key, block, dataset_kwargs={"compression": "lzf"})
+        self.started = True
+
+    def finish(self, obs, var, obsm, varm, uns) -> None:
+        """Write the annotations after the blocks and close the file."""
+        from anndata.io import write_elem
+
+        for key, value in (("obs", obs), ("var", var), ("obsm", obsm), ("varm", varm),
+                           ("uns", uns), ("obsp", {}), ("varp", {})):
+            write_elem(self.file, key, value)
+        self.file.close()
+
+

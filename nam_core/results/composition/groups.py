@@ -1,0 +1,105 @@
+"""Groupings for tests that do not use the data twice: genotype-only clusters, cohort cell labels."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from ...errors import NAMInputError
+from ..tables import individual_cluster_names
+
+__all__ = ["cohort_cell_labels", "genotype_groups"]
+
+
+def genotype_groups(model, pcs: pd.DataFrame) -> pd.DataFrame:
+    """Each individual's cluster from its genotype alone, for tests that do not use the data twice.
+
+    NAM forms its individual clusters from the genotype and the cells' composition together
+    (``docs/model.md``: U2), so a composition test between those clusters is circular: noise in
+    an individual's composition helps choose its cluster. Here each individual gets the
+    posterior of S_j given x_j only, under the fitted genotype atoms and weights,
+
+        log r_jk = log E[pi_k] + E log N(x_j | theta^x_k) + const    (E6 under q(theta^x_k)),
+
+    over the occupied individual clusters, and its most probable one. Given the fit, this
+    depends on x_j and nothing of individual j's cells.
+
+    Parameters
+    ----------
+    model : fitted NAM
+        Uses ``m_x_``, ``t_x_``, ``c_x_``, ``D_inv_x_`` (K, ...), ``weights_`` (K,) and
+        ``individual_labels_`` (which clusters are occupied).
+    pcs : DataFrame
+        Column individual, then the genotype PCs the model was fitted on (columns starting with
+        ``PC``, as many as the model's x dimension, in order).
+
+    Returns
+    -------
+    DataFrame with columns individual, cluster (the genotype-only cluster, named ``I<k>`` after
+    the fitted cluster whose atom it is) and probability (its r_jk); one row per row of ``pcs``.
+    """
+    for name in ("m_x_", "t_x_", "c_x_", "D_inv_x_", "weights_", "individual_labels_"):
+        if not hasattr(model, name):
+            raise NAMInputError(f"the fitted model has no {name}: genotype groups need a NAM "
+                                "fitted with genotypes")
+    pc_cols = [c for c in pcs.columns if str(c).startswith("PC")]
+    m = np.asarray(model.m_x_, dtype=np.float64)
+    d = m.shape[1]
+    if "individual" not in pcs.columns or len(pc_cols) != d:
+        raise NAMInputError(f"genotype groups need column individual and the {d} genotype PCs "
+                            f"of the fit; got {list(pcs.columns)}")
+    occupied = np.unique(np.asarray(model.individual_labels_))
+    X = pcs[pc_cols].to_numpy(dtype=np.float64)
+    t = np.asarray(model.t_x_, dtype=np.float64)[occupied]
+    c = np.asarray(model.c_x_, dtype=np.float64)[occupied]
+    scale = np.linalg.inv(np.asarray(model.D_inv_x_, dtype=np.float64)[occupied])  # D_k
+    logdet = (special.digamma((c[:, None] + 1.0 - np.arange(1, d + 1)) / 2.0).sum(1)
+              + d * np.log(2.0) + np.linalg.slogdet(scale)[1])  # E log|Lambda_k| (E4)
+    diff = X[:, None, :] - m[occupied][None]  # (J, K_occ, d)
+    quad = np.einsum("jkd,kde,jke->jk", diff, scale, diff) * c
+    log_r = (np.log(np.asarray(model.weights_, dtype=np.float64)[occupied])
+             + 0.5 * (logdet - d * np.log(2 * np.pi) - d / t - quad))
+    r = np.exp(log_r - special.logsumexp(log_r, axis=1, keepdims=True))
+    return pd.DataFrame({
+        "individual": pcs["individual"].astype(str).to_numpy(),
+        "cluster": individual_cluster_names(occupied)[r.argmax(1)],
+        "probability": r.max(1),
+    })
+
+
+def cohort_cell_labels(model, Y, group) -> np.ndarray:
+    """Each cell's atom as if its individual's cluster were unknown, for tests that do not use the data twice.
+
+    NAM's q(M) update (U1) weighs cell n of individual j by sum_k rho_jk E log omega_lk, so a
+    cell type split over two atoms can be split differently in each individual cluster, and
+    the fitted cell clusters then differ between individual clusters although the cells do
+    not. Here U1 is taken once more with every rho_j replaced by the same vector, the share of
+    the individuals in each occupied cluster: the cell's atom then depends on its expression and
+    on cohort-wide weights only, never on its individual's cluster. The fit (atoms, q(u)) is
+    unchanged; :meth:`~nam_core.models.nested.NestedAtomsEstimator.predict` does the pass.
+
+    Parameters
+    ----------
+    model : fitted NAM
+    Y : array (N, p)
+        The cells of the fit (``fit/inputs.npz``: y).
+    group : array (N,) of int
+        Their individual codes 0..J-1.
+
+    Returns
+    -------
+    ndarray (N,) of cell-cluster labels (label order, as ``cell_labels_``).
+    """
+    state = getattr(model, "_state", None)
+    if state is None or "rho" not in state:
+        raise NAMInputError("cohort cell labels need a fitted (or loaded) NAM")
+    labels = np.asarray(model.individual_labels_)
+    share = np.bincount(labels, minlength=state["rho"].shape[1]) / len(labels)  # label order
+    cohort = np.zeros(state["rho"].shape[1])
+    cohort[np.asarray(model.individual_order_)] = share  # internal (stick) order
+    twin = copy.copy(model)  # shallow: only the state dict is replaced, the fit is untouched
+    twin._state = dict(state, rho=np.tile(cohort, (state["rho"].shape[0], 1)))
+    return twin.predict(Y, group)
