@@ -61,9 +61,7 @@ def get_sweep_settings(wildcards):
     """Settings of a sweep's base scenario, the swept parameter left out."""
     sweep = SIMULATION_SWEEPS[wildcards.sweep]
     base = SIMULATION_SCENARIOS[sweep["base"]]["params"]
-    return design.describe_settings(
-        base, SIMULATION["fit"], skip=[sweep["parameter"]]
-    )
+    return design.describe_settings(base, SIMULATION["fit"], skip=[sweep["parameter"]])
 
 
 def get_simulation_outputs(wildcards):

@@ -47,8 +47,8 @@ __all__ = [
     "sweeps",
 ]
 
-#: Parameters of :func:`nam_core.synthetic.simulate.simulate` a scenario may set (the seed comes from the
-#: replicate).
+#: Parameters of :func:`nam_core.synthetic.simulate.simulate` a scenario may set (the seed comes
+#: from the replicate).
 GENERATOR_KEYS = tuple(k for k in inspect.signature(simulate).parameters if k != "seed")
 
 _SYMBOLS = {
@@ -60,7 +60,6 @@ _SYMBOLS = {
     "expression_model": "y model", "library_sdlog": "library sdlog",
     "gene_dispersion": "gene dispersion",
 }
-
 
 
 def _value_name(value) -> str:
