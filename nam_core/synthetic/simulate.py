@@ -32,7 +32,7 @@ def _random_rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
 def _realistic_counts(J, n_clusters, q, p, n_cell_types, mean_cells, n_snps, fst,
                       library_sdlog, gene_dispersion, seed) -> SimulatedData:
     """simulate(expression_model="counts"): the realistic-counts scenario in simulate's terms."""
-    from .realistic import simulate_realistic_counts  # loads scanpy, only when asked for
+    from .realistic import simulate_realistic_counts  # anndata and the preprocessing: only here
 
     if n_cell_types != 6:
         raise NAMInputError(
