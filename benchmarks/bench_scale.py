@@ -1,6 +1,6 @@
 """OneK1K-shaped cohort end to end: seconds and peak RSS of every rule, and a plain scanpy peer.
 
-1. Writes a cohort with :func:`nam_core.inputs.scale_cohort.make_scale_cohort` (982 donors,
+1. Writes a cohort with :func:`nam_core.synthetic.scale_cohort.make_scale_cohort` (982 donors,
    ``--cells`` cells, 33,538 genes; skipped when the folder already holds one).
 2. Runs the workflow on it (``snakemake --cores N`` with config/onek1k.yaml and the cohort's
    paths, ``--restarts`` fit seeds) and prints each rule's seconds and peak RSS from the
@@ -68,12 +68,13 @@ print(json.dumps({"tool": "scanpy", "step": "total", "seconds": round(sum(steps.
 
 
 def make_cohort(folder: Path, n_cells: int) -> dict:
-    from nam_core.inputs.scale_cohort import make_scale_cohort
+    from nam_core.synthetic.base import CohortSpec
+    from nam_core.synthetic.scale_cohort import make_scale_cohort
 
     counts = folder / "counts.h5ad"
     if not counts.exists():
         t0 = time.perf_counter()
-        make_scale_cohort(folder, n_individuals=DONORS, mean_cells=n_cells / DONORS, seed=0)
+        make_scale_cohort(folder, CohortSpec(n_individuals=DONORS, mean_cells=n_cells / DONORS, seed=0))
         print(json.dumps({"step": "make_scale_cohort", "cells": n_cells,
                           "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
     return {"bfile": str(folder / "genotypes"), "counts": str(counts)}

@@ -5,7 +5,7 @@ simulation scenarios A-C (config/simulation.yaml's generator with the design's 2
 individual), both strategies run ``--restarts`` NAM restarts with the same seeds:
 
 * full: ``NAM(n_init=restarts)`` on all cells;
-* coarse-to-fine: :func:`nam_core.study.coarse_to_fine.fit_coarse_to_fine` (restarts on
+* coarse-to-fine: :func:`nam_core.models.coarse_to_fine.fit_coarse_to_fine` (restarts on
   ``--fraction`` of each individual's cells, the best refined on all cells).
 
 Prints one JSON line per (data set, replicate): seconds of each, the ARI between their
@@ -31,8 +31,8 @@ from sklearn.metrics import adjusted_rand_score as ari
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nam_core import NAM  # noqa: E402
-from nam_core.study.coarse_to_fine import fit_coarse_to_fine  # noqa: E402
-from nam_core.study.simulate import simulate  # noqa: E402
+from nam_core.models.coarse_to_fine import fit_coarse_to_fine  # noqa: E402
+from nam_core.synthetic.simulate import simulate  # noqa: E402
 
 FIT = dict(K=10, L=20, max_iter=1000, dtype="float32", device="cpu", verbose=False)
 GENERATOR = dict(J=200, n_clusters=4, q=5, p=10, n_cell_types=8, mean_cells=200, delta_x=3.0,
@@ -42,12 +42,13 @@ SCENARIOS = {"A": {}, "B": {"eta": 0.0}, "C": {"delta_x": 0.0}}
 
 def demo_data(seed: int):
     """The demo cohort's genotype PCs (J, 5), expression PCs (N, 5), groups and truth."""
-    from nam_core.inputs.demo import make_demo_cohort
     from nam_core.inputs.expression import preprocess, read_counts
     from nam_core.inputs.genotypes import compute_genotype_pcs
+    from nam_core.synthetic.base import CohortSpec
+    from nam_core.synthetic.demo import make_demo_cohort
 
     folder = Path(tempfile.mkdtemp(prefix="nam_c2f_demo_"))
-    paths = make_demo_cohort(folder, seed=seed)
+    paths = make_demo_cohort(folder, CohortSpec(seed=seed))
     pcs = compute_genotype_pcs(paths["bfile"], n_pcs=5).scores
     cells = preprocess(read_counts(paths["counts"], "individual"), min_genes=200, min_cells=3,
                        min_counts=500, max_pct_mt=20, n_top_genes=500, n_pcs=5, target_sum=1000)

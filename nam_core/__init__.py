@@ -6,7 +6,7 @@ See ``docs/model.md`` for the model, its variational updates and its ELBO.
 from .engine.estimator import ConvergenceWarning, ELBODecreaseError, select_best
 from .errors import NAMInputError
 from .models.nam import NAM
-from .study.simulate import SimulatedData, simulate
+from .synthetic.simulate import SimulatedData, simulate
 
 __version__ = "0.1.0"
 

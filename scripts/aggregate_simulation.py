@@ -1,11 +1,11 @@
 from _common import logged
 
-from nam_core.study import simstudy
+from nam_core.study.aggregation import aggregate
 
 
 def aggregate_simulation(paths_runs, path_metrics, path_summary, path_checks, checks: dict):
     """Every run's JSON -> tidy metrics, summary (median, IQR) and the checks, as TSV."""
-    return simstudy.aggregate(paths_runs, path_metrics, path_summary, path_checks, checks)
+    return aggregate(paths_runs, path_metrics, path_summary, path_checks, checks)
 
 
 if "snakemake" in globals():

@@ -1,8 +1,8 @@
 from _common import logged, read_fit_inputs
 
 from nam_core.engine.settings import FitSettings
+from nam_core.models.coarse_to_fine import coarse_cells
 from nam_core.models.registry import build_estimator
-from nam_core.study.coarse_to_fine import coarse_cells
 from nam_core.validation import describe_device
 
 

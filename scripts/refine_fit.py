@@ -1,8 +1,8 @@
 from _common import load_fit, logged, read_fit_inputs
 
 from nam_core.engine.settings import FitSettings
+from nam_core.models.coarse_to_fine import refine_on_all_cells
 from nam_core.models.registry import build_estimator
-from nam_core.study.coarse_to_fine import refine_on_all_cells
 
 
 def refine(path_coarse, path_inputs, path_fit, settings: dict, path_checkpoint=None):

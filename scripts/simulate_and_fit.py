@@ -1,12 +1,12 @@
 from _common import logged
 
-from nam_core.study import simstudy
+from nam_core.study.job import run_job, write_run
 
 
 def simulate_and_fit(spec: dict, path_json, threads: int = 1) -> dict:
     """Simulate one replicate, fit one method, write its metrics and parameters as JSON."""
-    result = simstudy.run_job(spec, threads=threads)
-    simstudy.write_run(result, path_json)
+    result = run_job(spec, threads=threads)
+    write_run(result, path_json)
     return result
 
 

@@ -172,7 +172,7 @@ def get_individual_column():
 
 
 def get_demo_settings():
-    """Arguments of nam_core.inputs.demo.make_demo_cohort."""
+    """Fields of the demo cohort's nam_core.synthetic.base.CohortSpec."""
     keys = (
         "n_individuals",
         "n_ancestries",

@@ -2,7 +2,7 @@
 # cohorts. Runs on its own, or included by the main Snakefile:
 #   snakemake -s workflow/simulation.smk --configfile config/simulation.yaml --cores 2
 #   snakemake simulation_all --configfile config/simulation.yaml --cores 2   (main Snakefile)
-# The study is the `simulation` block of the config; all logic lives in nam_core.study.simstudy.
+# The study is the `simulation` block of the config; all logic lives in nam_core.study.
 include: "simulation_common.smk"
 
 

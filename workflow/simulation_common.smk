@@ -8,7 +8,7 @@ from snakemake.utils import validate
 # nam_core from this checkout, installed or not (its dependencies must be importable here)
 sys.path.insert(0, str(Path(workflow.current_basedir).parent))
 import nam_core
-from nam_core.study import simstudy
+from nam_core.study import design
 
 # Without a `simulation` block (the main workflow's own config), the schema's defaults: scenario
 # A of the design; nothing runs unless simulation_all (or one of its files) is asked for.
@@ -16,14 +16,14 @@ config.setdefault("simulation", {})
 validate(config["simulation"], schema="schemas/simulation.schema.yaml")
 
 SIMULATION = config["simulation"]
-SIMULATION_SCENARIOS = simstudy.expand_scenarios(SIMULATION)
-SIMULATION_SWEEPS = simstudy.sweeps(SIMULATION)
-SIMULATION_JOBS = simstudy.jobs(SIMULATION)
+SIMULATION_SCENARIOS = design.expand_scenarios(SIMULATION)
+SIMULATION_SWEEPS = design.sweeps(SIMULATION)
+SIMULATION_JOBS = design.jobs(SIMULATION)
 
 
 def get_simulation_spec(wildcards):
     """Scenario, replicate, seed, method and every parameter of one job."""
-    return simstudy.job_spec(
+    return design.job_spec(
         SIMULATION, wildcards.scenario, int(wildcards.replicate), wildcards.method
     )
 
@@ -49,7 +49,7 @@ def get_simulation_runs(wildcards=None):
 def get_simulation_settings(wildcards):
     """Generative and fit settings of a scenario, for its figure caption."""
     scen = SIMULATION_SCENARIOS[wildcards.scenario]
-    return simstudy.describe_settings(scen["params"], SIMULATION["fit"])
+    return design.describe_settings(scen["params"], SIMULATION["fit"])
 
 
 def get_sweep(wildcards):
@@ -61,9 +61,7 @@ def get_sweep_settings(wildcards):
     """Settings of a sweep's base scenario, the swept parameter left out."""
     sweep = SIMULATION_SWEEPS[wildcards.sweep]
     base = SIMULATION_SCENARIOS[sweep["base"]]["params"]
-    return simstudy.describe_settings(
-        base, SIMULATION["fit"], skip=[sweep["parameter"]]
-    )
+    return design.describe_settings(base, SIMULATION["fit"], skip=[sweep["parameter"]])
 
 
 def get_simulation_outputs(wildcards):
@@ -71,7 +69,7 @@ def get_simulation_outputs(wildcards):
     tables = rules.aggregate_simulation.output
     outputs = [tables.metrics, tables.summary, tables.checks]
     for plot_rule, wildcard, names in (
-        (rules.plot_simulation_ari, "scenario", simstudy.named_scenarios(SIMULATION)),
+        (rules.plot_simulation_ari, "scenario", design.named_scenarios(SIMULATION)),
         (rules.plot_simulation_sweep, "sweep", list(SIMULATION_SWEEPS)),
     ):
         for pattern in (plot_rule.output.png, plot_rule.output.pdf):

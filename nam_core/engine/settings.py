@@ -51,7 +51,7 @@ class FitSettings:
     checkpoint_every : int
         Sweeps between checkpoints of a fit that has a checkpoint path.
     coarse_fraction : float or None
-        Coarse-to-fine restarts (``nam_core.study.coarse_to_fine``): every restart sees this share
+        Coarse-to-fine restarts (``nam_core.models.coarse_to_fine``): every restart sees this share
         of each individual's cells (at least ``coarse_min_cells``), and the best restart is then
         refined on all cells. None: every restart sees all cells. Not an estimator option: the
         workflow's fit rules and ``fit_coarse_to_fine`` apply it.

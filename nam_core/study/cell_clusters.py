@@ -8,6 +8,7 @@ clusters individuals, and seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -16,28 +17,29 @@ from sklearn.metrics import adjusted_rand_score
 from ..engine.settings import FitSettings
 from ..errors import NAMInputError
 from ..results.leiden import n_large_clusters
+from ..synthetic.base import SimulatedData
+from ..synthetic.demo import DEMO_COHORT
+from ..synthetic.realistic import REALISTIC_COHORT, simulate_realistic_counts
+from ..synthetic.simulate import simulate
 from .methods import fit_method
-from .realistic import simulate_realistic_counts
-from .simulate import SimulatedData, simulate
 
 __all__ = ["CASES", "draw_case", "score_cells", "run_case"]
 
 logger = logging.getLogger(__name__)
 
+_REALISTIC_180 = dataclasses.replace(REALISTIC_COHORT, mean_cells=180)
+
 #: Data sets by name -> (generator, its arguments). The demo cases use the demo config's cohort
-#: (200 individuals, ~100 cells each, 20,000 SNPs); "realistic" is issue 10's cohort (300 donors,
-#: ~180 cells each, > 50,000 cells after QC), "realistic_regressed" the same cells with the log
-#: library size regressed out of the PCs; "gaussian" is data drawn from the model itself.
+#: (200 individuals, ~100 cells each, 20,000 SNPs); "realistic" is the README's cohort of "Cell
+#: clusters against Leiden" (300 donors, ~180 cells each, > 50,000 cells after QC),
+#: "realistic_regressed" the same cells with the log library size regressed out of the PCs;
+#: "gaussian" is data drawn from the model itself. A cohort's seed is set by :func:`draw_case`.
 CASES: dict[str, tuple] = {
-    "demo_pcs10": (simulate_realistic_counts,
-                   {"n_individuals": 200, "mean_cells": 100, "n_snps": 20_000, "n_pcs": 10}),
-    "demo_pcs20": (simulate_realistic_counts,
-                   {"n_individuals": 200, "mean_cells": 100, "n_snps": 20_000, "n_pcs": 20}),
-    "realistic": (simulate_realistic_counts,
-                  {"n_individuals": 300, "mean_cells": 180, "n_pcs": 10}),
+    "demo_pcs10": (simulate_realistic_counts, {"spec": DEMO_COHORT, "n_pcs": 10}),
+    "demo_pcs20": (simulate_realistic_counts, {"spec": DEMO_COHORT, "n_pcs": 20}),
+    "realistic": (simulate_realistic_counts, {"spec": _REALISTIC_180, "n_pcs": 10}),
     "realistic_regressed": (simulate_realistic_counts,
-                            {"n_individuals": 300, "mean_cells": 180, "n_pcs": 10,
-                             "regress_library": True}),
+                            {"spec": _REALISTIC_180, "n_pcs": 10, "regress_library": True}),
     "gaussian": (simulate,
                  {"J": 500, "n_clusters": 4, "q": 10, "p": 10, "n_cell_types": 8,
                   "mean_cells": 200}),
@@ -45,11 +47,14 @@ CASES: dict[str, tuple] = {
 
 
 def draw_case(name: str, seed: int = 0, **overrides) -> SimulatedData:
-    """Draw data set ``name`` of :data:`CASES` (``overrides`` replace its arguments)."""
+    """Draw data set ``name`` of :data:`CASES` with ``seed`` (``overrides`` replace its arguments)."""
     if name not in CASES:
         raise NAMInputError(f"unknown case {name!r}; known: {', '.join(CASES)}")
     generator, kwargs = CASES[name]
-    return generator(**{**kwargs, **overrides}, seed=seed)
+    kwargs = {**kwargs, **overrides}
+    if "spec" in kwargs:  # a cohort: the seed is one of its parameters
+        return generator(**{**kwargs, "spec": dataclasses.replace(kwargs["spec"], seed=seed)})
+    return generator(**kwargs, seed=seed)
 
 
 def score_cells(data: SimulatedData, cell_labels, individual_labels=None) -> dict:

@@ -1,6 +1,6 @@
 """Figures of the simulation study (``docs/model.md`` section 10), from the tidy metrics table.
 
-Each function takes the table written by :func:`nam_core.study.simstudy.aggregate` (one row per
+Each function takes the table written by :func:`nam_core.study.aggregation.aggregate` (one row per
 scenario, replicate, method and level) and writes one figure as PNG and PDF, atomically. The
 matplotlib backend is left to the caller (the workflow's script picks Agg).
 """
@@ -120,7 +120,7 @@ def plot_sweep(metrics: pd.DataFrame, parameter: str, points: list[tuple[float, 
     parameter : str
         Name of the swept generator parameter (the x axis).
     points : list of (value, scenario)
-        The sweep's points, as from :func:`nam_core.study.simstudy.sweeps`.
+        The sweep's points, as from :func:`nam_core.study.design.sweeps`.
     """
     scen_value = {s: v for v, s in points}
     df = metrics[metrics["scenario"].isin(scen_value)].copy()

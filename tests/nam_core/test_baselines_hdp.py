@@ -8,7 +8,7 @@ from nam_core.engine.settings import FitSettings
 from nam_core.models import HDP
 from nam_core.models.hdp import HDPRun
 from nam_core.study.methods import METHODS, fit_method
-from nam_core.study.simulate_baselines import simulate_hdp
+from nam_core.synthetic.simulate_baselines import simulate_hdp
 
 from .helpers import make_run
 from .test_baselines_helpers import (

@@ -7,7 +7,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from nam_core.models import CAM, NestedDP
 from nam_core.models.ndp import NDPRun, individual_spans
-from nam_core.study.simulate_baselines import simulate_ndp
+from nam_core.synthetic.simulate_baselines import simulate_ndp
 
 from .helpers import make_run
 from .test_baselines_helpers import (

@@ -1,8 +1,8 @@
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
-from nam_core.study.coarse_to_fine import fit_coarse_to_fine, subsample_within_individuals
-from nam_core.study.simulate import simulate
+from nam_core.models.coarse_to_fine import fit_coarse_to_fine, subsample_within_individuals
+from nam_core.synthetic.simulate import simulate
 
 
 def test_subsample_keeps_every_individual():

@@ -6,21 +6,17 @@ import scipy.sparse as sp
 from pandas_plink import read_plink1_bin
 
 from nam_core.errors import NAMInputError
-from nam_core.inputs.demo import (
-    MT_GENES,
-    draw_demo_cohort,
-    known_markers,
-    make_demo_cohort,
-    source_profiles,
-)
-from nam_core.study.simulate import genotype_pcs
+from nam_core.synthetic.base import CohortSpec, genotype_pcs
+from nam_core.synthetic.cohort_parts import MT_GENES
+from nam_core.synthetic.demo import draw_demo_cohort, make_demo_cohort
+from nam_core.synthetic.profiles import known_markers, source_profiles
 
 SMALL = dict(n_individuals=30, n_ancestries=3, mean_cells=60, n_snps=1500, fst=0.05)
 
 
 @pytest.fixture(scope="module")
 def cohort(tmp_path_factory):
-    return make_demo_cohort(tmp_path_factory.mktemp("demo"), seed=1, **SMALL)
+    return make_demo_cohort(tmp_path_factory.mktemp("demo"), CohortSpec(seed=1, **SMALL))
 
 
 def _read_genotypes(bfile):
@@ -100,9 +96,9 @@ def test_known_markers_are_specific():
 
 def test_deterministic_per_seed(tmp_path, cohort):
     tiny = dict(SMALL, n_individuals=12, mean_cells=25, n_snps=200)
-    a = make_demo_cohort(tmp_path / "a", seed=3, **tiny)
-    b = make_demo_cohort(tmp_path / "b", seed=3, **tiny)
-    c = make_demo_cohort(tmp_path / "c", seed=4, **tiny)
+    a = make_demo_cohort(tmp_path / "a", CohortSpec(seed=3, **tiny))
+    b = make_demo_cohort(tmp_path / "b", CohortSpec(seed=3, **tiny))
+    c = make_demo_cohort(tmp_path / "c", CohortSpec(seed=4, **tiny))
     xa, xb, xc = (ad.read_h5ad(p["counts"]) for p in (a, b, c))
     assert (xa.X != xb.X).nnz == 0
     pd.testing.assert_frame_equal(xa.obs, xb.obs)
@@ -155,7 +151,7 @@ _TINY_COUNTS_SHA256 = "e629e9c19d56a0f8691763e4d922264362564e40da72f487692518db5
 def test_default_noise_reproduces_the_counts_of_before():
     import hashlib
 
-    counts = draw_demo_cohort(**_TINY_KNOBS)["counts"]
+    counts = draw_demo_cohort(CohortSpec(**_TINY_KNOBS))["counts"]
     dense = np.ascontiguousarray(counts.toarray().astype(np.float32))
     assert dense.shape == (328, 773)
     assert hashlib.sha256(dense.tobytes()).hexdigest() == _TINY_COUNTS_SHA256
@@ -164,7 +160,7 @@ def test_default_noise_reproduces_the_counts_of_before():
 def test_library_spread_and_dispersion_knobs():
     """library_sdlog sets the spread of log UMIs per cell; a smaller gene_dispersion adds noise."""
     narrow, wide, noisy = (
-        draw_demo_cohort(**_TINY_KNOBS, **kw)
+        draw_demo_cohort(CohortSpec(**_TINY_KNOBS, **kw))
         for kw in ({"library_sdlog": 0.1}, {"library_sdlog": 0.8}, {"gene_dispersion": 1.0})
     )
     spread = []
@@ -176,7 +172,7 @@ def test_library_spread_and_dispersion_knobs():
     assert spread[0] == pytest.approx(0.1, abs=0.05) and spread[1] == pytest.approx(0.8, abs=0.1)
     # Same rates, gamma shape 1 instead of 10: the counts' variance over their mean grows (pooled
     # over genes and cells, whose differing means dilute the change; unchanged if ignored).
-    default = draw_demo_cohort(**_TINY_KNOBS)
+    default = draw_demo_cohort(CohortSpec(**_TINY_KNOBS))
     ratio = [
         (c["counts"].power(2).mean() - c["counts"].mean() ** 2) / c["counts"].mean()
         for c in (default, noisy)
@@ -191,4 +187,4 @@ def test_library_spread_and_dispersion_knobs():
 )
 def test_bad_parameters(tmp_path, kwargs):
     with pytest.raises(NAMInputError):
-        make_demo_cohort(tmp_path, **kwargs)
+        make_demo_cohort(tmp_path, CohortSpec(**kwargs))

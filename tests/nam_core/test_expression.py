@@ -8,9 +8,10 @@ import scipy.sparse as sp
 from sklearn.decomposition import PCA
 
 from nam_core.errors import NAMInputError
-from nam_core.inputs.demo import make_demo_cohort
 from nam_core.inputs.expression import preprocess, read_counts, standardised_pca
 from nam_core.results.umap import add_umap
+from nam_core.synthetic.base import CohortSpec
+from nam_core.synthetic.demo import make_demo_cohort
 
 N_GOOD = 40
 N_GENES = 300
@@ -142,7 +143,7 @@ def test_standardised_pca_matches_sklearn():
 
 
 def test_preprocess_demo_cohort(tmp_path):
-    paths = make_demo_cohort(tmp_path, n_individuals=20, mean_cells=50, n_snps=100, seed=2)
+    paths = make_demo_cohort(tmp_path, CohortSpec(n_individuals=20, mean_cells=50, n_snps=100, seed=2))
     raw = read_counts(paths["counts"], "individual")
     out = preprocess(raw, n_pcs=10)
     low_quality = raw.obs["low_quality"].to_numpy()
@@ -310,7 +311,7 @@ def _scanpy_reference(adata, min_genes, min_cells, min_counts, max_pct_mt, n_top
 ])
 def test_preprocess_equals_scanpy_on_demo(tmp_path, settings):
     """Same cells, same genes and HVGs, same log-normalised values, PCs equal up to sign."""
-    paths = make_demo_cohort(tmp_path, n_individuals=30, mean_cells=60, n_snps=100, seed=5)
+    paths = make_demo_cohort(tmp_path, CohortSpec(n_individuals=30, mean_cells=60, n_snps=100, seed=5))
     raw = read_counts(paths["counts"], "individual")
     ours = preprocess(raw, **settings)
     ref, scores = _scanpy_reference(raw, **settings)
@@ -330,7 +331,7 @@ def test_preprocess_h5ad_in_small_blocks_equals_preprocess(tmp_path):
     """File to file in blocks of 97 cells, for a subset of individuals: as in memory."""
     from nam_core.inputs.expression import preprocess_h5ad
 
-    paths = make_demo_cohort(tmp_path, n_individuals=20, mean_cells=50, n_snps=100, seed=4)
+    paths = make_demo_cohort(tmp_path, CohortSpec(n_individuals=20, mean_cells=50, n_snps=100, seed=4))
     raw = read_counts(paths["counts"], "individual")
     chosen = sorted(set(raw.obs["individual"].astype(str)))[::2]
     settings = dict(min_genes=200, min_cells=3, min_counts=500, max_pct_mt=20, n_top_genes=300,

@@ -16,8 +16,8 @@ import xarray as xr
 from pandas_plink import write_plink1_bin
 
 from nam_core.errors import NAMInputError
-from nam_core.inputs.ancestry import balding_nichols_genotypes
 from nam_core.inputs.genotypes import GenotypePCs, compute_genotype_pcs, read_fam, validate_plink
+from nam_core.synthetic.ancestry import balding_nichols_genotypes
 
 # ----------------------------------------------------------------------------- helpers
 

@@ -12,7 +12,8 @@ from nam_core.results.evaluate import _leiden_rows
 from nam_core.results.leiden import leiden_labels, n_large_clusters
 from nam_core.study.cell_clusters import run_case
 from nam_core.study.methods import METHODS, fit_method
-from nam_core.study.realistic import simulate_realistic_counts
+from nam_core.synthetic.base import CohortSpec
+from nam_core.synthetic.realistic import simulate_realistic_counts
 
 
 def test_leiden_finds_separated_blobs_and_repeats():
@@ -59,8 +60,8 @@ def test_evaluation_lists_leiden_beside_nam():
 
 
 def test_realistic_counts_scenario_tiny():
-    data = simulate_realistic_counts(n_individuals=12, mean_cells=40, n_snps=200, n_pcs=5,
-                                     n_top_genes=200, seed=2)
+    data = simulate_realistic_counts(CohortSpec(n_individuals=12, mean_cells=40, n_snps=200, seed=2),
+                                     n_pcs=5, n_top_genes=200)
     J, N = data.X.shape[0], data.Y.shape[0]
     assert data.X.shape == (12, 3) and data.Y.shape[1] == 5 and data.group.shape == (N,)
     assert set(np.unique(data.group)) == set(range(J))
@@ -73,7 +74,7 @@ def test_realistic_counts_scenario_tiny():
 
 
 def test_simulate_counts_model_is_the_realistic_scenario():
-    from nam_core.study.simulate import simulate
+    from nam_core.synthetic.simulate import simulate
 
     kw = dict(J=8, n_clusters=2, q=2, p=4, mean_cells=30, n_snps=100, fst=0.05, seed=4)
     data = simulate(expression_model="counts", n_cell_types=6, **kw)

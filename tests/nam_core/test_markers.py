@@ -6,15 +6,16 @@ import pandas as pd
 import pytest
 
 from nam_core.errors import NAMInputError
-from nam_core.inputs.demo import make_demo_cohort
 from nam_core.inputs.expression import preprocess, read_counts
 from nam_core.results.markers import MARKER_COLUMNS, RECOVERY_COLUMNS, marker_recovery, rank_markers
+from nam_core.synthetic.base import CohortSpec
+from nam_core.synthetic.demo import make_demo_cohort
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     paths = make_demo_cohort(
-        tmp_path_factory.mktemp("demo"), n_individuals=30, mean_cells=60, n_snps=100, seed=0
+        tmp_path_factory.mktemp("demo"), CohortSpec(n_individuals=30, mean_cells=60, n_snps=100, seed=0)
     )
     adata = preprocess(read_counts(paths["counts"], "individual"), n_pcs=10)
     known = pd.read_csv(paths["known_markers"], sep="\t")

@@ -1,8 +1,8 @@
-"""The realistic-counts case's library-size regression (nam_core.study.realistic)."""
+"""The realistic-counts case's library-size regression (nam_core.synthetic.realistic)."""
 
 import numpy as np
 
-from nam_core.study.realistic import regress_out_library
+from nam_core.synthetic.realistic import regress_out_library
 
 
 def test_regressed_pcs_are_uncorrelated_with_the_log_library_and_keep_their_means():

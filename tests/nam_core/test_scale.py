@@ -8,7 +8,8 @@ import sys
 import h5py
 import pytest
 
-from nam_core.inputs.scale_cohort import make_scale_cohort
+from nam_core.synthetic.base import CohortSpec
+from nam_core.synthetic.scale_cohort import make_scale_cohort
 
 SIZES = (10_000, 40_000)  # cells; one block is 4,096
 CHILD = """
@@ -32,8 +33,8 @@ def runs(tmp_path_factory):
     out = {}
     for n in SIZES:
         folder = tmp_path_factory.mktemp(f"scale{n}")
-        paths = make_scale_cohort(folder, n_individuals=50, mean_cells=n / 50, n_snps=100,
-                                  median_library=500, seed=1)
+        paths = make_scale_cohort(folder, CohortSpec(n_individuals=50, mean_cells=n / 50, n_snps=100, seed=1),
+                                  median_library=500)
         with h5py.File(paths["counts"]) as f:
             nnz = f["X/data"].shape[0]
         proc = subprocess.run([sys.executable, "-c", CHILD, paths["counts"], folder / "pre.h5ad"],

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nam_core import NAMInputError
-from nam_core.study import simplots, simstudy
+from nam_core.study import aggregation, design, job, simplots
 
 
 def _study(**extra):
@@ -34,66 +34,66 @@ def _study(**extra):
 
 
 def test_scenarios_resolve_every_parameter_and_reuse_equal_points():
-    scen = simstudy.expand_scenarios(_study())
+    scen = design.expand_scenarios(_study())
     # named first, then only the new sweep points: dx 0 is C, dx 3 is A, eta 0 is B
     assert list(scen) == ["A", "B", "C", "dx_1.5", "eta_0.25"]
-    assert set(scen["A"]["params"]) == set(simstudy.GENERATOR_KEYS)
+    assert set(scen["A"]["params"]) == set(design.GENERATOR_KEYS)
     assert scen["A"]["params"]["J"] == 40 and scen["A"]["params"]["q"] == 5  # generator, default
     assert scen["B"]["params"]["eta"] == 0.0 and scen["B"]["params"]["J"] == 40
     assert scen["C"]["replicates"] == 1 and scen["A"]["replicates"] == 2
     assert scen["eta_0.25"]["replicates"] == 3
     assert ("dx", 0) in scen["C"]["sweeps"] and ("dx", 3) in scen["A"]["sweeps"]
     assert ("eta", 0.0) in scen["B"]["sweeps"]
-    sweeps = simstudy.sweeps(_study())
+    sweeps = design.sweeps(_study())
     assert sweeps["dx"]["points"] == [(0, "C"), (1.5, "dx_1.5"), (3, "A")]
     assert sweeps["eta"]["points"] == [(0.0, "B"), (0.25, "eta_0.25")]
 
 
 def test_jobs_and_specs():
     study = _study()
-    jobs = simstudy.jobs(study)
+    jobs = design.jobs(study)
     assert len(jobs) == (2 + 2 + 1 + 2 + 3) * 2
     assert ("C", 0, "nam") in jobs and ("C", 1, "nam") not in jobs
-    spec = simstudy.job_spec(study, "B", 1, "cam")
+    spec = design.job_spec(study, "B", 1, "cam")
     assert spec["seed"] == 11 and spec["method"] == "cam" and spec["generator"]["eta"] == 0.0
     assert spec["fit"] == study["fit"]
     with pytest.raises(NAMInputError, match="unknown scenario"):
-        simstudy.job_spec(study, "Z", 0, "nam")
+        design.job_spec(study, "Z", 0, "nam")
     with pytest.raises(NAMInputError, match="not in the study"):
-        simstudy.job_spec(study, "A", 0, "ndp")
+        design.job_spec(study, "A", 0, "ndp")
 
 
 def test_bad_parameters_and_sweep_bases_are_named():
     with pytest.raises(NAMInputError, match="scenario A: unknown generator parameter.*deltax"):
-        simstudy.expand_scenarios(_study(scenarios={"A": {"params": {"deltax": 1}}}))
+        design.expand_scenarios(_study(scenarios={"A": {"params": {"deltax": 1}}}))
     with pytest.raises(NAMInputError, match="base scenario 'Q'"):
-        simstudy.expand_scenarios(_study(sweeps={"s": {"base": "Q", "parameter": "eta",
+        design.expand_scenarios(_study(sweeps={"s": {"base": "Q", "parameter": "eta",
                                                        "values": [0.1]}}))
 
 
 def test_describe_settings_names_the_generative_settings():
-    params = simstudy.expand_scenarios(_study())["A"]["params"]
-    text = simstudy.describe_settings(params, _study()["fit"], skip=["eta"])
+    params = design.expand_scenarios(_study())["A"]["params"]
+    text = design.describe_settings(params, _study()["fit"], skip=["eta"])
     assert "J = 40" in text and "kappa = inf" in text and "K* = 4" in text
     assert "eta" not in text and "F_ST" not in text and "K = 5, L = 6" in text
 
 
 def test_label_metrics():
-    m = simstudy.label_metrics(np.array([0, 0, 1, 1]), np.array([5, 5, 3, 3]))
+    m = job.label_metrics(np.array([0, 0, 1, 1]), np.array([5, 5, 3, 3]))
     assert m == {"ari": 1.0, "nmi": 1.0, "n_occupied": 2, "n_true": 2}
-    none = simstudy.label_metrics(np.array([0, 1]), None)
+    none = job.label_metrics(np.array([0, 1]), None)
     assert math.isnan(none["ari"]) and math.isnan(none["nmi"]) and none["n_true"] == 2
 
 
 @pytest.mark.parametrize("method", ["nam", "dpmix_x"])
 def test_one_tiny_job_writes_its_metrics_and_parameters(tmp_path, method):
     study = _study(methods=["nam", "dpmix_x"])
-    spec = simstudy.job_spec(study, "A", 0, method)
+    spec = design.job_spec(study, "A", 0, method)
     threads = torch.get_num_threads()
-    result = simstudy.run_job(spec, threads=1)
+    result = job.run_job(spec, threads=1)
     assert torch.get_num_threads() == threads  # restored after the job
     path = tmp_path / "run.json"
-    simstudy.write_run(result, path)
+    job.write_run(result, path)
     raw = json.loads(path.read_text())  # standard JSON: no NaN or Infinity tokens
     assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
     assert raw["generator"]["kappa"] == "inf" and raw["seed"] == 10
@@ -107,7 +107,7 @@ def test_one_tiny_job_writes_its_metrics_and_parameters(tmp_path, method):
         assert raw["metrics"]["cell"]["ari"] is None  # no cell labels: NaN, written as null
     assert raw["fit_seconds"] > 0 and raw["wall_seconds"] >= raw["fit_seconds"]
     assert raw["peak_rss_mib"] > 10 and raw["peak_gpu_mib"] is None
-    df = simstudy.tidy_metrics([simstudy.read_run(path)])
+    df = aggregation.tidy_metrics([job.read_run(path)])
     assert list(df["level"]) == ["cell", "individual"]
     assert math.isinf(df["kappa"].iloc[0])
 
@@ -115,7 +115,7 @@ def test_one_tiny_job_writes_its_metrics_and_parameters(tmp_path, method):
 def test_conflicting_scenario_scores_the_composition_partition():
     study = _study(methods=["kmeans_oracle"],
                    scenarios={"D": {"params": {"conflicting": True}}}, sweeps={})
-    result = simstudy.run_job(simstudy.job_spec(study, "D", 0, "kmeans_oracle"))
+    result = job.run_job(design.job_spec(study, "D", 0, "kmeans_oracle"))
     assert set(result["metrics"]) == {"individual", "cell", "composition"}
 
 
@@ -160,9 +160,9 @@ CHECKS = {"genotype_only": "B", "margin_genotype_only": 0.5, "genotype_uninforma
 
 
 def test_tidy_table_and_summary():
-    df = simstudy.tidy_metrics(_synthetic_runs(PASSING))
+    df = aggregation.tidy_metrics(_synthetic_runs(PASSING))
     assert len(df) == 10 * 3 * 2
-    s = simstudy.summarise(df)
+    s = aggregation.summarise(df)
     row = s[(s.scenario == "A") & (s.method == "nam") & (s.level == "individual")].iloc[0]
     assert row["ari_median"] == 0.95 and row["n"] == 3
     assert row["ari_q25"] == pytest.approx(0.925) and row["ari_iqr"] == pytest.approx(0.05)
@@ -171,7 +171,7 @@ def test_tidy_table_and_summary():
 
 
 def test_checks_pass_on_passing_metrics():
-    table = simstudy.run_checks(simstudy.summarise(simstudy.tidy_metrics(_synthetic_runs(PASSING))),
+    table = aggregation.run_checks(aggregation.summarise(aggregation.tidy_metrics(_synthetic_runs(PASSING))),
                                 CHECKS)
     assert set(table["status"]) == {"pass"}
     b = table[table.check == "genotype_only"]
@@ -190,18 +190,18 @@ def test_checks_pass_on_passing_metrics():
      "both_informative"),
 ])
 def test_checks_fail_where_they_should(change, failing):
-    table = simstudy.run_checks(
-        simstudy.summarise(simstudy.tidy_metrics(_synthetic_runs({**PASSING, **change}))), CHECKS)
+    table = aggregation.run_checks(
+        aggregation.summarise(aggregation.tidy_metrics(_synthetic_runs({**PASSING, **change}))), CHECKS)
     assert set(table[table.status == "fail"]["check"]) == {failing}
 
 
 def test_checks_report_missing_and_exclusions():
     runs = {k: v for k, v in PASSING.items() if k != ("C", "cam")}
-    table = simstudy.run_checks(simstudy.summarise(simstudy.tidy_metrics(_synthetic_runs(runs))),
+    table = aggregation.run_checks(aggregation.summarise(aggregation.tidy_metrics(_synthetic_runs(runs))),
                                 {**CHECKS, "exclude": ["dpmix_y"]})
     assert table[table.check == "genotype_uninformative"]["status"].tolist() == ["missing"]
     assert "dpmix_y" not in set(table["method"])
-    skipped = simstudy.run_checks(simstudy.summarise(simstudy.tidy_metrics(_synthetic_runs(runs))),
+    skipped = aggregation.run_checks(aggregation.summarise(aggregation.tidy_metrics(_synthetic_runs(runs))),
                                   {**CHECKS, "genotype_only": None, "genotype_uninformative": None,
                                    "both_informative": None})
     assert skipped.empty
@@ -211,20 +211,20 @@ def test_aggregate_writes_three_tables(tmp_path):
     paths = []
     for i, run in enumerate(_synthetic_runs(PASSING)):
         paths.append(tmp_path / "runs" / f"{i}.json")
-        simstudy.write_run(run, paths[-1])
+        job.write_run(run, paths[-1])
     out = [tmp_path / f"{n}.tsv" for n in ("metrics", "summary", "checks")]
-    simstudy.aggregate(paths, *out, CHECKS)
+    aggregation.aggregate(paths, *out, CHECKS)
     metrics = pd.read_csv(out[0], sep="\t")
     assert len(metrics) == 60 and metrics["ari"].isna().sum() == 3 * 4
     assert pd.read_csv(out[2], sep="\t")["status"].eq("pass").all()
     with pytest.raises(NAMInputError, match="no simulation runs"):
-        simstudy.aggregate([], *out, CHECKS)
+        aggregation.aggregate([], *out, CHECKS)
 
 
 def test_figures_are_written(tmp_path):
     runs = _synthetic_runs({**PASSING, ("big", "nam"): {"individual": [0.5, 0.6],
                                                        "cell": [0.7, 0.8]}})
-    df = simstudy.tidy_metrics(runs)
+    df = aggregation.tidy_metrics(runs)
     simplots.plot_boxes(df, "A", tmp_path / "a.png", tmp_path / "a.pdf")
     simplots.plot_sweep(df, "eta", [(0.0, "B"), (0.8, "A")], tmp_path / "s.png", tmp_path / "s.pdf")
     simplots.plot_runtime(df, tmp_path / "r.png", tmp_path / "r.pdf")

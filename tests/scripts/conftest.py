@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from nam_core.inputs.demo import make_demo_cohort
+from nam_core.synthetic.base import CohortSpec
+from nam_core.synthetic.demo import make_demo_cohort
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 if str(SCRIPTS) not in sys.path:
@@ -21,4 +22,4 @@ def load_script(name: str):
 @pytest.fixture(scope="session")
 def cohort(tmp_path_factory):
     """A tiny demo cohort: PLINK files, counts.h5ad and the truth tables (read-only)."""
-    return make_demo_cohort(tmp_path_factory.mktemp("cohort") / "demo_cohort", **TINY)
+    return make_demo_cohort(tmp_path_factory.mktemp("cohort") / "demo_cohort", CohortSpec(**TINY))

@@ -85,16 +85,16 @@ def test_configs_validate(path):
 
 
 def test_paper_config_is_the_full_study():
-    from nam_core.study import simstudy
+    from nam_core.study import design
     from nam_core.study.methods import METHODS
 
     study = yaml.safe_load(PAPER.read_text())["simulation"]
     assert study["replicates"] == 30 and set(study["methods"]) == set(METHODS)
-    scen = simstudy.expand_scenarios(study)
+    scen = design.expand_scenarios(study)
     assert {"A", "B", "C", "D", "E_kappa50", "E_kappa200", "G_counts"} <= set(scen)
     assert sum(n.startswith("F_") for n in scen) == 4
     assert max(s["params"]["J"] * s["params"]["mean_cells"] for s in scen.values()) == 1.3e6
-    sweeps = simstudy.sweeps(study)
+    sweeps = design.sweeps(study)
     assert {k: v["parameter"] for k, v in sweeps.items()} == {
         "delta_x": "delta_x", "eta": "eta", "mean_cells": "mean_cells"}
     assert [v for v, _ in sweeps["delta_x"]["points"]] == [0, 1, 2, 3, 4]

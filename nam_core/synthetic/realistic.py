@@ -1,6 +1,6 @@
 """The "realistic counts" scenario: NB counts around real PBMC profiles -> scanpy -> PCs.
 
-Cells are drawn as the demo cohort draws them (:func:`nam_core.inputs.demo.draw_demo_cohort`:
+Cells are drawn as the demo cohort draws them (:func:`nam_core.synthetic.demo.draw_demo_cohort`:
 gamma-Poisson counts around six cell-type profiles of scanpy's bundled ``pbmc68k_reduced``,
 log-normal library sizes, mitochondrial genes, 3 % low-quality cells), preprocessed exactly as
 the workflow does (:func:`nam_core.inputs.expression.preprocess`: QC, normalisation, log1p, HVGs,
@@ -16,13 +16,16 @@ import time
 
 import numpy as np
 
-from ..inputs.demo import demo_anndata, draw_demo_cohort
 from ..inputs.expression import preprocess
-from .simulate import SimulatedData, genotype_pcs
+from .base import CohortSpec, SimulatedData, genotype_pcs
+from .demo import demo_anndata, draw_demo_cohort
 
-__all__ = ["simulate_realistic_counts", "regress_out_library"]
+__all__ = ["REALISTIC_COHORT", "regress_out_library", "simulate_realistic_counts"]
 
 logger = logging.getLogger(__name__)
+
+#: The scenario's default cohort: 300 donors, ~150 cells each, 2,000 SNPs; the rest as the demo.
+REALISTIC_COHORT = CohortSpec(n_individuals=300, mean_cells=150, n_snps=2000)
 
 
 def regress_out_library(Y: np.ndarray, total_counts: np.ndarray) -> np.ndarray:
@@ -49,26 +52,20 @@ def regress_out_library(Y: np.ndarray, total_counts: np.ndarray) -> np.ndarray:
 
 
 def simulate_realistic_counts(
-    n_individuals: int = 300,
-    mean_cells: float = 150,
-    n_ancestries: int = 3,
+    spec: CohortSpec = REALISTIC_COHORT,
     n_pcs: int = 10,
     q: int = 3,
-    n_snps: int = 2000,
-    fst: float = 0.05,
-    library_sdlog: float = 0.4,
-    gene_dispersion: float = 10.0,
     n_top_genes: int = 500,
     target_sum: float = 1000.0,
     regress_library: bool = False,
-    seed: int = 0,
 ) -> SimulatedData:
     """Draw NB counts, preprocess them as the workflow does and return (X, Y, group, truth).
 
     Parameters
     ----------
-    n_individuals, mean_cells, n_ancestries, n_snps, fst, library_sdlog, gene_dispersion, seed
-        As :func:`nam_core.inputs.demo.make_demo_cohort`.
+    spec : CohortSpec
+        The cohort (:func:`nam_core.synthetic.demo.draw_demo_cohort`); its seed also seeds the
+        preprocessing. :data:`REALISTIC_COHORT` by default.
     n_pcs : int
         Expression PCs p of Y.
     q : int
@@ -92,11 +89,10 @@ def simulate_realistic_counts(
         individual_labels, and params.
     """
     t0 = time.perf_counter()
-    cohort = draw_demo_cohort(
-        n_individuals, n_ancestries, mean_cells, n_snps, fst, seed, library_sdlog, gene_dispersion
-    )
+    cohort = draw_demo_cohort(spec)
     adata = preprocess(
-        demo_anndata(cohort), n_pcs=n_pcs, n_top_genes=n_top_genes, target_sum=target_sum, seed=seed
+        demo_anndata(cohort), n_pcs=n_pcs, n_top_genes=n_top_genes, target_sum=target_sum,
+        seed=spec.seed,
     )
     iids = np.asarray(cohort["iids"])
     index = {iid: j for j, iid in enumerate(iids)}
@@ -106,17 +102,18 @@ def simulate_realistic_counts(
     X = genotype_pcs(cohort["genotypes"].astype(np.float64), q)
     ancestry = np.asarray(cohort["ancestry"])
     params = {
-        "n_individuals": n_individuals, "mean_cells": mean_cells, "n_ancestries": n_ancestries,
-        "n_pcs": n_pcs, "q": q, "n_snps": n_snps, "fst": fst, "library_sdlog": library_sdlog,
-        "gene_dispersion": gene_dispersion, "n_top_genes": n_top_genes, "target_sum": target_sum,
-        "regress_library": regress_library, "seed": seed,
+        "n_individuals": spec.n_individuals, "mean_cells": spec.mean_cells,
+        "n_ancestries": spec.n_ancestries, "n_pcs": n_pcs, "q": q, "n_snps": spec.n_snps,
+        "fst": spec.fst, "library_sdlog": spec.library_sdlog,
+        "gene_dispersion": spec.gene_dispersion, "n_top_genes": n_top_genes,
+        "target_sum": target_sum, "regress_library": regress_library, "seed": spec.seed,
     }
     Y = np.asarray(adata.obsm["X_pca"], dtype=np.float64)
     if regress_library:
         Y = regress_out_library(Y, adata.obs["total_counts"].to_numpy())
     logger.info(
         "realistic counts: %d individuals, %d of %d cells after QC, %d expression PCs, in %.1f s",
-        n_individuals, group.size, cohort["group"].size, adata.obsm["X_pca"].shape[1],
+        spec.n_individuals, group.size, cohort["group"].size, adata.obsm["X_pca"].shape[1],
         time.perf_counter() - t0,
     )
     return SimulatedData(

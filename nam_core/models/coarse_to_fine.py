@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from ..errors import NAMInputError
+from .nam import NAM
 
 __all__ = ["subsample_within_individuals", "coarse_cells", "refine_on_all_cells", "fit_coarse_to_fine"]
 
@@ -101,8 +102,6 @@ def refine_on_all_cells(best, X, Y, group, **nam_params):
     -------
     NAM fitted on all cells.
     """
-    from .. import NAM
-
     params = {k: v for k, v in nam_params.items() if k not in ("n_init", "seed", "init", "init_resp")}
     L = int(params.get("L", NAM().L))
     xi0 = np.zeros((len(Y), L))
@@ -136,8 +135,6 @@ def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
         ``rows`` (the subsample), ``restarts`` (seed, ELBO on the subsample, seconds),
         ``best_seed``, ``coarse_seconds`` and ``refine_seconds``.
     """
-    from .. import NAM
-
     group = np.asarray(group)
     Y = np.asarray(Y)
     rows = subsample_within_individuals(group, fraction, min_cells, seed)

@@ -1,4 +1,4 @@
-"""Genotypes of structured populations under the Balding-Nichols model (demo and simulator)."""
+"""Structured populations: ancestry labels and Balding-Nichols genotypes (every generator)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,24 @@ import numpy as np
 
 from ..errors import NAMInputError
 
-__all__ = ["balding_nichols_genotypes"]
+__all__ = ["ancestry_labels", "balding_nichols_genotypes"]
+
+
+def ancestry_labels(n_individuals: int, n_ancestries: int, rng: np.random.Generator) -> np.ndarray:
+    """Unequal population sizes proportional to n_ancestries, ..., 2, 1, shuffled; each >= 2.
+
+    Returns
+    -------
+    labels : ndarray (n_individuals,) of int in 0..n_ancestries-1
+    """
+    weights = np.arange(n_ancestries, 0, -1, dtype=np.float64)
+    sizes = np.maximum(2, np.floor(n_individuals * weights / weights.sum()).astype(int))
+    sizes[0] += n_individuals - sizes.sum()
+    if sizes.min() < 2:  # only for very small cohorts: fall back to near-equal sizes
+        sizes = np.full(n_ancestries, n_individuals // n_ancestries)
+        sizes[: n_individuals % n_ancestries] += 1
+    labels = np.repeat(np.arange(n_ancestries), sizes)
+    return rng.permutation(labels)
 
 
 def balding_nichols_genotypes(

@@ -1,8 +1,9 @@
 """Data from the generative processes of the nested DP and the HDP (``docs/model.md`` 9c, 9d).
 
 The NAM/CAM/fiSAN design (shared atoms, weights clustered by individual) is
-:func:`nam_core.study.simulate.simulate`; these two generators give each baseline data from its own
-model, for recovery tests and benchmarks. Both return :class:`~nam_core.study.simulate.SimulatedData`.
+:func:`nam_core.synthetic.simulate.simulate`; these two generators give each baseline data from its
+own model, for recovery tests and benchmarks. Both return
+:class:`~nam_core.synthetic.base.SimulatedData`.
 """
 
 from __future__ import annotations
@@ -12,14 +13,9 @@ import math
 import numpy as np
 
 from ..errors import NAMInputError
-from .simulate import SimulatedData, draw_partition, separated_centres
+from .base import SimulatedData, cells_per_individual, draw_partition, separated_centres
 
 __all__ = ["simulate_ndp", "simulate_hdp"]
-
-
-def _cell_counts(J, mean_cells, min_cells, dispersion, rng):
-    prob = dispersion / (dispersion + mean_cells)
-    return np.maximum(min_cells, rng.negative_binomial(dispersion, prob, size=J))
 
 
 def _draw_cells(weights, n_cells, centres, sigma_y, rng):
@@ -56,7 +52,7 @@ def simulate_ndp(
     omega = np.zeros((n_clusters, n_clusters * n_atoms))
     for k in range(n_clusters):
         omega[k, k * n_atoms : (k + 1) * n_atoms] = rng.dirichlet(np.ones(n_atoms))
-    n_cells = _cell_counts(J, mean_cells, min_cells, dispersion, rng)
+    n_cells = cells_per_individual(J, mean_cells, rng, dispersion, min_cells)
     Y, group, M = _draw_cells(omega[S], n_cells, centres_y, sigma_y, rng)
     return SimulatedData(X=X, Y=Y, group=group, individual_labels=S, cell_labels=M,
                          composition_labels=S, params=params)
@@ -79,7 +75,7 @@ def simulate_hdp(
     centres_y = separated_centres(n_atoms, p, delta_y / math.sqrt(2.0), delta_y, rng)
     beta = rng.dirichlet(np.full(n_atoms, gamma / n_atoms))
     weights = rng.dirichlet(np.maximum(alpha0 * beta, 1e-3), size=J)
-    n_cells = _cell_counts(J, mean_cells, min_cells, dispersion, rng)
+    n_cells = cells_per_individual(J, mean_cells, rng, dispersion, min_cells)
     Y, group, M = _draw_cells(weights, n_cells, centres_y, sigma_y, rng)
     labels = np.arange(J)
     return SimulatedData(X=np.empty((J, 0)), Y=Y, group=group, individual_labels=labels,

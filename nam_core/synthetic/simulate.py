@@ -6,107 +6,22 @@ individual's genotype vector and its cells' composition over ``n_cell_types`` sh
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 
 from ..errors import NAMInputError
-from ..inputs.ancestry import balding_nichols_genotypes
+from .ancestry import balding_nichols_genotypes
+from .base import (
+    CohortSpec,
+    SimulatedData,
+    cells_per_individual,
+    draw_partition,
+    genotype_pcs,
+    separated_centres,
+)
 
-__all__ = [
-    "SimulatedData",
-    "simulate",
-    "separated_centres",
-    "genotype_pcs",
-]
-
-
-@dataclasses.dataclass
-class SimulatedData:
-    """Data and truth drawn by :func:`simulate`.
-
-    Attributes
-    ----------
-    X : ndarray (J, q)
-        Individual-level vectors.
-    Y : ndarray (N, p)
-        Cell-level vectors, cells sorted by individual.
-    group : ndarray (N,) of int
-        Individual of each cell, 0..J-1.
-    individual_labels : ndarray (J,) of int
-        True individual cluster S_j (genotype cluster in scenario D).
-    cell_labels : ndarray (N,) of int
-        True cell type M_ji.
-    composition_labels : ndarray (J,) of int
-        Cluster that fixed each individual's composition (equals ``individual_labels`` except in
-        scenario D, where the two partitions are drawn independently).
-    params : dict
-        Every generator parameter, for the record.
-    """
-
-    X: np.ndarray
-    Y: np.ndarray
-    group: np.ndarray
-    individual_labels: np.ndarray
-    cell_labels: np.ndarray
-    composition_labels: np.ndarray
-    params: dict
-
-
-def separated_centres(
-    n: int, dim: int, scale: float, min_dist: float, rng: np.random.Generator, max_tries: int = 10_000
-) -> np.ndarray:
-    """Draw ``n`` centres from N(0, scale^2 I_dim), redrawn until all pairwise distances >= min_dist.
-
-    Returns an (n, dim) array. ``min_dist=0`` accepts the first draw.
-    """
-    for _ in range(max_tries):
-        centres = rng.normal(0.0, scale, size=(n, dim))
-        if n < 2 or min_dist <= 0:
-            return centres
-        diff = centres[:, None, :] - centres[None, :, :]
-        dist = np.sqrt((diff**2).sum(-1))
-        if dist[np.triu_indices(n, 1)].min() >= min_dist:
-            return centres
-    raise NAMInputError(
-        f"could not draw {n} centres in {dim} dimensions at least {min_dist} apart "
-        f"(scale {scale}) in {max_tries} tries; lower the separation or raise the dimension"
-    )
-
-
-def genotype_pcs(genotypes: np.ndarray, n_pcs: int) -> np.ndarray:
-    """First ``n_pcs`` principal-component scores of a (J, P) genotype matrix.
-
-    Columns are standardised (monomorphic SNPs dropped); scores are U * s from the thin SVD.
-    """
-    G = genotypes.astype(np.float64)
-    mean = G.mean(0)
-    sd = G.std(0)
-    keep = sd > 0
-    Z = (G[:, keep] - mean[keep]) / sd[keep]
-    U, s, _ = np.linalg.svd(Z, full_matrices=False)
-    return U[:, :n_pcs] * s[:n_pcs]
-
-
-def _cluster_weights(n_clusters: int, J: int, weights: str, alpha_true: float, rng) -> np.ndarray:
-    if weights == "uniform":
-        return np.full(n_clusters, 1.0 / n_clusters)
-    if weights != "stick":
-        raise NAMInputError(f"weights must be 'uniform' or 'stick', got {weights!r}")
-    v = rng.beta(1.0, alpha_true, size=n_clusters)
-    v[-1] = 1.0
-    return v * np.concatenate([[1.0], np.cumprod(1.0 - v[:-1])])
-
-
-def draw_partition(n_clusters: int, J: int, weights: str, alpha_true: float, rng) -> np.ndarray:
-    """Cluster labels for J individuals; redrawn until every cluster has at least 2 members."""
-    for _ in range(10_000):
-        pi = _cluster_weights(n_clusters, J, weights, alpha_true, rng)
-        labels = rng.choice(n_clusters, size=J, p=pi)
-        if np.bincount(labels, minlength=n_clusters).min() >= 2:
-            return labels
-    raise NAMInputError(f"could not give each of {n_clusters} clusters 2 of {J} individuals")
+__all__ = ["SimulatedData", "simulate"]  # SimulatedData: the type simulate returns
 
 
 def _random_rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
@@ -117,18 +32,19 @@ def _random_rotation(dim: int, rng: np.random.Generator) -> np.ndarray:
 def _realistic_counts(J, n_clusters, q, p, n_cell_types, mean_cells, n_snps, fst,
                       library_sdlog, gene_dispersion, seed) -> SimulatedData:
     """simulate(expression_model="counts"): the realistic-counts scenario in simulate's terms."""
-    from .realistic import simulate_realistic_counts  # imports this module
+    from .realistic import simulate_realistic_counts  # anndata and the preprocessing: only here
 
     if n_cell_types != 6:
         raise NAMInputError(
             f"expression_model 'counts' draws the demo's 6 cell types; set n_cell_types: 6, "
             f"not {n_cell_types}"
         )
-    return simulate_realistic_counts(
-        n_individuals=J, mean_cells=mean_cells, n_ancestries=n_clusters, n_pcs=p, q=q,
-        n_snps=n_snps, fst=fst, library_sdlog=library_sdlog, gene_dispersion=gene_dispersion,
-        seed=0 if seed is None else seed,
+    cohort = CohortSpec(
+        n_individuals=J, n_ancestries=n_clusters, mean_cells=mean_cells, n_snps=n_snps, fst=fst,
+        seed=0 if seed is None else seed, library_sdlog=library_sdlog,
+        gene_dispersion=gene_dispersion,
     )
+    return simulate_realistic_counts(cohort, n_pcs=p, q=q)
 
 
 def simulate(
@@ -182,7 +98,7 @@ def simulate(
         Scenario D: genotype clusters and composition clusters drawn independently.
     expression_model : {"gaussian", "counts"}
         "gaussian": y drawn from the model (everything above). "counts": the realistic-counts
-        scenario (:func:`nam_core.study.realistic.simulate_realistic_counts`): NB counts around
+        scenario (:func:`nam_core.synthetic.realistic.simulate_realistic_counts`): NB counts around
         the demo's 6 PBMC profiles -> the workflow's preprocessing -> p expression PCs, with J,
         n_clusters (ancestries), q, mean_cells, n_snps, fst, ``library_sdlog`` and
         ``gene_dispersion``; the other parameters do not apply and n_cell_types must be 6.
@@ -226,8 +142,7 @@ def simulate(
     sparse = rng.dirichlet(np.full(n_cell_types, 0.3), size=n_clusters)
     omega = (1.0 - eta) * common + eta * sparse  # (K*, L*)
 
-    prob = dispersion / (dispersion + mean_cells)
-    n_cells = np.maximum(min_cells, rng.negative_binomial(dispersion, prob, size=J))
+    n_cells = cells_per_individual(J, mean_cells, rng, dispersion, min_cells)
 
     groups, types = [], []
     for j in range(J):
