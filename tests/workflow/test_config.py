@@ -1,5 +1,6 @@
 """The config, its schema, the environment file and the profile; lint and dry runs (fast)."""
 
+import dataclasses
 import re
 import tomllib
 from pathlib import Path
@@ -7,6 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+
+from nam_core.engine.settings import FitSettings
 
 from .conftest import ROOT, SMALL_CONFIG, output_of, planned_jobs, snakemake
 
@@ -53,6 +56,26 @@ def test_config_files_validate(path):
 def test_default_config_is_the_schema_defaults():
     """config/config.yaml spells out every default, so a partial config behaves like it."""
     assert yaml.safe_load((ROOT / "config/config.yaml").read_text()) == defaults(SCHEMA)
+
+
+def test_fit_settings_defaults_are_the_schema_defaults():
+    """The config schema is the one source of fit defaults; FitSettings carries the same values."""
+    fit = SCHEMA["properties"]["fit"]["properties"]
+    fields = {f.name: f.default for f in dataclasses.fields(FitSettings)}
+    schema_defaults = {key: (tuple(sub["default"]) if isinstance(sub["default"], list) else sub["default"])
+                       for key, sub in fit.items() if key != "seeds"}
+    assert schema_defaults == {key: fields[key] for key in schema_defaults}
+    assert set(fields) - set(schema_defaults) == {"n_init"}  # the workflow runs one restart per seed
+
+
+def test_simulation_fit_defaults_say_why_they_differ():
+    """Where the simulation study's fit defaults differ from the workflow's, the schema says why."""
+    study = yaml.safe_load((ROOT / "workflow/schemas/simulation.schema.yaml").read_text())
+    fit, workflow_fit = study["properties"]["fit"]["properties"], SCHEMA["properties"]["fit"]["properties"]
+    differ = [key for key in fit if key in workflow_fit and fit[key]["default"] != workflow_fit[key]["default"]]
+    assert differ, "the study and the workflow share every fit default: drop this test"
+    for key in differ:
+        assert "workflow" in fit[key]["description"], key
 
 
 @pytest.mark.parametrize("path", CONFIGS[:2], ids=lambda p: p.name)
