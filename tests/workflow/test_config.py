@@ -37,7 +37,9 @@ def defaults(schema):
 
 def test_schema_describes_every_key_with_a_default():
     assert SCHEMA["additionalProperties"] is False
-    for path, sub in walk(SCHEMA):
+    keys = list(walk(SCHEMA))
+    assert len(keys) > 50, "walk finds the schema's keys"
+    for path, sub in keys:
         assert sub.get("description"), f"{path} has no description"
         assert "default" in sub, f"{path} has no default"
         if delegated(sub):
@@ -81,7 +83,7 @@ def test_simulation_fit_defaults_say_why_they_differ():
 @pytest.mark.parametrize("path", CONFIGS[:2], ids=lambda p: p.name)
 def test_every_key_is_commented(path):
     """Each key line sits in a paragraph (lines between blank lines) that holds a comment."""
-    commented = False
+    commented, keys = False, 0
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         stripped = line.strip()
         if not stripped:
@@ -90,6 +92,8 @@ def test_every_key_is_commented(path):
             commented = True
         else:
             assert commented or "#" in line, f"{path.name}:{number}: {line!r} has no comment"
+            keys += 1
+    assert keys > 20, f"{path.name}: only {keys} key lines"
 
 
 def test_env_file_pins_match_pyproject():
@@ -107,6 +111,7 @@ def test_profiles_use_real_options_and_rules(name):
 
     profile = yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
     options = {opt for action in get_argument_parser()._actions for opt in action.option_strings}
+    assert profile and options, name
     for key in profile:
         assert f"--{key}" in options, f"profiles/{name}: {key} is not a snakemake option"
     rules = set(re.findall(r"^\s*rule (\w+):", "".join(

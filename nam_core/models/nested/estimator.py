@@ -230,17 +230,7 @@ class NestedAtomsEstimator(NestedEstimator):
         U1 weighs cell n of individual j by sum_k rho_jk E log omega_lk. Here every rho_j is the
         same vector, the share of the individuals in each cluster (hard labels), so a cell's
         atom depends on its expression and on cohort-wide weights only, never on its
-        individual's cluster. The fit is unchanged.
-
-        Parameters
-        ----------
-        Y : array (n, p)
-        group : array (n,) of int
-            Individual codes 0..J-1 of the fitted data.
-
-        Returns
-        -------
-        ndarray (n,) of cell-cluster labels (as ``cell_labels_``).
+        individual's cluster. The fit is unchanged. Parameters and result as for :meth:`predict`.
         """
         self._check_fitted()
         J, K = self._state["rho"].shape
