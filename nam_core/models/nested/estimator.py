@@ -259,5 +259,5 @@ class NestedAtomsEstimator(NestedEstimator):
         run = self._new_run(data)
         run.load_fitted_cell_factors({k: torch.as_tensor(v) for k, v in state.items()}
                                      | {"rho": torch.as_tensor(rho)})
-        labels = data.to_input_order(run.cell_pass(want_labels=True).labels).numpy()
+        labels = data.to_input_order(run.cell_pass(want_labels=True, statistics=False).labels).numpy()
         return np.argsort(self.cell_order_)[labels]

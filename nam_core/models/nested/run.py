@@ -44,18 +44,20 @@ class NestedAtomsRun(NestedGlobals):
         """sum_k rho_jk E log omega_lk, shape (J, L), in the working dtype."""
         return (self.rho @ self.omega.expected_log().T).to(self.dtype)
 
-    def cell_pass(self, resp_fn=None, want_labels: bool = False):
+    def cell_pass(self, resp_fn=None, want_labels: bool = False, statistics: bool = True):
         """U1 over all cells (:func:`~nam_core.components.cells.cell_pass`); the statistics.
 
         With ``resp_fn`` the responsibilities are given. With ``want_labels`` returns the whole
-        :class:`~nam_core.components.cells.CellPassResult`; with ``keep_xi`` set, stores xi.
+        :class:`~nam_core.components.cells.CellPassResult` (``statistics=False``: labels alone,
+        for prediction); with ``keep_xi`` set, stores xi.
         """
         coef = mix = None
         if resp_fn is None:
             coef = atom_coefficients(self.atoms_y.post, self.atoms_y.ex, self.data.fmap, self.dtype)
             mix = self.mix()
         scales = self.atoms_y.pass_constants(self.dtype, initial=resp_fn is not None)
-        out = cell_pass(self.data, self.L, coef, mix, resp_fn, want_labels, self.keep_xi, scales)
+        out = cell_pass(self.data, self.L, coef, mix, resp_fn, want_labels, self.keep_xi, scales,
+                        statistics=statistics)
         if self.keep_xi:
             self.xi = out.xi
         return out if want_labels else out.stats
