@@ -5,26 +5,29 @@ half-written is left at the target path if the writer fails or is interrupted. A
 be damaged afterwards (a full disk during a copy, a failing file system, a user's edit);
 :func:`intact_problem` detects the usual damage, truncation, cheaply, and
 :func:`read_intermediate` turns a reader's failure into an error that names the file, the rule
-that made it and how to rebuild it.
+that made it and how to rebuild it. :func:`mark_damaged_outputs` makes a Snakemake run rebuild
+every damaged output and everything made from it.
 
 This module imports only the standard library at import time (h5py lazily), so the workflow can
-load it at parse time without importing torch.
+import it at parse time without importing torch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
+import re
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 __all__ = [
     "atomic_path", "atomic_write_text", "corrupt_file_message", "intact_problem",
-    "read_intermediate", "read_tsv", "write_tsv",
+    "find_damaged_outputs", "mark_damaged_outputs", "read_intermediate", "read_tsv", "write_tsv",
 ]
 
 T = TypeVar("T")
@@ -120,6 +123,68 @@ def intact_problem(path: str | os.PathLike) -> str | None:
     if suffix in _TAILS and _TAILS[suffix] not in tail[-32:]:
         return f"lacks the end marker of a {suffix} file (truncated)"
     return None
+
+
+def find_damaged_outputs(
+    outputs: Iterable[tuple[str, str, bool]], folder: str
+) -> list[tuple[str, str, bool, str]]:
+    """Existing outputs under ``folder`` that fail :func:`intact_problem`.
+
+    Parameters
+    ----------
+    outputs : iterable of (pattern, rule, has_inputs)
+        Every output of a workflow: its path pattern (wildcards in braces), the rule that writes
+        it, and whether that rule has inputs.
+    folder : str
+        Only patterns that start with it are checked (e.g. ``results/<cohort>/``).
+
+    Returns
+    -------
+    list of (path, rule, has_inputs, problem)
+    """
+    damaged = []
+    for pattern, rule, has_inputs in outputs:
+        if not pattern.startswith(folder):
+            continue
+        for path in glob.glob(re.sub(r"\{[^}]+\}", "*", pattern)):
+            if os.path.isfile(path) and (problem := intact_problem(path)):
+                damaged.append((path, rule, has_inputs, problem))
+    return damaged
+
+
+def mark_damaged_outputs(outputs: Iterable[tuple[str, str, bool]], folder: str) -> list[str]:
+    """Make the next Snakemake run rebuild every damaged output and everything made from it.
+
+    Snakemake decides what to rerun from modification times (and params, code, the set of
+    inputs), never from content, and it rebuilds a missing intermediate only when a job that
+    reads it must run anyway: deleting a damaged intermediate would leave the stale results
+    downstream in place ("Nothing to be done"). Setting the damaged file's modification time
+    to 1970 makes it older than the inputs of the rule that wrote it, so that rule reruns, and
+    then every rule downstream (their input is new). An output of a rule without inputs (the
+    demo cohort) is deleted instead; it is rebuilt when a job needs it. The workflow calls this
+    while it is parsed, before the DAG is built, also in a dry run (the plan then shows the
+    rebuild).
+
+    Parameters
+    ----------
+    outputs, folder
+        As for :func:`find_damaged_outputs`.
+
+    Returns
+    -------
+    list of str
+        One line per damaged file: the file, what is wrong with it and what was done.
+    """
+    messages = []
+    for path, rule, has_inputs, problem in find_damaged_outputs(outputs, folder):
+        if has_inputs:
+            os.utime(path, (0, 0))
+            action = f"marked it out of date: rule {rule} rebuilds it"
+        else:
+            os.remove(path)
+            action = f"removed it: rule {rule} rebuilds it when it is needed"
+        messages.append(f"{path} {problem}; {action}, and every output made from it is rebuilt")
+    return messages
 
 
 def corrupt_file_message(path: str | os.PathLike, problem: str, made_by: str | None) -> str:

@@ -1,9 +1,15 @@
-import os
 import re
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
+
+ROOT = Path(workflow.basedir)
+# nam_core from this checkout, installed or not (its dependencies must be importable here)
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from nam_core import __version__ as NAM_VERSION  # a param of every rule: upgrades rerun
+from nam_core.engine.settings import FitSettings
 
 validate(config, schema="schemas/config.schema.yaml")
 
@@ -13,20 +19,6 @@ report: "report/workflow.rst"
 
 wildcard_constraints:
     seed=r"\d+",
-
-
-def get_nam_version():
-    """nam_core version, read without importing it; a param of every rule, so upgrades rerun."""
-    init = Path(workflow.basedir) / "nam_core" / "__init__.py"
-    match = re.search(
-        r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", init.read_text(), flags=re.M
-    )
-    if match is None:
-        raise ValueError(f"no __version__ = '...' line in {init}")
-    return match.group(1)
-
-
-NAM_VERSION = get_nam_version()
 
 
 def out(path):
@@ -116,14 +108,12 @@ def check_device():
     device = config["fit"]["device"]
     if not device.startswith("cuda") or not workflow.local_exec:
         return  # on a cluster the fit job's node is checked when the job starts
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
+    # nam_core.validation imports torch: only when a CUDA device is asked for
     from nam_core.validation import check_device_available
 
     check_device_available(device, key="fit.device")
 
 
-ROOT = Path(workflow.basedir)
 check_device()
 
 
@@ -205,8 +195,6 @@ def get_selected_fit():
 
 def get_fit_settings():
     """The fit block as nam_core.engine.settings.FitSettings reads it (checked at parse time)."""
-    from nam_core.engine.settings import FitSettings
-
     return FitSettings.from_config(config["fit"], ignore=("seeds",)).as_dict()
 
 

@@ -296,7 +296,8 @@ class CellPassResult:
 
 
 def cell_pass(data, n_atoms: int, coef=None, mix=None, resp_fn=None, want_labels: bool = False,
-              keep_xi: bool = False, scales: dict | None = None, visit=None) -> CellPassResult:
+              keep_xi: bool = False, scales: dict | None = None, visit=None,
+              statistics: bool = True) -> CellPassResult:
     """U1 over all cells in chunks, accumulating :class:`CellStats` (``docs/model.md`` 5.1, 7).
 
     Parameters
@@ -320,6 +321,9 @@ def cell_pass(data, n_atoms: int, coef=None, mix=None, resp_fn=None, want_labels
         sets q(w) and accumulates the w-weighted statistics.
     visit : callable or None
         Called with each chunk's responsibilities (n_c, L) (e.g. to collect merge entropies).
+    statistics : bool
+        Accumulate the statistics (else ``stats`` stays zero: a pass for labels alone, which
+        then needs no features in the direct mode).
     """
     d = data
     ws = d.workspace(n_atoms)
@@ -331,10 +335,11 @@ def cell_pass(data, n_atoms: int, coef=None, mix=None, resp_fn=None, want_labels
     if keep_xi:
         out.xi = torch.empty((d.N, n_atoms), dtype=d.dtype, device=d.device)
     scales = scales if scales is not None else {}
-    if scales:
+    if scales and statistics:
         _start_scale_stats(stats, scales)
     for sl in chunks(d.N, d.chunk):
-        phi_c, g_c = d.features(sl, ws), d.group[sl]
+        phi_c = d.features(sl, ws) if statistics or d.quad == "expanded" else None
+        g_c = d.group[sl]
         if resp_fn is not None:
             xi_c = resp_fn(sl)
             neg_entropy = torch.special.xlogy(xi_c, xi_c).sum()
@@ -342,11 +347,11 @@ def cell_pass(data, n_atoms: int, coef=None, mix=None, resp_fn=None, want_labels
             xi_c, neg_entropy, ew, elogw = chunk_student_t(d.Y[sl], phi_c, coef, d.quad, mix, g_c, scales)
         else:
             xi_c, neg_entropy = chunk_responsibilities(ws, d.Y[sl], phi_c, coef, d.quad, mix, g_c)
-        if scales:
+        if statistics and scales:
             if resp_fn is not None:  # initial q(w) = the prior Gamma(nu/2, nu/2): E w = 1
                 ew, elogw = torch.ones_like(xi_c), scales["prior_elogw"].expand_as(xi_c)
             accumulate_scaled(stats, d.fmap, phi_c, xi_c, ew, elogw, g_c, neg_entropy)
-        else:
+        elif statistics:
             accumulate(stats, d.fmap, phi_c, xi_c, g_c, neg_entropy)
         if want_labels:
             out.proba[sl], out.labels[sl] = xi_c.max(1)
@@ -354,7 +359,7 @@ def cell_pass(data, n_atoms: int, coef=None, mix=None, resp_fn=None, want_labels
             out.xi[sl] = xi_c
         if visit is not None:
             visit(xi_c)
-    if scales:
+    if scales and statistics:
         _finish_scale_stats(stats, scales)
     return out
 

@@ -3,6 +3,10 @@
 The workflow's fit rule and the simulation study both read their ``fit:`` block with
 :meth:`FitSettings.from_config`, and every method of the registry is built from the same object
 (``nam_core.study.methods``), so a new option is added here once.
+
+The defaults are those of the workflow's config schema (``workflow/schemas/config.schema.yaml``,
+``fit:``), which is their one source; ``tests/workflow/test_config.py`` holds the two together.
+This module imports no torch, so the workflow reads it at parse time cheaply.
 """
 
 from __future__ import annotations
@@ -16,14 +20,14 @@ __all__ = ["FitSettings"]
 
 @dataclasses.dataclass(frozen=True)
 class FitSettings:
-    """The options a user can give a fit (``config/config.yaml``, ``fit:``).
+    """The options a user can give a fit (``config/config.yaml``, ``fit:``), with its defaults.
 
     Attributes
     ----------
     K, L : int
         Truncations of the individual clusters and of the cell atoms.
     n_init : int
-        Restarts of one fit (the workflow runs one restart per seed job).
+        Restarts of one fit. Not in the config: the workflow runs one restart per seed job.
     max_iter : int
         Sweeps per restart at most.
     tol : float or None
@@ -59,8 +63,8 @@ class FitSettings:
         Cells per individual kept in the subsample at least (all it has when fewer).
     """
 
-    K: int = 20
-    L: int = 50
+    K: int = 10
+    L: int = 20
     n_init: int = 10
     max_iter: int = 1000
     tol: float | None = None
@@ -109,6 +113,11 @@ class FitSettings:
                 "memory_budget": int(self.memory_budget_mb) * 2**20}
 
     def nested_options(self) -> dict:
-        """Options of the nested models (NAM, CAM, fiSAN, nested DP) beyond :meth:`run_options`."""
-        return {"K": self.K, "L": self.L, "init": self.init, "alpha": self.alpha, "s": self.s,
-                "trunc_v": self.trunc_v}
+        """Options of the stick-breaking nested models (NAM, CAM, fiSAN, nested DP).
+
+        Truncations, initialisation, concentrations and their priors, with :meth:`run_options`.
+        """
+        return self.run_options() | {
+            "K": self.K, "L": self.L, "init": self.init, "alpha": self.alpha, "beta": self.beta,
+            "s": self.s, "r": self.r, "trunc_v": self.trunc_v, "trunc_u": self.trunc_u,
+        }

@@ -1,6 +1,6 @@
 """Truncated DP mixture of Normal-Wishart Gaussians on one layer (``docs/model.md`` section 9e).
 
-A DP mixture of the rows of Z is the shared-atoms run (``models/nested.py``) with one individual
+A DP mixture of the rows of Z is the shared-atoms run (``models/nested/``) with one individual
 cluster (K = 1), no genotype layer and Z as the cells: U1 is then the mixture's E-step and U3, U5,
 U7 its M-step. :meth:`DPMixture._spec` states that reduction explicitly. With
 ``truncation="open"`` and a fixed concentration it is scikit-learn's

@@ -16,6 +16,12 @@ __all__ = ["NAM"]
 class NAM(NestedAtomsEstimator):
     """Nested Atoms Model fitted by coordinate-ascent variational inference.
 
+    The defaults (K=20, L=50, Gaussian atoms, no atom merges) fit the plain model of
+    ``docs/model.md``, whose fits the exactness tests compare with scikit-learn, whereas the
+    workflow's ``fit:`` defaults (``workflow/schemas/config.schema.yaml``, read by
+    :class:`~nam_core.engine.settings.FitSettings`) are truncations sized for its cohorts and the
+    Student-t atoms with atom merges that recovered the cell types best.
+
     Parameters
     ----------
     K : int

@@ -1,6 +1,6 @@
 """Models by name, each built from one :class:`~nam_core.engine.settings.FitSettings`.
 
-The workflow (NAM and the referee's ablations) and the simulation study build every estimator
+The workflow (NAM and its ablations) and the simulation study build every estimator
 here, so every fit option reaches every caller.
 """
 
@@ -19,12 +19,6 @@ from .two_stage import TwoStage
 __all__ = ["MODELS", "build_estimator"]
 
 
-def _nested(s: FitSettings) -> dict:
-    """Settings of the stick-breaking nested models (NAM, CAM, nested DP)."""
-    return s.run_options() | {"K": s.K, "L": s.L, "init": s.init, "alpha": s.alpha, "beta": s.beta,
-                              "s": s.s, "r": s.r, "trunc_v": s.trunc_v, "trunc_u": s.trunc_u}
-
-
 def _mixture(s: FitSettings, layer: str) -> dict:
     """Settings of a DP mixture of one layer (the cell settings on y, the individual ones on x).
 
@@ -38,17 +32,17 @@ def _mixture(s: FitSettings, layer: str) -> dict:
 
 
 def _shared_atoms(s: FitSettings) -> dict:
-    """Options of the shared-atoms models beyond :func:`_nested` (atoms, merges, checkpoints)."""
+    """Options of the shared-atoms models beyond ``nested_options`` (atoms, merges, checkpoints)."""
     return {"atoms": s.atoms, "merge": s.merge, "merge_atoms": s.merge_atoms,
             "checkpoint_every": s.checkpoint_every}
 
 
 MODELS = {
-    "nam": lambda s, **kw: NAM(**_nested(s), **_shared_atoms(s), **kw),
-    "cam": lambda s, **kw: CAM(**_nested(s), **_shared_atoms(s), **kw),
-    "fisan": lambda s, **kw: FiSAN(**{k: v for k, v in _nested(s).items() if k not in ("beta", "r", "trunc_u")},
+    "nam": lambda s, **kw: NAM(**s.nested_options(), **_shared_atoms(s), **kw),
+    "cam": lambda s, **kw: CAM(**s.nested_options(), **_shared_atoms(s), **kw),
+    "fisan": lambda s, **kw: FiSAN(**{k: v for k, v in s.nested_options().items() if k not in ("beta", "r", "trunc_u")},
                                    **_shared_atoms(s), **kw),
-    "ndp": lambda s, **kw: NestedDP(**_nested(s), **kw),
+    "ndp": lambda s, **kw: NestedDP(**s.nested_options(), **kw),
     # the HDP's concentrations (tables, global sticks) are not NAM's: only truncations and run options
     "hdp": lambda s, **kw: HDP(K=s.K, L=s.L, **s.run_options(), **kw),
     "dpmix_x": lambda s, **kw: DPMixture("x", **_mixture(s, "x"), **kw),

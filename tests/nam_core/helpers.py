@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
+from sklearn.mixture import BayesianGaussianMixture
 
 from nam_core import NAM, simulate
 
@@ -46,3 +48,27 @@ def sklearn_constant(n_components, conc, n, d, lam0, scale_inv, nu0):
         + n_components * d / 2 * math.log(lam0)
         + n_components * (log_wishart_norm_np(scale_inv, nu0) + d * (d - 1) / 4 * math.log(math.pi))
     )
+
+
+class _FromResp(BayesianGaussianMixture):
+    """scikit-learn mixture started from given responsibilities."""
+
+    def __init__(self, resp0=None, **kw):
+        super().__init__(**kw)
+        self.resp0 = resp0
+
+    def _initialize_parameters(self, X, random_state, xp=None):
+        self._initialize(X, self.resp0)
+
+
+def sklearn_mixture(Z, resp0, conc, n_sweeps):
+    """scikit-learn's DP mixture (full covariances, no regularisation) after ``n_sweeps`` sweeps from ``resp0``."""
+    gm = _FromResp(
+        resp0=resp0, n_components=resp0.shape[1], covariance_type="full",
+        weight_concentration_prior_type="dirichlet_process", weight_concentration_prior=conc,
+        mean_precision_prior=1.0, reg_covar=0.0, max_iter=n_sweeps, tol=0.0, n_init=1,
+    )
+    gm._get_param_names = BayesianGaussianMixture._get_param_names  # keep sklearn's params check
+    with pytest.warns(Warning):  # it never "converges" with tol=0
+        gm.fit(Z)
+    return gm

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
-from sklearn.mixture import BayesianGaussianMixture
 
 from nam_core import NAM, simulate
 from nam_core.engine.settings import FitSettings
@@ -11,8 +10,7 @@ from nam_core.models import CAM, DPMixture, TwoStage
 from nam_core.models.nested import NestedAtomsRun
 from nam_core.study.methods import METHODS, fit_method
 
-from .helpers import make_run, sklearn_constant, small_data
-from .test_baselines_helpers import (
+from .cavi_checks import (
     assert_blocks_monotone,
     assert_coordinate_maxima,
     assert_save_load,
@@ -21,8 +19,8 @@ from .test_baselines_helpers import (
     perturb_concentration,
     perturb_positive,
 )
-
-F64 = dict(dtype="float64", device="cpu", verbose=False)
+from .conftest import F64
+from .helpers import make_run, sklearn_constant, sklearn_mixture, small_data
 
 
 @pytest.fixture(scope="module")
@@ -68,28 +66,7 @@ def test_cam_recovers_clustered_compositions_determinism_and_save_load(easy, tmp
 
 
 # ---------------------------------------------------------------- DP mixtures (9e)
-class _FromResp(BayesianGaussianMixture):
-    def __init__(self, resp0=None, **kw):
-        super().__init__(**kw)
-        self.resp0 = resp0
-
-    def _initialize_parameters(self, X, random_state, xp=None):
-        self._initialize(X, self.resp0)
-
-
 N_SWEEPS = 12
-
-
-def _sklearn(Z, resp0, conc):
-    gm = _FromResp(
-        resp0=resp0, n_components=resp0.shape[1], covariance_type="full",
-        weight_concentration_prior_type="dirichlet_process", weight_concentration_prior=conc,
-        mean_precision_prior=1.0, reg_covar=0.0, max_iter=N_SWEEPS, tol=0.0, n_init=1,
-    )
-    gm._get_param_names = BayesianGaussianMixture._get_param_names
-    with pytest.warns(Warning):
-        gm.fit(Z)
-    return gm
 
 
 @pytest.mark.parametrize("layer", ["y", "x"])
@@ -100,7 +77,7 @@ def test_dpmixture_equals_sklearn(layer):
     n, d = Z.shape
     C_, conc = 5, 0.7
     resp0 = rng.dirichlet(np.ones(C_), size=n)
-    gm = _sklearn(Z, resp0, conc)
+    gm = sklearn_mixture(Z, resp0, conc, N_SWEEPS)
     data = dict(X=Z) if layer == "x" else dict(Y=Z, group=np.repeat(np.arange(8), 30))
     m = DPMixture(layer, C_, concentration=conc, init="resp", init_resp=resp0, max_iter=N_SWEEPS,
                   tol=0.0, n_init=1, seed=0, **F64)

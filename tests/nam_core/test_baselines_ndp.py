@@ -9,8 +9,7 @@ from nam_core.models import CAM, NestedDP
 from nam_core.models.ndp import NDPRun, individual_spans
 from nam_core.synthetic.simulate_baselines import simulate_ndp
 
-from .helpers import make_run
-from .test_baselines_helpers import (
+from .cavi_checks import (
     assert_blocks_monotone,
     assert_coordinate_maxima,
     assert_save_load,
@@ -19,8 +18,8 @@ from .test_baselines_helpers import (
     perturb_concentration,
     perturb_positive,
 )
-
-F64 = dict(dtype="float64", device="cpu", verbose=False)
+from .conftest import F64
+from .helpers import make_run
 
 
 def _perturb_rho(run, rng, eps):

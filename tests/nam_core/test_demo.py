@@ -89,6 +89,7 @@ def test_known_markers_are_specific():
     profiles = source_profiles()
     assert np.allclose(profiles.sum(axis=1), 1.0)
     table = known_markers(profiles, n_markers=3)
+    assert set(table["cell_type"]) == set(profiles.index)  # every type has markers to check
     for cell_type, genes in table.groupby("cell_type")["gene"]:
         for gene in genes:
             assert profiles[gene].idxmax() == cell_type

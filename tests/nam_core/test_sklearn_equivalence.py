@@ -3,37 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.mixture import BayesianGaussianMixture
 
 from nam_core import NAM
 from nam_core.models.nested import NestedAtomsRun
 
-from .helpers import make_run, sklearn_constant
+from .helpers import make_run, sklearn_constant, sklearn_mixture
 
 N_SWEEPS = 15
-
-
-class _FromResp(BayesianGaussianMixture):
-    """scikit-learn mixture started from given responsibilities."""
-
-    def __init__(self, resp0=None, **kw):
-        super().__init__(**kw)
-        self.resp0 = resp0
-
-    def _initialize_parameters(self, X, random_state, xp=None):
-        self._initialize(X, self.resp0)
-
-
-def _sklearn(Z, resp0, conc):
-    gm = _FromResp(
-        resp0=resp0, n_components=resp0.shape[1], covariance_type="full",
-        weight_concentration_prior_type="dirichlet_process", weight_concentration_prior=conc,
-        mean_precision_prior=1.0, reg_covar=0.0, max_iter=N_SWEEPS, tol=0.0, n_init=1,
-    )
-    gm._get_param_names = BayesianGaussianMixture._get_param_names  # keep sklearn's params check
-    with pytest.warns(Warning):  # it never "converges" with tol=0
-        gm.fit(Z)
-    return gm
 
 
 def _x_part(run: NestedAtomsRun) -> float:
@@ -60,7 +36,7 @@ def test_y_layer_equals_sklearn(blobs, quad):
     L, beta = 6, 0.7
     rng = np.random.default_rng(0)
     resp0 = rng.dirichlet(np.ones(L), size=n)
-    gm = _sklearn(Y, resp0, beta)
+    gm = sklearn_mixture(Y, resp0, beta, N_SWEEPS)
 
     group = np.zeros(n, dtype=int)
     model = NAM(
@@ -98,7 +74,7 @@ def test_x_layer_equals_sklearn():
     J, q = X.shape
     K, alpha = 5, 1.3
     rho0 = rng.dirichlet(np.ones(K), size=J)
-    gm = _sklearn(X, rho0, alpha)
+    gm = sklearn_mixture(X, rho0, alpha, N_SWEEPS)
 
     group = np.repeat(np.arange(J), 2)
     Y = rng.normal(size=(group.size, 2))

@@ -1,5 +1,6 @@
 """The config, its schema, the environment file and the profile; lint and dry runs (fast)."""
 
+import dataclasses
 import re
 import tomllib
 from pathlib import Path
@@ -7,6 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+
+from nam_core.engine.settings import FitSettings
 
 from .conftest import ROOT, SMALL_CONFIG, output_of, planned_jobs, snakemake
 
@@ -34,7 +37,9 @@ def defaults(schema):
 
 def test_schema_describes_every_key_with_a_default():
     assert SCHEMA["additionalProperties"] is False
-    for path, sub in walk(SCHEMA):
+    keys = list(walk(SCHEMA))
+    assert len(keys) > 50, "walk finds the schema's keys"
+    for path, sub in keys:
         assert sub.get("description"), f"{path} has no description"
         assert "default" in sub, f"{path} has no default"
         if delegated(sub):
@@ -55,10 +60,30 @@ def test_default_config_is_the_schema_defaults():
     assert yaml.safe_load((ROOT / "config/config.yaml").read_text()) == defaults(SCHEMA)
 
 
+def test_fit_settings_defaults_are_the_schema_defaults():
+    """The config schema is the one source of fit defaults; FitSettings carries the same values."""
+    fit = SCHEMA["properties"]["fit"]["properties"]
+    fields = {f.name: f.default for f in dataclasses.fields(FitSettings)}
+    schema_defaults = {key: (tuple(sub["default"]) if isinstance(sub["default"], list) else sub["default"])
+                       for key, sub in fit.items() if key != "seeds"}
+    assert schema_defaults == {key: fields[key] for key in schema_defaults}
+    assert set(fields) - set(schema_defaults) == {"n_init"}  # the workflow runs one restart per seed
+
+
+def test_simulation_fit_defaults_say_why_they_differ():
+    """Where the simulation study's fit defaults differ from the workflow's, the schema says why."""
+    study = yaml.safe_load((ROOT / "workflow/schemas/simulation.schema.yaml").read_text())
+    fit, workflow_fit = study["properties"]["fit"]["properties"], SCHEMA["properties"]["fit"]["properties"]
+    differ = [key for key in fit if key in workflow_fit and fit[key]["default"] != workflow_fit[key]["default"]]
+    assert differ, "the study and the workflow share every fit default: drop this test"
+    for key in differ:
+        assert "workflow" in fit[key]["description"], key
+
+
 @pytest.mark.parametrize("path", CONFIGS[:2], ids=lambda p: p.name)
 def test_every_key_is_commented(path):
     """Each key line sits in a paragraph (lines between blank lines) that holds a comment."""
-    commented = False
+    commented, keys = False, 0
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         stripped = line.strip()
         if not stripped:
@@ -67,6 +92,8 @@ def test_every_key_is_commented(path):
             commented = True
         else:
             assert commented or "#" in line, f"{path.name}:{number}: {line!r} has no comment"
+            keys += 1
+    assert keys > 20, f"{path.name}: only {keys} key lines"
 
 
 def test_env_file_pins_match_pyproject():
@@ -84,6 +111,7 @@ def test_profiles_use_real_options_and_rules(name):
 
     profile = yaml.safe_load((ROOT / "profiles" / name / "config.yaml").read_text())
     options = {opt for action in get_argument_parser()._actions for opt in action.option_strings}
+    assert profile and options, name
     for key in profile:
         assert f"--{key}" in options, f"profiles/{name}: {key} is not a snakemake option"
     rules = set(re.findall(r"^\s*rule (\w+):", "".join(

@@ -61,7 +61,9 @@ def _walk(schema, path="simulation"):
 
 def test_schema_describes_every_key_with_a_default():
     assert SCHEMA["additionalProperties"] is False
-    for path, sub in _walk(SCHEMA):
+    keys = list(_walk(SCHEMA))
+    assert len(keys) > 30, "walk finds the schema's keys"
+    for path, sub in keys:
         assert sub.get("description"), f"{path} has no description"
         if path.startswith("simulation.sweeps.<name>.") and path.split(".")[-1] in (
                 "base", "parameter", "values"):
@@ -156,7 +158,9 @@ def test_small_study_writes_every_output(small_study):
     for name in ("ari_A", "ari_B", "ari_C", "runtime_vs_cells"):
         assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
         assert (out / "figures" / f"{name}.pdf").exists()
-    for path in (out / "logs").rglob("*.log"):
+    logs = sorted((out / "logs").rglob("*.log"))
+    assert len(logs) >= n_runs  # one per simulate_and_fit job, and the aggregation's
+    for path in logs:
         assert path.stat().st_size > 0, f"{path} is empty"
     assert (out / "benchmarks" / "simulate_and_fit" / "A" / "0" / "nam.tsv").exists()
     html = (small_study / "report.html").read_text()

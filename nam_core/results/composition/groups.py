@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import pandas as pd
@@ -79,7 +78,8 @@ def cohort_cell_labels(model, Y, group) -> np.ndarray:
     not. Here U1 is taken once more with every rho_j replaced by the same vector, the share of
     the individuals in each occupied cluster: the cell's atom then depends on its expression and
     on cohort-wide weights only, never on its individual's cluster. The fit (atoms, q(u)) is
-    unchanged; :meth:`~nam_core.models.nested.NestedAtomsEstimator.predict` does the pass.
+    unchanged; :meth:`~nam_core.models.nested.NestedAtomsEstimator.cohort_cell_labels` does
+    the pass.
 
     Parameters
     ----------
@@ -93,13 +93,6 @@ def cohort_cell_labels(model, Y, group) -> np.ndarray:
     -------
     ndarray (N,) of cell-cluster labels (label order, as ``cell_labels_``).
     """
-    state = getattr(model, "_state", None)
-    if state is None or "rho" not in state:
+    if not hasattr(model, "cohort_cell_labels") or not hasattr(model, "cell_order_"):
         raise NAMInputError("cohort cell labels need a fitted (or loaded) NAM")
-    labels = np.asarray(model.individual_labels_)
-    share = np.bincount(labels, minlength=state["rho"].shape[1]) / len(labels)  # label order
-    cohort = np.zeros(state["rho"].shape[1])
-    cohort[np.asarray(model.individual_order_)] = share  # internal (stick) order
-    twin = copy.copy(model)  # shallow: only the state dict is replaced, the fit is untouched
-    twin._state = dict(state, rho=np.tile(cohort, (state["rho"].shape[0], 1)))
-    return twin.predict(Y, group)
+    return model.cohort_cell_labels(Y, group)

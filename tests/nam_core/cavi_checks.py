@@ -1,4 +1,4 @@
-"""Checks shared by the baseline tests (no tests here): monotone blocks, perturbations, save/load."""
+"""Checks shared by the CAVI tests (no tests here): monotone blocks, perturbations, save/load."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ def assert_blocks_monotone(run, blocks, n_sweeps=8, rtol=1e-9):
 
 def assert_coordinate_maxima(run, checks, rng, eps=1e-3, repeats=4):
     """For each (block, perturb): after the block's update no perturbation raises the ELBO."""
+    assert checks, "no block to check"
     for block, perturb in checks:
         getattr(run, block)()
         best = run.elbo()
