@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ...components.cells import atom_coefficients, cell_pass
+from ...components.cells import atom_coefficients, cell_pass, flush_subnormals_
 from ...components.init import initial_cell_responsibilities, kmeans_individuals
 from .globals import NestedGlobals
 from .merges import CellAtomMerges, IndividualMerges
@@ -71,7 +71,7 @@ class NestedAtomsRun(NestedGlobals):
         logits = self.pi.expected_log()[None, :] + self.stats.per_individual @ self.omega.expected_log()
         if self.use_x:
             logits = logits + self.elog_x()
-        self.rho = torch.softmax(logits, dim=1)
+        self.rho = flush_subnormals_(torch.softmax(logits, dim=1))
 
     def local_step(self) -> None:
         """U1, U2."""
