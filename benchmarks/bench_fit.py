@@ -48,11 +48,26 @@ import time
 J, P, Q, K, L = 982, 30, 10, 20, 50
 
 
-def make_data(n_cells: int, seed: int = 0, kind: str = "gaussian"):
+def make_data(n_cells: int, seed: int = 0, kind: str = "gaussian", data_dir: str | None = None):
     """OneK1K-shaped simulated data: J individuals, p = 30 cell PCs, q = 10 genotype PCs.
 
-    ``kind="counts"``: PCs of negative-binomial counts of the demo's 6 cell types.
+    ``kind="counts"``: PCs of negative-binomial counts of the demo's 6 cell types. With
+    ``data_dir`` the arrays are read from ``{data_dir}/{kind}_{n_cells}.npz`` when it exists
+    (written there otherwise), so another machine or an older checkout fits the same cells.
     """
+    if data_dir is not None:
+        from types import SimpleNamespace
+
+        import numpy as np
+
+        path = os.path.join(data_dir, f"{kind}_{n_cells}.npz")
+        if os.path.exists(path):
+            with np.load(path) as saved:
+                return SimpleNamespace(X=saved["X"], Y=saved["Y"], group=saved["group"])
+        data = make_data(n_cells, seed, kind)
+        os.makedirs(data_dir, exist_ok=True)
+        np.savez(path, X=data.X, Y=data.Y.astype(np.float32), group=data.group)
+        return make_data(n_cells, seed, kind, data_dir)
     from nam_core import simulate
 
     if kind == "counts":
@@ -65,14 +80,14 @@ def make_data(n_cells: int, seed: int = 0, kind: str = "gaussian"):
 
 
 def run_nam(n_cells: int, threads: int, max_sweeps: int, dtype: str, atoms: str = "gaussian",
-            kind: str = "gaussian", profile: bool = False) -> dict:
+            kind: str = "gaussian", profile: bool = False, data_dir: str | None = None) -> dict:
     import torch
     from sweep_log import SweepTimes, sweep_profile
 
     from nam_core import NAM
 
     torch.set_num_threads(threads)
-    data = make_data(n_cells, kind=kind)
+    data = make_data(n_cells, kind=kind, data_dir=data_dir)
     options = {"merge": False} if profile else {}
     t0 = time.perf_counter()
     with SweepTimes() as times:
@@ -123,7 +138,7 @@ def run_sklearn(n_cells: int, threads: int, iters: int) -> dict:
 def child(args) -> None:
     if args.tool == "nam":
         out = run_nam(args.n, args.nam_threads, args.max_sweeps, args.dtype, args.atoms[0],
-                      args.data, args.profile_sweeps)
+                      args.data, args.profile_sweeps, args.data_dir)
     else:
         out = run_sklearn(args.n, args.sklearn_threads, args.sklearn_iters)
     out["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -140,6 +155,8 @@ def spawn(tool: str, n: int, args, tree: str | None = None, atoms: str = "gaussi
            "--max-sweeps", str(args.max_sweeps), "--dtype", args.dtype, "--data", args.data]
     if args.profile_sweeps:
         cmd.append("--profile-sweeps")
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
     if tree is None or atoms != "gaussian":  # another tree may predate the option
         cmd += ["--atoms", atoms]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
@@ -192,6 +209,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", choices=["gaussian", "counts"], default="gaussian",
                         help="cells: Gaussian atoms (default) or PCs of negative-binomial counts")
+    parser.add_argument("--data-dir", help="read (or first write) the simulated cells here as .npz")
     parser.add_argument("--profile-sweeps", action="store_true",
                         help="fit to convergence without merges; seconds per sweep, first and last")
     parser.add_argument("--atoms", nargs="+", default=["gaussian"], choices=["gaussian", "student_t"],
