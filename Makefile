@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= 2
 
-.PHONY: setup demo test lint report clean
+.PHONY: setup demo test lint docs report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[workflow,dev,slurm]'
+	$(BIN)/python -m pip install --quiet -e '.[workflow,dev,slurm,docs]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -26,6 +26,10 @@ lint: setup
 # Lint, unit tests, and the workflow tests (lint, dry run, a real small run).
 test: lint
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra
+
+# The documentation site (docs/), warnings as errors, broken internal links included.
+docs: setup
+	$(BIN)/sphinx-build -W --keep-going -n -b html docs docs/_build/html
 
 clean:
 	rm -rf results .snakemake
