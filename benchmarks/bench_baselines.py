@@ -7,7 +7,7 @@ is the same process after imports and data generation. Each model runs one resta
 ``seconds_per_sweep`` is the sweeps' wall time over their number (initialisation excluded;
 ``seconds_total`` includes it). TwoStage reports both stages' sweeps together.
 
-Shape (issue 4): J = 500 individuals, p = 20, q = 10, K = 20, L = 30 (HDP: T = 20 tables).
+Shape: J = 500 individuals, p = 20, q = 10, K = 20, L = 30 (HDP: T = 20 tables).
 
 Examples::
 

@@ -8,7 +8,7 @@
 3. With ``--peer``: a plain scanpy pipeline on the same file in a fresh process (read_h5ad, the
    same QC, normalize_total, log1p, HVG, PCA, neighbors, UMAP, rank_genes_groups on the leiden-free
    cell types), printing each step's seconds and the process's peak RSS (VmHWM), then the ratio
-   of our largest per-rule peak for the same steps (preprocess, UMAP, markers) to the peer's.
+   of our largest per-rule peak for the same steps (preprocess, UMAP, markers) to those of a reference scanpy run.
 
 Every line printed is JSON. Example (the README's table)::
 

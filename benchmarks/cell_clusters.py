@@ -1,7 +1,7 @@
 """Cell clusters against the true cell types: NAM, Leiden (0.5, 1.0) and the DP mixture on y.
 
 In one run, on each data set of ``nam_core.study.cell_clusters.CASES`` (the demo cohort at 10
-and 20 expression PCs, issue 10's realistic-counts cohort of > 50,000 cells at 10 PCs, and
+and 20 expression PCs, the realistic-counts cohort of > 50,000 cells at 10 PCs, and
 Gaussian data from the model with p = q = 10, 8 types, ~100,000 cells), prints one JSON line per
 method: cell ARI, clusters holding >= 1 % of the cells against the true number of types,
 individual ARI (NAM only) and seconds.

@@ -1,4 +1,4 @@
-"""False calls of the composition analysis when compositions do not differ (issue 12's null check).
+"""False calls of the composition analysis when compositions do not differ.
 
 For each seed, draws a cohort from ``nam_core.simulate`` with genotype clusters but identical
 cell-type proportions in every cluster (eta = 0), individual compositions scattered around them

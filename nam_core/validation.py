@@ -72,7 +72,7 @@ def as_group_codes(group, n_cells: int, n_groups: int | None) -> np.ndarray:
         if np.issubdtype(g.dtype, np.floating) and np.all(np.isfinite(g)) and np.all(g == np.round(g)):
             g = g.astype(np.int64)
         else:
-            raise NAMInputError(f"group must hold integer codes 0..J-1, got dtype {g.dtype}")
+            raise NAMInputError(f"group must contain integer codes 0..J-1, got dtype {g.dtype}")
     g = g.astype(np.int64, copy=False)
     upper = n_groups if n_groups is not None else (int(g.max()) + 1 if g.size else 0)
     bad = (g < 0) | (g >= upper)

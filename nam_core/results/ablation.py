@@ -1,4 +1,4 @@
-"""The referee's ablation: NAM against CAM (no genotype layer) and a DP mixture on y, same inputs.
+"""Ablation: NAM against CAM (no genotype layer) and a DP mixture on y, same inputs.
 
 :func:`ablation_model` builds the two baselines from NAM's settings through their public
 estimators; :func:`compare_fits` reports the adjusted Rand index between the models' cell

@@ -69,7 +69,7 @@ def check_composition(
     min_true_effect: float = DEFAULT_TRUE_EFFECT,
     min_share: float = DEFAULT_MIN_SHARE,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The issue's must-hold checks on the demo.
+    """The checks the demo must pass.
 
     Parameters
     ----------

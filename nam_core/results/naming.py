@@ -1,4 +1,4 @@
-"""Cell clusters named by known markers, and the referee's permutation test of marker strength.
+"""Cell clusters named by known markers, and a permutation test of marker strength.
 
 Both rest on one statistic, the AUROC of a gene for a cluster against all other cells (the
 probability that a random cell of the cluster expresses the gene more than a random other cell;

@@ -237,7 +237,7 @@ def test_individual_without_cells_after_qc(run, tmp_path, policy):
 
 
 def test_composition_scripts(run, tmp_path):
-    """Issue 12's scripts on the tiny fit: names, named cells, permutation, tables, figures."""
+    """The composition scripts on the tiny fit: names, named cells, permutation, tables, figures."""
     d, p = run
     names = load_script("name_cell_clusters").name(
         p["cells.h5ad"], load_script("_common").ROOT / "config" / "cell_type_markers.tsv",

@@ -146,7 +146,7 @@ def test_dry_run_default(tmp_path):
     assert jobs["fit_nam"] == 4
     assert jobs["make_demo_cohort"] == 1 and jobs["evaluate_demo"] == 1
     assert jobs["cluster_cells_leiden"] == 1
-    assert sum(jobs.values()) == 30  # 8 of them: composition.smk (issue 12), 1 Leiden (issue 10)
+    assert sum(jobs.values()) == 30  # 8 of them: composition.smk, 1 Leiden
     assert jobs["check_composition_demo"] == 1 and "fit_ablation" not in jobs
     assert not (tmp_path / "results").exists()
 

@@ -69,7 +69,7 @@ def test_outputs(small_run):
 
 
 def test_composition_outputs_and_demo_checks(small_run):
-    """Issue 12: names in cells.h5ad, the composition tables, and the must-hold demo checks."""
+    """Names in cells.h5ad, the composition tables, and the demo checks."""
     res = small_run["results"]
     cells = ad.read_h5ad(res / "cells.h5ad", backed="r")
     assert {"nam_cell_type", "nam_cell_type_score"} <= set(cells.obs.columns)

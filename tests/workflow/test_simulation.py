@@ -1,7 +1,7 @@
 """The simulation study as workflow rules: schema, lint, dry runs, and the small study for real.
 
 The real run (``config/simulation.yaml``: scenarios A, B, C, 3 replicates, 7 methods, 63 fits)
-takes about 2.5 minutes on 2 cores; its checks.tsv must hold the three checks of the study.
+takes about 2.5 minutes on 2 cores; its checks.tsv must contain the three checks of the study.
 """
 
 import json

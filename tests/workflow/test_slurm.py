@@ -67,7 +67,7 @@ def test_profile_from_profiles_slurm(tmp_path, cluster, monkeypatch):
     workdir.mkdir()
     monkeypatch.setenv("SLURM_CONF", str(cluster.conf))  # for Snakemake's sbatch and squeue
     args = (TARGET, "--profile", tmp_path / "profile", "--configfile", tmp_path / "config.yaml")
-    # A limit, not a target: polling sacct without accounting hung for 11 minutes (issue 14).
+    # A limit, not a target: polling sacct without accounting hung for 11 minutes.
     proc = snakemake(workdir, *args, timeout=600)
     log = output_of(proc)
     planned = planned_jobs(proc)  # the "Job stats" table the run prints first
