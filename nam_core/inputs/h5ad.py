@@ -254,6 +254,16 @@ def open_counts(path, counts_layer: str | None = None) -> CountsFile:
         raise
 
 
+def _counts_in_x_fix(f: h5py.File, element: str) -> str:
+    """The fix when counts_layer names a missing place but the file has X: read X instead."""
+    if element == "X" or "X" not in f:
+        return ""
+    return (
+        "; if the raw counts are in X, remove inputs.counts_layer from the config (or set it "
+        "to 'X')"
+    )
+
+
 def _open(f: h5py.File, path: Path, source: str, counts_layer: str | None) -> CountsFile:
     element, var_key = _element_paths(counts_layer)
     if "obs" not in f or element not in f or var_key not in f:
@@ -265,6 +275,7 @@ def _open(f: h5py.File, path: Path, source: str, counts_layer: str | None) -> Co
         raise NAMInputError(
             message + ("" if "obs" in f else " and no obs")
             + (f"; counts_layer could name {examples(others, 20)}" if others else "")
+            + _counts_in_x_fix(f, element)
         )
     if element != "X":
         source = f"{source} ({element})"

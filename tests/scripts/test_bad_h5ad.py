@@ -178,3 +178,8 @@ def test_validation_holds_one_block_not_a_copy_of_x(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < 0.25 * x_bytes, (peak, x_bytes)
+
+def test_raw_x_layer_on_counts_in_x_suggests_removing_it(cohort, raw, tmp_path):
+    """The OneK1K template's counts_layer: raw.X on a file with counts in X names the fix."""
+    path = _write(raw, tmp_path / "counts_in_x.h5ad")
+    _assert_refused(cohort, path, ["no raw/X", "remove inputs.counts_layer"], counts_layer="raw.X")
