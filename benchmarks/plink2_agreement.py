@@ -8,18 +8,23 @@ largest relative eigenvalue difference, so two software stacks can be compared l
 Usage: python benchmarks/plink2_agreement.py   (needs plink2 on the PATH)
 """
 
+import argparse
 import importlib.metadata
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from nam_core.inputs.genotypes import compute_genotype_pcs
-from tests.nam_core.test_genotypes import structured_genotypes, write_bfile
+# The cohort generator and PLINK writer of the tests, importable when run as a script.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nam_core.inputs.genotypes import compute_genotype_pcs  # noqa: E402
+from tests.nam_core.test_genotypes import structured_genotypes, write_bfile  # noqa: E402
 
 
 def agreement(tmp: Path, missing_rate: float) -> tuple[list[float], float, int, int]:
@@ -40,7 +45,11 @@ def agreement(tmp: Path, missing_rate: float) -> tuple[list[float], float, int, 
     return corr, rel, res.n_snps_used, used
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Print the agreement table; the only option is --help."""
+    argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="Needs plink2 on the PATH."
+    ).parse_args(argv)
     if shutil.which("plink2") is None:
         raise SystemExit("plink2 is not on the PATH (apt-get install plink2)")
     versions = {p: importlib.metadata.version(p) for p in ("numpy", "pandas")}

@@ -81,9 +81,25 @@ def run_case(case: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: read INPUT.npz, run it, write OUTPUT.npz atomically."""
-    parser = argparse.ArgumentParser(prog="python -m nam_core.case", description=__doc__.split("\n\n")[0])
-    parser.add_argument("input", type=Path)
-    parser.add_argument("output", type=Path)
+    parser = argparse.ArgumentParser(
+        prog="python -m nam_core.case",
+        description=__doc__.split("\n\n")[0],
+        epilog="Runs on the CPU in float64 with no early stopping, so two implementations given "
+        "the same case file can be compared sweep by sweep.",
+    )
+    parser.add_argument(
+        "input",
+        type=Path,
+        help="case file (.npz) with X (J, q), Y (N, p), g (N,), xi0 (N, L), rho0 (J, K), n_iter, "
+        "use_x, trunc_v, trunc_u, alpha, beta (NaN when random), s, r and the priors mu0_x, "
+        "lam0_x, nu0_x, Psi0_inv_x and the same with _y",
+    )
+    parser.add_argument(
+        "output",
+        type=Path,
+        help="result (.npz, written atomically): the inputs plus elbo_trace (one value per "
+        "sweep), rho (J, K) and xi (N, L) after the last sweep",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if not args.input.exists():
