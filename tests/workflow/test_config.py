@@ -14,7 +14,8 @@ from nam_core.engine.settings import FitSettings
 from .conftest import ROOT, SMALL_CONFIG, output_of, planned_jobs, snakemake
 
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
-CONFIGS = [ROOT / "config/config.yaml", ROOT / "config/onek1k.yaml", SMALL_CONFIG]
+CONFIGS = [ROOT / "config/config.yaml", ROOT / "config/onek1k.yaml", SMALL_CONFIG,
+           ROOT / "config/small_cohort.yaml"]
 
 
 def walk(schema, path="config"):
@@ -187,6 +188,22 @@ def test_dry_run_onek1k_with_placeholder_files(tmp_path):
     assert jobs["fit_nam"] == 10
     assert "make_demo_cohort" not in jobs and "evaluate_demo" not in jobs
     assert "results/onek1k/fit/restarts/seed9.npz" in output_of(proc)
+
+
+def test_dry_run_small_cohort_template_with_placeholder_files(tmp_path):
+    """config/small_cohort.yaml, with only its input paths changed, plans a run of 5 restarts."""
+    data = tmp_path / "data" / "my_cohort"
+    data.mkdir(parents=True)
+    for name in ("genotypes.bed", "genotypes.bim", "genotypes.fam", "counts.h5ad"):
+        (data / name).write_bytes(b"")
+    config = write_config(tmp_path, ROOT / "config/small_cohort.yaml",
+                          inputs__bfile=str(data / "genotypes"),
+                          inputs__counts=str(data / "counts.h5ad"))
+    proc = snakemake(tmp_path, "-n", "--cores", 2, "--configfile", config)
+    assert proc.returncode == 0, output_of(proc)
+    jobs = planned_jobs(proc)
+    assert jobs["fit_nam"] == 5 and "make_demo_cohort" not in jobs
+    assert "results/my_cohort/fit/restarts/seed4.npz" in output_of(proc)
 
 
 def test_main_snakefile_plans_the_simulation_study_on_request(tmp_path):
