@@ -147,11 +147,16 @@ class CountsFile:
                 block = block[cells[start:stop]]
             yield rows, block
 
-    def validate_values(self, chunk: int = ROW_CHUNK) -> None:
+    def validate_values(self, chunk: int = ROW_CHUNK) -> np.ndarray:
         """Counts are finite, non-negative whole numbers; else raise naming cells and genes.
 
         One pass over the matrix in blocks of ``chunk`` rows: only a block's worth of values is
         held, never a second copy of the matrix.
+
+        Returns
+        -------
+        ndarray (N,) of float64
+            Total counts (UMIs) of each cell, in file order, from the same pass.
 
         Raises
         ------
@@ -161,7 +166,9 @@ class CountsFile:
             or scaled data) it points to ``.raw.X`` or the layers that may hold the counts.
         """
         problems = {kind: _Problem() for kind in ("NaN", "infinite", "negative", "non-integer")}
+        totals = np.zeros(self.shape[0], dtype=np.float64)
         for rows, block in self.iter_rows(chunk=chunk):
+            totals[rows] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
             values = block.data
             bad = {"NaN": np.isnan(values), "infinite": np.isinf(values)}
             with np.errstate(invalid="ignore"):
@@ -172,7 +179,7 @@ class CountsFile:
                     problems[kind].add(block, rows, mask)
         found = {kind: p for kind, p in problems.items() if p.n_values}
         if not found:
-            return
+            return totals
         parts = [p.describe(kind, self.obs.index, self.var_names) for kind, p in found.items()]
         message = f"{self.source} does not hold raw UMI counts: " + "; ".join(parts)
         if set(found) - {"NaN", "infinite"}:

@@ -183,3 +183,15 @@ def test_raw_x_layer_on_counts_in_x_suggests_removing_it(cohort, raw, tmp_path):
     """The OneK1K template's counts_layer: raw.X on a file with counts in X names the fix."""
     path = _write(raw, tmp_path / "counts_in_x.h5ad")
     _assert_refused(cohort, path, ["no raw/X", "remove inputs.counts_layer"], counts_layer="raw.X")
+
+
+def test_match_logs_the_median_umis_and_suggests_target_sum(cohort, raw, tmp_path):
+    """The first job's log names the median UMIs per cell, computed in the validation pass."""
+    path = _write(raw, tmp_path / "counts.h5ad")
+    log = tmp_path / "match.log"
+    with logged(log):
+        match_script.match(cohort["bfile"], path, tmp_path / "table.tsv", "individual")
+    expected = np.median(np.asarray(raw.X.sum(axis=1)).ravel())
+    text = log.read_text()
+    assert f"median UMIs per cell: {expected:.0f}" in text, text[-2000:]
+    assert "expression.target_sum" in text

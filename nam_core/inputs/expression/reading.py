@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
@@ -79,10 +80,14 @@ def read_cell_table(path, individual_key: str, counts_layer: str | None = None) 
     """
     with open_counts(path, counts_layer) as counts:
         obs = validated_cell_table(counts, individual_key)
-        counts.validate_values()
+        totals = counts.validate_values()
         logger.info(
             "read %s: %d cells, %d genes, %d individuals", counts.source, *counts.shape,
             obs[individual_key].nunique(),
+        )
+        logger.info(
+            "median UMIs per cell: %.0f (before QC); set expression.target_sum near it",
+            float(np.median(totals)),
         )
     return obs
 
