@@ -1,6 +1,6 @@
 """Agreement of nam_core's genotype PCs with ``plink2 --pca``, printed as numbers.
 
-The cohort of tests/nam_core/test_genotypes.py::test_matches_plink2_pca (150 individuals of 3
+The cohort of tests/nam_core/inputs/test_genotypes.py::test_matches_plink2_pca (150 individuals of 3
 Balding-Nichols populations, 5,000 SNPs, seed 1), with and without 1% missing calls. Prints, per
 missing rate, numpy's and pandas-plink's versions, |r| of PC1-PC3 against plink2's and the
 largest relative eigenvalue difference, so two software stacks can be compared line by line.
@@ -24,7 +24,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nam_core.inputs.genotypes import compute_genotype_pcs  # noqa: E402
-from tests.nam_core.test_genotypes import structured_genotypes, write_bfile  # noqa: E402
+from tests.nam_core.inputs.test_genotypes import structured_genotypes, write_bfile  # noqa: E402
 
 
 def agreement(tmp: Path, missing_rate: float) -> tuple[list[float], float, int, int]:

@@ -7,7 +7,7 @@ Preprocessing streams the cells in row blocks (:mod:`nam_core.inputs.h5ad`), so 
 not grow with the number of cells: it holds per-cell QC vectors (N,), per-gene moments (G,), the
 HVG covariance (H, H) and one block of rows. It reproduces scanpy's ``calculate_qc_metrics``,
 ``normalize_total``, ``log1p`` and ``highly_variable_genes(flavor="seurat")`` followed by an
-exact standardised PCA; ``tests/nam_core/test_expression.py`` checks the equality against scanpy.
+exact standardised PCA; ``tests/nam_core/inputs/test_expression.py`` checks the equality against scanpy.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import torch
 from nam_core import NAM, ConvergenceWarning, simulate
 from nam_core.components.cells import flush_subnormals_, log_softmax_with_entropy
 
-from .helpers import small_data
+from ..helpers import small_data
 
 
 def flushes_subnormals() -> bool:

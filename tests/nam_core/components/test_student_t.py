@@ -12,8 +12,8 @@ from nam_core import NAM, NAMInputError
 from nam_core.models import CAM, DPMixture, FiSAN
 from nam_core.models.nested import NestedAtomsRun
 
-from .cavi_checks import assert_blocks_monotone, assert_save_load, perturb_atoms
-from .helpers import make_run, small_data
+from ..cavi_checks import assert_blocks_monotone, assert_save_load, perturb_atoms
+from ..helpers import make_run, small_data
 
 
 def _run(dof=None, quad="direct", seed=1, use_x=True):

@@ -10,7 +10,7 @@ from nam_core.models import CAM, DPMixture, TwoStage
 from nam_core.models.nested import NestedAtomsRun
 from nam_core.study.methods import METHODS, fit_method
 
-from .cavi_checks import (
+from ..cavi_checks import (
     assert_blocks_monotone,
     assert_coordinate_maxima,
     assert_save_load,
@@ -19,8 +19,8 @@ from .cavi_checks import (
     perturb_concentration,
     perturb_positive,
 )
-from .conftest import F64
-from .helpers import make_run, sklearn_constant, sklearn_mixture, small_data
+from ..conftest import F64
+from ..helpers import make_run, sklearn_constant, sklearn_mixture, small_data
 
 
 @pytest.fixture(scope="module")

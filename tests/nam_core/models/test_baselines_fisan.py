@@ -11,7 +11,7 @@ from nam_core.components.dirichlet import DirichletWeights
 from nam_core.models import FiSAN
 from nam_core.models.nested import NestedAtomsRun
 
-from .cavi_checks import (
+from ..cavi_checks import (
     assert_blocks_monotone,
     assert_coordinate_maxima,
     assert_save_load,
@@ -20,8 +20,8 @@ from .cavi_checks import (
     perturb_concentration,
     perturb_positive,
 )
-from .conftest import F64
-from .helpers import make_run, small_data
+from ..conftest import F64
+from ..helpers import make_run, small_data
 
 
 def test_dirichlet_terms_are_minus_the_kl():

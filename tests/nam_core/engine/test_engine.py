@@ -17,9 +17,9 @@ from nam_core.engine import estimator
 from nam_core.engine.settings import FitSettings
 from nam_core.models import CAM, HDP, NestedDP
 
-from .helpers import small_data
+from ..helpers import small_data
 
-PACKAGE = Path(__file__).resolve().parents[2] / "nam_core"
+PACKAGE = Path(__file__).resolve().parents[3] / "nam_core"
 
 
 def _face_module(name: str) -> str:

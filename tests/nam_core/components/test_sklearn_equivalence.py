@@ -7,7 +7,7 @@ import torch
 from nam_core import NAM
 from nam_core.models.nested import NestedAtomsRun
 
-from .helpers import make_run, sklearn_constant, sklearn_mixture
+from ..helpers import make_run, sklearn_constant, sklearn_mixture
 
 N_SWEEPS = 15
 

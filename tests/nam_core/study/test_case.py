@@ -9,7 +9,7 @@ import pytest
 from nam_core import NAM
 from nam_core.case import run_case
 
-from .helpers import small_data
+from ..helpers import small_data
 
 
 def _case(use_x=True, alpha=np.nan, beta=0.8, trunc=("tsb", "open")):

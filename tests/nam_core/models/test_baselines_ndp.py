@@ -9,7 +9,7 @@ from nam_core.models import CAM, NestedDP
 from nam_core.models.ndp import NDPRun, individual_spans
 from nam_core.synthetic.simulate_baselines import simulate_ndp
 
-from .cavi_checks import (
+from ..cavi_checks import (
     assert_blocks_monotone,
     assert_coordinate_maxima,
     assert_save_load,
@@ -18,8 +18,8 @@ from .cavi_checks import (
     perturb_concentration,
     perturb_positive,
 )
-from .conftest import F64
-from .helpers import make_run
+from ..conftest import F64
+from ..helpers import make_run
 
 
 def _perturb_rho(run, rng, eps):

@@ -10,7 +10,7 @@ from nam_core.models.hdp import HDPRun
 from nam_core.study.methods import METHODS, fit_method
 from nam_core.synthetic.simulate_baselines import simulate_hdp
 
-from .cavi_checks import (
+from ..cavi_checks import (
     assert_blocks_monotone,
     assert_coordinate_maxima,
     assert_save_load,
@@ -19,8 +19,8 @@ from .cavi_checks import (
     perturb_concentration,
     perturb_positive,
 )
-from .conftest import F64
-from .helpers import make_run
+from ..conftest import F64
+from ..helpers import make_run
 
 
 def _perturb_local(name, dim):

@@ -10,7 +10,7 @@ from sklearn.metrics import adjusted_rand_score
 from nam_core import NAM, ConvergenceWarning, NAMInputError, select_best, simulate
 from nam_core.engine.merges import greedy_merges
 
-from .helpers import make_run, small_data
+from ..helpers import make_run, small_data
 
 
 def _easy(seed=0, eta=0.8, delta_x=3.0, J=60):

@@ -7,7 +7,7 @@ from sklearn.metrics import adjusted_rand_score
 from nam_core import NAM, simulate
 from nam_core.engine.merges import greedy_merges
 
-from .helpers import make_run, small_data
+from ..helpers import make_run, small_data
 
 
 def _converged_run(atoms="gaussian"):

@@ -6,7 +6,7 @@ import pytest
 from nam_core import NAM
 from nam_core.models.nested import NestedAtomsRun
 
-from .cavi_checks import (
+from ..cavi_checks import (
     assert_blocks_monotone,
     jitter_simplex,
     perturb_atoms,
@@ -14,7 +14,7 @@ from .cavi_checks import (
     perturb_concentration,
     perturb_positive,
 )
-from .helpers import make_run, small_data
+from ..helpers import make_run, small_data
 
 SETTINGS = [
     # (K, L, trunc_v, trunc_u, alpha, beta, use_x, quad)
