@@ -56,6 +56,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     )
     os.close(fd)
     tmp_path = Path(tmp)
+    _PENDING.add(tmp_path)
     try:
         yield tmp_path
         if tmp_path.exists():
@@ -64,6 +65,19 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+    finally:
+        _PENDING.discard(tmp_path)
+
+
+_PENDING: set[Path] = set()
+"""Temporary files of the atomic writes under way in this process."""
+
+
+def remove_pending_temporaries() -> None:
+    """Remove the temporary files of the atomic writes under way (a job ended from outside)."""
+    for tmp_path in list(_PENDING):
+        tmp_path.unlink(missing_ok=True)
+        _PENDING.discard(tmp_path)
 
 
 def _umask() -> int:
