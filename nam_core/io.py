@@ -28,6 +28,7 @@ from typing import TypeVar
 __all__ = [
     "atomic_path", "atomic_write_text", "corrupt_file_message", "intact_problem",
     "find_damaged_outputs", "mark_damaged_outputs", "read_intermediate", "read_tsv", "write_tsv",
+    "read_yaml_config", "remove_pending_temporaries",
 ]
 
 T = TypeVar("T")
@@ -271,3 +272,54 @@ def write_tsv(df, path: str | os.PathLike, index: bool = False) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=index)
     logger.info("wrote %s: %d rows, %d columns", path, len(df), df.shape[1] + index)
+
+
+def read_yaml_config(path: str | os.PathLike, default_of: str | None = None) -> dict:
+    """The mapping in the YAML config file ``path``; a clear error naming the file otherwise.
+
+    Parameters
+    ----------
+    path : str or path
+        The config file.
+    default_of : str, optional
+        What reads ``path`` when no file is given (``"snakemake"``): a missing file then says
+        to pass ``--configfile``.
+
+    Raises
+    ------
+    NAMInputError
+        The file is missing or unreadable, is not valid YAML (the line and column, and a hint
+        when a tab is the cause), or does not hold a mapping.
+    """
+    import yaml
+
+    from .errors import NAMInputError
+
+    path = Path(path)
+    if not path.is_file():
+        hint = (f"; no --configfile was given to {default_of}, which reads {path} relative to "
+                f"the working directory {Path.cwd()}: pass --configfile path/to/config.yaml"
+                if default_of else "")
+        raise NAMInputError(f"config file {path.resolve()} does not exist{hint}")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise NAMInputError(f"config file {path} cannot be read: {err}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        tab = ("; YAML does not allow tabs for indentation: replace the tab with spaces"
+               if "\t" in line or "\\t" in str(err) or "tab" in str(err).lower() else "")
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise NAMInputError(f"config file {path} is not valid YAML{where}: {problem}{tab}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise NAMInputError(
+            f"config file {path} must hold a mapping of sections (cohort:, demo:, ...), "
+            f"not a {type(data).__name__}"
+        )
+    return data
