@@ -8,6 +8,7 @@ dtypes anndata accepts (e.g. int64 ``indptr`` with int32 ``indices``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterator
@@ -213,6 +214,24 @@ class _Problem:
             f"cell {cell_names[r]!r} gene {gene_names[g]!r} = {v:g}" for r, g, v in self.shown
         )
         return f"{self.n_values} {kind} values in {len(self.cells)} cells (e.g. {shown})"
+
+
+@contextlib.contextmanager
+def hdf5_damage_named(path) -> Iterator[None]:
+    """Turn an HDF5 library error raised while reading ``path`` into a NAMInputError naming it.
+
+    A damaged file can fail deep inside h5py (RuntimeError "bad heap free list", OSError
+    "wrong B-tree signature", KeyError of a broken link); the user sees the file and the fix.
+    """
+    try:
+        yield
+    except NAMInputError:
+        raise
+    except (RuntimeError, OSError, KeyError, ValueError, TypeError, IndexError) as err:
+        raise NAMInputError(
+            f"counts file {str(path)!r} is damaged: {type(err).__name__}: {err}; copy it again "
+            "from its source (or rewrite it with anndata)"
+        ) from err
 
 
 def open_counts(path, counts_layer: str | None = None) -> CountsFile:

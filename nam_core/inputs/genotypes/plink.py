@@ -71,6 +71,11 @@ def read_fam(bfile: str | os.PathLike) -> pd.DataFrame:
         raise NAMInputError(f"PLINK .fam file {fam} is empty: it lists no individuals") from None
     except pd.errors.ParserError as err:
         raise NAMInputError(f"PLINK .fam file {fam} is malformed: {err}") from None
+    except UnicodeDecodeError as err:
+        raise NAMInputError(
+            f"PLINK .fam file {fam} is not text (byte {err.start} is not UTF-8): the file is "
+            "damaged"
+        ) from None
     if df.shape[1] != len(FAM_COLUMNS):
         raise NAMInputError(
             f"PLINK .fam file {fam} has {df.shape[1]} columns; expected 6 "
