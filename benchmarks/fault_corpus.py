@@ -112,9 +112,13 @@ def damage_h5ad(path: Path, rng: np.random.Generator) -> str:
 def check_inputs(bfile: Path, counts: Path, out: Path):
     """The first rule: both inputs validated and individuals matched; its report table."""
     match_script = __import__("match_individuals")
+    from nam_core.inputs.expression import read_counts
+
     result = match_script.match(bfile, counts, out / "individuals.tsv", "individual",
                                 max_lost_fraction=0.1, n_pcs=2)
-    return result.report
+    X = read_counts(counts, "individual").X.tocsr()  # what preprocessing reads next
+    X.sort_indices()
+    return {"report": result.report, "X": X}
 
 
 def check_config(path: Path):
@@ -147,6 +151,9 @@ def same(a, b) -> bool:
 
     if isinstance(a, pd.DataFrame):
         return isinstance(b, pd.DataFrame) and a.equals(b)
+    if isinstance(a, dict) and "X" in a:
+        return (a["report"].equals(b["report"]) and a["X"].shape == b["X"].shape
+                and (a["X"] != b["X"]).nnz == 0)
     if isinstance(a, dict) and a and isinstance(next(iter(a.values())), np.ndarray):
         return a.keys() == b.keys() and all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
     return a == b
@@ -199,9 +206,10 @@ def main(argv=None) -> int:
                         help="formats to damage (default: all)")
     parser.add_argument("--show", type=int, default=5,
                         help="internal errors shown with their traceback (default 5)")
+    parser.add_argument("--verbose", action="store_true", help="name each changed-result case")
     args = parser.parse_args(argv)
     logging.disable(logging.WARNING)
-    counts = run_corpus(args.cases, args.seed, args.families, args.show)
+    counts = run_corpus(args.cases, args.seed, args.families, args.show, args.verbose)
     outcomes = ("named error", "same result", "changed result", "internal error")
     print(f"{'family':8s}" + "".join(f"{o:>16s}" for o in outcomes))
     for family in args.families:
@@ -211,7 +219,7 @@ def main(argv=None) -> int:
     return int(total["internal error"] > 0)
 
 
-def run_corpus(n_cases: int, seed: int, families, show: int = 0) -> dict:
+def run_corpus(n_cases: int, seed: int, families, show: int = 0, verbose: bool = False) -> dict:
     """Counts {family: {outcome: n}} of ``n_cases`` seeded cases spread over ``families``."""
     import warnings
 
@@ -230,6 +238,8 @@ def run_corpus(n_cases: int, seed: int, families, show: int = 0) -> dict:
             key = family if family in ("config", "npz") else "inputs"
             label = classify(target, outcome, clean_results[key])
             counts[family][label] += 1
+            if label == "changed result" and verbose:
+                print(f"--- case {case}: {family} {what}: changed result", file=sys.stderr)
             if label == "internal error" and show > 0:
                 show -= 1
                 print(f"--- case {case}: {family} {what}: internal error", file=sys.stderr)
