@@ -4,7 +4,8 @@ Each case copies a tiny clean cohort (PLINK .bed/.bim/.fam, counts .h5ad), the s
 a saved .npz fit, damages one file (byte flips, truncation, a line inserted or deleted; inside
 the .h5ad, values of the X indices, indptr, data or an obs column), and runs the check that
 reads it first: the workflow's first rule (validation of both inputs and the matching of
-individuals), the config loader with the config schema, or ``NAM.load``. Outcomes:
+individuals) followed by the counts read and the genotype PCs computed as the next rules do,
+the config loader with the config schema, or ``NAM.load``. Outcomes:
 
 - ``named error``: a NAMInputError (or OSError) whose message names the damaged file;
 - ``same result``: the check passes and its result equals the clean run's;
@@ -110,15 +111,19 @@ def damage_h5ad(path: Path, rng: np.random.Generator) -> str:
 
 # ----------------------------------------------------------------- checks
 def check_inputs(bfile: Path, counts: Path, out: Path):
-    """The first rule: both inputs validated and individuals matched; its report table."""
+    """The first rule (both inputs validated, individuals matched), then the counts and the
+    genotype PCs the next rules read: {"report", "X", "pcs"}."""
     match_script = __import__("match_individuals")
     from nam_core.inputs.expression import read_counts
 
     result = match_script.match(bfile, counts, out / "individuals.tsv", "individual",
                                 max_lost_fraction=0.1, n_pcs=2)
+    from nam_core.inputs.genotypes import compute_genotype_pcs
+
     X = read_counts(counts, "individual").X.tocsr()  # what preprocessing reads next
     X.sort_indices()
-    return {"report": result.report, "X": X}
+    pcs = compute_genotype_pcs(bfile, n_pcs=2)  # what the genotype rule computes next
+    return {"report": result.report, "X": X, "pcs": np.asarray(pcs.scores)}
 
 
 def check_config(path: Path):
@@ -153,7 +158,8 @@ def same(a, b) -> bool:
         return isinstance(b, pd.DataFrame) and a.equals(b)
     if isinstance(a, dict) and "X" in a:
         return (a["report"].equals(b["report"]) and a["X"].shape == b["X"].shape
-                and (a["X"] != b["X"]).nnz == 0)
+                and (a["X"] != b["X"]).nnz == 0 and a["pcs"].shape == b["pcs"].shape
+                and np.array_equal(a["pcs"], b["pcs"]))
     if isinstance(a, dict) and a and isinstance(next(iter(a.values())), np.ndarray):
         return a.keys() == b.keys() and all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
     return a == b

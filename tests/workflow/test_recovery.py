@@ -145,17 +145,17 @@ def test_sigkill_mid_run_then_unlock_and_rerun(finished_copy):
     assert [p for p in outputs if intact_problem(p)] == []
 
 
-def _processes_with(text: str) -> list[int]:
-    """PIDs of live (not zombie) processes whose command line contains ``text``."""
+def _processes_in(folder: Path | None) -> list[int]:
+    """PIDs of live (not zombie) processes working in ``folder`` (any folder when None)."""
     pids = []
-    for stat in Path("/proc").glob("[0-9]*/cmdline"):
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            cmdline = stat.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = (stat.parent / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cwd = os.readlink(proc / "cwd") if folder is not None else None
         except (OSError, IndexError):
             continue
-        if text in cmdline and state != "Z":
-            pids.append(int(stat.parent.name))
+        if state != "Z" and (folder is None or cwd == str(folder)):
+            pids.append(int(proc.name))
     return pids
 
 
@@ -180,15 +180,15 @@ def test_jobs_end_when_snakemake_alone_is_sigkilled_during_the_fit(finished_copy
     ):
         time.sleep(0.1)
     time.sleep(2.0)
-    jobs = _processes_with(str(workdir))
+    jobs = _processes_in(workdir)
     jobs = [pid for pid in jobs if pid != proc.pid]
     assert jobs, "the fit jobs were running when Snakemake was killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 10
-    while time.time() < deadline and [pid for pid in jobs if pid in _processes_with("")]:
+    while time.time() < deadline and [pid for pid in jobs if pid in _processes_in(None)]:
         time.sleep(0.2)
-    alive = [pid for pid in jobs if pid in _processes_with("")]
+    alive = [pid for pid in jobs if pid in _processes_in(None)]
     for pid in alive:  # do not leave them to the next test
         os.kill(pid, signal.SIGKILL)
     assert alive == [], "job processes outlived the killed Snakemake by 10 s"
