@@ -15,6 +15,7 @@ import it at parse time without importing torch.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import logging
 import os
@@ -28,6 +29,7 @@ from typing import TypeVar
 __all__ = [
     "atomic_path", "atomic_write_text", "corrupt_file_message", "intact_problem",
     "find_damaged_outputs", "mark_damaged_outputs", "read_intermediate", "read_tsv", "write_tsv",
+    "read_yaml_config", "remove_pending_temporaries", "inject_write_fault",
 ]
 
 T = TypeVar("T")
@@ -47,23 +49,118 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
     The temporary name keeps the target's suffix (or ``suffix``) so that writers which infer a
     format from the extension (matplotlib, anndata) behave as for the target. On error the
-    temporary file is removed and the target is left untouched.
+    temporary file is removed and the target is left untouched; an OSError (a full disk, a
+    folder that cannot be written) is raised again as an OSError whose message names the
+    target and the OS error. :func:`inject_write_fault` makes a write fail on demand.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=suffix or target.suffix
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=suffix or target.suffix
+        )
+        os.close(fd)
+        tmp_path = Path(tmp)
+        _PENDING.add(tmp_path)
         yield tmp_path
+        _injected_fault(target, "write")
         if tmp_path.exists():
             os.chmod(tmp_path, 0o666 & ~_umask())
+        _injected_fault(target, "replace")
         os.replace(tmp_path, target)
+    except OSError as err:
+        _remove(tmp_path)
+        raise _named_os_error(err, target) from err
     except BaseException:
-        tmp_path.unlink(missing_ok=True)
+        _remove(tmp_path)
         raise
+    finally:
+        if tmp_path is not None:
+            _PENDING.discard(tmp_path)
+
+
+def _remove(tmp_path: Path | None) -> None:
+    if tmp_path is not None:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink(missing_ok=True)
+
+
+def _named_os_error(err: OSError, target: Path) -> OSError:
+    """An OSError of the same errno whose message names ``target`` and what to do."""
+    if str(target) in str(err) and "could not write" in str(err):
+        return err
+    reason = err.strerror or str(err)
+    if err.errno == errno.ENOSPC:
+        fix = "free space on that file system (or point results/ elsewhere) and rerun"
+    elif err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = f"make {target.parent} writable and rerun"
+    else:
+        fix = "fix the cause and rerun"
+    new = OSError(err.errno, f"could not write {target}: {reason}; nothing was left under that "
+                             f"name and the temporary file was removed; {fix}")
+    new.filename = str(target)
+    return new
+
+
+_FAULTS: list[tuple[str, str, int]] = []
+"""Injected write faults: (file-name glob, stage "write" or "replace", errno)."""
+
+FAULT_ENV = "NAM_INJECT_WRITE_FAULT"
+"""Environment variable of injected faults: ``stage:glob[:errno name]`` items separated by
+commas, e.g. ``write:cells.h5ad:ENOSPC`` (for tests of a whole workflow run)."""
+
+
+@contextlib.contextmanager
+def inject_write_fault(pattern: str, stage: str = "write", error: int = errno.ENOSPC):
+    """Make every atomic write to a file whose name matches ``pattern`` fail (a test hook).
+
+    Parameters
+    ----------
+    pattern : str
+        A glob matched against the target's file name (``"best.npz"``, ``"*.png"``).
+    stage : {"write", "replace"}
+        "write": the write fails after the writer has written to the temporary file, as when
+        the disk fills during the last block; "replace": the rename into place fails.
+    error : int
+        The errno raised (default ENOSPC, "No space left on device").
+    """
+    if stage not in ("write", "replace"):
+        raise ValueError(f"stage must be 'write' or 'replace', not {stage!r}")
+    fault = (pattern, stage, error)
+    _FAULTS.append(fault)
+    try:
+        yield
+    finally:
+        _FAULTS.remove(fault)
+
+
+def _env_faults() -> list[tuple[str, str, int]]:
+    faults = []
+    for item in filter(None, os.environ.get(FAULT_ENV, "").split(",")):
+        stage, pattern, *name = item.split(":")
+        faults.append((pattern, stage, getattr(errno, name[0]) if name else errno.ENOSPC))
+    return faults
+
+
+def _injected_fault(target: Path, stage: str) -> None:
+    """Raise the OSError of an injected fault matching ``target`` at ``stage``, if any."""
+    import fnmatch
+
+    for pattern, fault_stage, error in _FAULTS + _env_faults():
+        if fault_stage == stage and fnmatch.fnmatch(target.name, pattern):
+            raise OSError(error, f"{os.strerror(error)} (injected at {stage})")
+
+
+_PENDING: set[Path] = set()
+"""Temporary files of the atomic writes under way in this process."""
+
+
+def remove_pending_temporaries() -> None:
+    """Remove the temporary files of the atomic writes under way (a job ended from outside)."""
+    for tmp_path in list(_PENDING):
+        tmp_path.unlink(missing_ok=True)
+        _PENDING.discard(tmp_path)
 
 
 def _umask() -> int:
@@ -257,3 +354,54 @@ def write_tsv(df, path: str | os.PathLike, index: bool = False) -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=index)
     logger.info("wrote %s: %d rows, %d columns", path, len(df), df.shape[1] + index)
+
+
+def read_yaml_config(path: str | os.PathLike, default_of: str | None = None) -> dict:
+    """The mapping in the YAML config file ``path``; a clear error naming the file otherwise.
+
+    Parameters
+    ----------
+    path : str or path
+        The config file.
+    default_of : str, optional
+        What reads ``path`` when no file is given (``"snakemake"``): a missing file then says
+        to pass ``--configfile``.
+
+    Raises
+    ------
+    NAMInputError
+        The file is missing or unreadable, is not valid YAML (the line and column, and a hint
+        when a tab is the cause), or does not hold a mapping.
+    """
+    import yaml
+
+    from .errors import NAMInputError
+
+    path = Path(path)
+    if not path.is_file():
+        hint = (f"; no --configfile was given to {default_of}, which reads {path} relative to "
+                f"the working directory {Path.cwd()}: pass --configfile path/to/config.yaml"
+                if default_of else "")
+        raise NAMInputError(f"config file {path.resolve()} does not exist{hint}")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise NAMInputError(f"config file {path} cannot be read: {err}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        tab = ("; YAML does not allow tabs for indentation: replace the tab with spaces"
+               if "\t" in line or "\\t" in str(err) or "tab" in str(err).lower() else "")
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise NAMInputError(f"config file {path} is not valid YAML{where}: {problem}{tab}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise NAMInputError(
+            f"config file {path} must hold a mapping of sections (cohort:, demo:, ...), "
+            f"not a {type(data).__name__}"
+        )
+    return data

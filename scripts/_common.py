@@ -39,7 +39,10 @@ MADE_BY: dict[str, str] = {}
 @contextlib.contextmanager
 def logged(path_log, made_by: dict | None = None):
     """Send logging and warnings to ``path_log`` (and nam warnings to the console too); log any
-    exception before re-raising it. ``made_by`` ({input path: rule}) is kept in MADE_BY."""
+    exception before re-raising it. ``made_by`` ({input path: rule}) is kept in MADE_BY.
+
+    The job ends itself, leaving no partial output, when the Snakemake that started it is gone
+    (nam_core.parent_watch)."""
     MADE_BY.update(made_by or {})
     logging.basicConfig(
         filename=path_log,
@@ -49,6 +52,9 @@ def logged(path_log, made_by: dict | None = None):
         force=True,
     )
     logging.getLogger().addHandler(_console_handler())
+    from nam_core.parent_watch import watch_parent
+
+    watch_parent()  # a job ends within seconds when the Snakemake that started it is killed
     logging.captureWarnings(True)
     warnings.simplefilter("default")
     try:

@@ -8,6 +8,7 @@ dtypes anndata accepts (e.g. int64 ``indptr`` with int32 ``indices``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterator
@@ -134,6 +135,7 @@ class CountsFile:
         """
         matrix = self._matrix()
         n = self.shape[0]
+        self._check_sparse_structure()
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             rows = np.arange(start, stop)
@@ -142,10 +144,61 @@ class CountsFile:
                 if rows.size == 0:
                     continue
             block = matrix[start:stop]
+            self._check_block_indices(block, start)
             block = sp.csr_matrix(block, dtype=np.float32)
             if cells is not None and rows.size < stop - start:
                 block = block[cells[start:stop]]
             yield rows, block
+
+    def _check_sparse_structure(self) -> None:
+        """A sparse matrix's indptr must run from 0, never decrease and end at its nnz.
+
+        Damaged pointers would make scipy read out of bounds (a crash, not an error). Reads
+        indptr whole: N + 1 integers.
+        """
+        node = self._file[self.element]
+        if not isinstance(node, h5py.Group):
+            return
+        if not all(key in node for key in ("indptr", "indices", "data")):
+            raise NAMInputError(f"{self.source}: the sparse counts {self.element} lack indptr, "
+                                "indices or data; the file is damaged")
+        indptr = node["indptr"][...]
+        n_major = self.shape[0] if "csr" in str(node.attrs.get("encoding-type", "csr")) \
+            else self.shape[1]
+        nnz = node["indices"].shape[0]
+        problem = None
+        if indptr.shape != (n_major + 1,):
+            problem = f"indptr holds {indptr.size} entries for {n_major} rows/columns (+1)"
+        elif indptr[0] != 0 or indptr[-1] != nnz or node["data"].shape[0] != nnz:
+            problem = (f"indptr runs from {indptr[0]} to {indptr[-1]}, but indices hold {nnz} "
+                       f"and data {node['data'].shape[0]} entries")
+        elif (np.diff(indptr) < 0).any():
+            problem = f"indptr decreases at row {int(np.argmax(np.diff(indptr) < 0))}"
+        if problem:
+            raise NAMInputError(f"{self.source}: sparse counts {self.element} are damaged: "
+                                f"{problem}; copy the file again from its source")
+
+    def _check_block_indices(self, block, start: int) -> None:
+        """Column indices of a sparse block lie in [0, G); else raise naming the rows."""
+        indices = getattr(block, "indices", None)
+        if indices is None or indices.size == 0:
+            return
+        n_cols = block.shape[1]
+        if not block.has_canonical_format:  # unsorted is allowed; a repeated column is not
+            summed = block.copy()
+            summed.sum_duplicates()
+            if summed.nnz != block.nnz:
+                raise NAMInputError(
+                    f"{self.source}: sparse counts {self.element} are damaged: a column index "
+                    f"repeated within a row in rows {start}..{start + block.shape[0] - 1}; copy "
+                    "the file again from its source"
+                )
+        if indices.min() < 0 or indices.max() >= n_cols:
+            raise NAMInputError(
+                f"{self.source}: sparse counts {self.element} are damaged: a column index "
+                f"outside 0..{n_cols - 1} in rows {start}..{start + block.shape[0] - 1}; copy "
+                "the file again from its source"
+            )
 
     def validate_values(self, chunk: int = ROW_CHUNK) -> np.ndarray:
         """Counts are finite, non-negative whole numbers; else raise naming cells and genes.
@@ -220,6 +273,24 @@ class _Problem:
             f"cell {cell_names[r]!r} gene {gene_names[g]!r} = {v:g}" for r, g, v in self.shown
         )
         return f"{self.n_values} {kind} values in {len(self.cells)} cells (e.g. {shown})"
+
+
+@contextlib.contextmanager
+def hdf5_damage_named(path) -> Iterator[None]:
+    """Turn an HDF5 library error raised while reading ``path`` into a NAMInputError naming it.
+
+    A damaged file can fail deep inside h5py (RuntimeError "bad heap free list", OSError
+    "wrong B-tree signature", KeyError of a broken link); the user sees the file and the fix.
+    """
+    try:
+        yield
+    except NAMInputError:
+        raise
+    except (RuntimeError, OSError, KeyError, ValueError, TypeError, IndexError) as err:
+        raise NAMInputError(
+            f"counts file {str(path)!r} is damaged: {type(err).__name__}: {err}; copy it again "
+            "from its source (or rewrite it with anndata)"
+        ) from err
 
 
 def open_counts(path, counts_layer: str | None = None) -> CountsFile:

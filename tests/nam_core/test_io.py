@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from nam_core.io import mark_damaged_outputs
 
 
@@ -31,3 +33,20 @@ def test_damaged_outputs_are_marked_or_removed(tmp_path, monkeypatch):
     assert os.stat("results/c/fit/inputs.npz").st_mtime == 0
     assert not os.path.exists("results/c/cohort.tsv")
     assert os.stat("results/c/fit/seed0.tsv").st_mtime > 0 and os.stat("results/other/inputs.npz").st_mtime > 0
+
+
+def test_read_yaml_config_names_the_file_line_and_tab(tmp_path):
+    from nam_core.errors import NAMInputError
+    from nam_core.io import read_yaml_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text("cohort: small\ndemo:\n\tenabled: true\n")
+    with pytest.raises(NAMInputError, match=r"(?s)config\.yaml is not valid YAML at line 3.*tab"):
+        read_yaml_config(path)
+    path.write_text("- a\n- b\n")
+    with pytest.raises(NAMInputError, match="must hold a mapping"):
+        read_yaml_config(path)
+    path.write_text("cohort: small\n")
+    assert read_yaml_config(path) == {"cohort": "small"}
+    with pytest.raises(NAMInputError, match="absent.yaml does not exist.*pass --configfile"):
+        read_yaml_config(tmp_path / "absent.yaml", default_of="snakemake")

@@ -262,3 +262,21 @@ def test_onek1k_profile_stacks_on_the_slurm_profile(monkeypatch):
     assert args.set_resources["preprocess_expression"]["mem_mb"].value == 4000
     assert args.set_resources["refine_fit"]["mem_mb"].value == 8000
     assert args.set_threads["fit_nam"].value == 4
+
+
+def test_missing_configfile_says_to_pass_one(tmp_path):
+    """No --configfile and no config/config.yaml in the working directory: named, with the fix."""
+    proc = snakemake(tmp_path, "-n", "--cores", 1)
+    assert proc.returncode != 0
+    text = output_of(proc)
+    assert f"config file {tmp_path}/config/config.yaml does not exist" in text, text[-2000:]
+    assert "pass --configfile" in text
+
+
+def test_tab_in_default_config_names_file_and_line(tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config/config.yaml").write_text("cohort: small\ndemo:\n\tenabled: true\n")
+    proc = snakemake(tmp_path, "-n", "--cores", 1)
+    text = output_of(proc)
+    assert proc.returncode != 0
+    assert "config/config.yaml is not valid YAML at line 3" in text and "tab" in text, text[-2000:]

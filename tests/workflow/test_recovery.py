@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -142,3 +143,53 @@ def test_sigkill_mid_run_then_unlock_and_rerun(finished_copy):
                and p.suffix in (".npz", ".h5ad", ".tsv", ".png", ".pdf")]
     assert (res / "cells.h5ad") in outputs
     assert [p for p in outputs if intact_problem(p)] == []
+
+
+def _processes_in(folder: Path | None) -> list[int]:
+    """PIDs of live (not zombie) processes working in ``folder`` (any folder when None)."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cwd = os.readlink(proc / "cwd") if folder is not None else None
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and (folder is None or cwd == str(folder)):
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_jobs_end_when_snakemake_alone_is_sigkilled_during_the_fit(finished_copy):
+    """SIGKILL to the Snakemake process only (not its jobs): the fit jobs end within seconds,
+    leaving no partial fit and no temporary file."""
+    workdir, res = finished_copy
+    restarts = res / "fit" / "restarts"
+    shutil.rmtree(res / "fit" / "checkpoints", ignore_errors=True)
+    env = dict(os.environ, PATH=f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
+    # restarts are intermediates: deleting them reruns nothing, so force the fit
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--cores", "2",
+           "--forcerun", "fit_nam", "--configfile", str(SMALL_CONFIG)]
+    started = time.time()
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    logs = res / "logs" / "fit_nam"
+    while time.time() < started + 180 and not any(
+        log.stat().st_mtime > started for log in logs.glob("seed*.log")
+    ):
+        time.sleep(0.1)
+    time.sleep(2.0)
+    jobs = _processes_in(workdir)
+    jobs = [pid for pid in jobs if pid != proc.pid]
+    assert jobs, "the fit jobs were running when Snakemake was killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and [pid for pid in jobs if pid in _processes_in(None)]:
+        time.sleep(0.2)
+    alive = [pid for pid in jobs if pid in _processes_in(None)]
+    for pid in alive:  # do not leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert alive == [], "job processes outlived the killed Snakemake by 10 s"
+    assert [p for p in restarts.glob("seed*.npz") if intact_problem(p)] == []
+    assert list(res.rglob(".seed*.npz*")) == [], "temporary files are removed"

@@ -10,7 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ...errors import NAMInputError
-from ..h5ad import CountsFile, examples, open_counts
+from ..h5ad import CountsFile, examples, hdf5_damage_named, open_counts
 
 __all__ = ["check_individual_column", "read_cell_table", "read_counts", "unique_index",
            "validated_cell_table"]
@@ -78,7 +78,7 @@ def read_cell_table(path, individual_key: str, counts_layer: str | None = None) 
         in it; NaN, infinite, negative or non-integer counts (the message counts them and
         names example cells and genes, and where else counts may be).
     """
-    with open_counts(path, counts_layer) as counts:
+    with hdf5_damage_named(path), open_counts(path, counts_layer) as counts:
         obs = validated_cell_table(counts, individual_key)
         totals = counts.validate_values()
         logger.info(
@@ -103,7 +103,7 @@ def read_counts(path, individual_key: str, counts_layer: str | None = None) -> a
         Counts in ``X`` (float32 CSR), ``obs[individual_key]`` as categorical strings;
         duplicated cell or gene names are made unique (with a warning).
     """
-    with open_counts(path, counts_layer) as counts:
+    with hdf5_damage_named(path), open_counts(path, counts_layer) as counts:
         obs = validated_cell_table(counts, individual_key)
         counts.validate_values()
         X = sp.vstack([block for _, block in counts.iter_rows()], format="csr")

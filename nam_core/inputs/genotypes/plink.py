@@ -19,6 +19,7 @@ import pandas as pd
 
 from ...errors import NAMInputError
 from .snps import SnpStats, snp_filter
+from .text_fields import count_lines_and_check_fields
 
 __all__ = [
     "BedScan", "PlinkSummary", "plink_paths", "read_fam", "scan_bed", "validate_plink",
@@ -70,6 +71,11 @@ def read_fam(bfile: str | os.PathLike) -> pd.DataFrame:
         raise NAMInputError(f"PLINK .fam file {fam} is empty: it lists no individuals") from None
     except pd.errors.ParserError as err:
         raise NAMInputError(f"PLINK .fam file {fam} is malformed: {err}") from None
+    except UnicodeDecodeError as err:
+        raise NAMInputError(
+            f"PLINK .fam file {fam} is not text (byte {err.start} is not UTF-8): the file is "
+            "damaged"
+        ) from None
     if df.shape[1] != len(FAM_COLUMNS):
         raise NAMInputError(
             f"PLINK .fam file {fam} has {df.shape[1]} columns; expected 6 "
@@ -79,19 +85,8 @@ def read_fam(bfile: str | os.PathLike) -> pd.DataFrame:
     return df
 
 
-def _count_lines(path: Path, block_bytes: int = 1 << 24) -> int:
-    """Number of non-empty lines of a text file, counted in blocks (the .bim can be GBs)."""
-    n_lines = 0
-    last = b"\n"
-    with open(path, "rb") as handle:
-        while block := handle.read(block_bytes):
-            n_lines += block.count(b"\n")
-            last = block[-1:]
-    return n_lines + (last != b"\n")
-
-
 def _check_bim(bim: Path) -> int:
-    """Check the first line of the .bim has 6 fields and return its number of SNPs."""
+    """Check every line of the .bim has 6 fields and return its number of SNPs."""
     with open(bim, "rb") as handle:
         first = handle.readline().split()
     if not first:
@@ -101,7 +96,14 @@ def _check_bim(bim: Path) -> int:
             f"PLINK .bim file {bim} has {len(first)} columns on its first line; expected 6 "
             "(chromosome SNP cM position allele1 allele2)"
         )
-    return _count_lines(bim)
+    n_lines, bad = count_lines_and_check_fields(bim, 6)
+    if bad is not None:
+        raise NAMInputError(
+            f"PLINK .bim file {bim} line {bad[0]} has {bad[1]} fields; expected 6 (chromosome "
+            "SNP cM position allele1 allele2): the file is damaged, rewrite it with plink "
+            "--make-bed"
+        )
+    return n_lines
 
 
 def _check_bed_header(bed: Path) -> None:

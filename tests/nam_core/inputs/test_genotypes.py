@@ -391,3 +391,39 @@ def test_path_with_glob_characters(tmp_path, small_genotypes):
     bfile = write_bfile(tmp_path / "cohort[1]" / "data*", small_genotypes)
     res = compute_genotype_pcs(bfile, n_pcs=2)
     assert res.scores.shape == (40, 2)
+
+
+@pytest.mark.parametrize(
+    ("edit", "line", "fields"),
+    [("drop_allele", 11, 5), ("blank", 11, 0), ("last_without_newline_short", 300, 5)],
+)
+def test_bim_line_with_wrong_field_count_is_named(copied_bfile, edit, line, fields):
+    """A .bim line with 5 fields (or none) fails naming the file, the line and the count."""
+    bim = Path(f"{copied_bfile}.bim")
+    lines = bim.read_text().splitlines()
+    if edit == "drop_allele":
+        lines[10] = lines[10].rsplit("\t", 1)[0]
+        text = "\n".join(lines) + "\n"
+    elif edit == "blank":
+        text = "\n".join(lines[:10] + [""] + lines[10:]) + "\n"
+    else:
+        lines[-1] = lines[-1].rsplit("\t", 1)[0]
+        text = "\n".join(lines)
+    bim.write_text(text)
+    with raises_naming(bim, f"line {line} has {fields} fields; expected 6"):
+        validate_plink(copied_bfile)
+
+
+@pytest.mark.parametrize("block_bytes", [7, 64, 1 << 20])
+def test_bim_field_check_across_block_boundaries(tmp_path, block_bytes):
+    from nam_core.inputs.genotypes.text_fields import count_lines_and_check_fields
+
+    good = "".join(f"1 rs{i}\t0  {i}\tA\tG\r\n" for i in range(50))
+    path = tmp_path / "x.bim"
+    path.write_text(good)
+    assert count_lines_and_check_fields(path, 6, block_bytes) == (50, None)
+    path.write_text(good + "1 rs50 0 50 A")
+    assert count_lines_and_check_fields(path, 6, block_bytes) == (51, (51, 5))
+    path.write_text(good[:-6] + "\n" + good[-6:])  # the last line split in two
+    n, bad = count_lines_and_check_fields(path, 6, block_bytes)
+    assert bad is not None and bad[0] == 50
