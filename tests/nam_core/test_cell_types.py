@@ -65,3 +65,17 @@ def test_bad_input():
         group_atoms(pcs, atoms, criterion="nope")
     with pytest.raises(NAMInputError, match="not in the grouping"):
         group_atoms(pcs, atoms).cell_groups(["C1", "X"])
+
+
+def test_many_types_generator():
+    from nam_core.synthetic.many_types import CLOSE_PAIRS, many_types_cells
+
+    a = many_types_cells(n_cells=2000, seed=1)
+    b = many_types_cells(n_cells=2000, seed=1)
+    assert (a.counts != b.counts).nnz == 0
+    types, counts = np.unique(a.cell_type, return_counts=True)
+    assert len(types) >= 10 and counts.min() >= 0.02 * 2000
+    assert min(a.dispersion.values()) == pytest.approx(2.0)
+    assert max(a.dispersion.values()) == pytest.approx(20.0)
+    assert all(t in types for pair in CLOSE_PAIRS for t in pair)
+    assert a.counts.shape == (2000, len(a.genes))
