@@ -92,9 +92,12 @@ def paga_edges(pcs, codes, n_atoms, usable, rng, n_neighbors=N_NEIGHBOURS):
     adata.obs["atom"] = pd.Categorical(codes, categories=range(n_atoms))
     sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X_pca",
                     random_state=int(rng.integers(2**31)))
+    threshold = 1.0 / n_neighbors
+    graph = adata.obsp["connectivities"].tocoo()
+    if not (codes[graph.row] != codes[graph.col]).any():
+        return [], "paga_connectivity", threshold  # no edge between atoms: nothing to join
     sc.tl.paga(adata, groups="atom")
     conn = adata.uns["paga"]["connectivities"].toarray()
-    threshold = 1.0 / n_neighbors
     edges = []
     for a in range(n_atoms):
         for b in range(a + 1, n_atoms):
