@@ -12,4 +12,6 @@
 * :mod:`~nam_core.synthetic.simulate`: the simulation design of ``docs/model.md``;
   :mod:`~nam_core.synthetic.realistic`: the realistic-counts scenario;
   :mod:`~nam_core.synthetic.simulate_baselines`: data from the nested DP and the HDP.
+* :mod:`~nam_core.synthetic.many_types`: cells of ten PBMC types, some close, with NB dispersion
+  from 2 to 20 and type-specific library sizes, for grouping atoms into cell types.
 """
