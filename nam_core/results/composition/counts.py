@@ -54,8 +54,12 @@ def _group_order(groups) -> list[str]:
     return sorted(set(map(str, groups)), key=lambda g: (int("".join(filter(str.isdigit, g)) or 0), g))
 
 
-def group_counts(counts: pd.DataFrame, atom_to_group: dict) -> pd.DataFrame:
+def group_counts(counts: pd.DataFrame, atom_to_group: dict,
+                 fixed: tuple = ("individual", "cluster")) -> pd.DataFrame:
     """A counts table per cell type: each group's column is the sum of its atoms' columns.
+
+    Also for tables of mean proportions (``by_individual_cluster.tsv``, ``fixed`` cluster,
+    n_individuals, n_cells): a mean of sums is the sum of the means.
 
     Parameters
     ----------
@@ -68,13 +72,13 @@ def group_counts(counts: pd.DataFrame, atom_to_group: dict) -> pd.DataFrame:
     -------
     DataFrame individual, cluster, then cells per group (``T<g>``, in number order).
     """
-    atoms = [c for c in counts.columns if c not in ("individual", "cluster")]
+    atoms = [c for c in counts.columns if c not in fixed]
     missing = sorted(set(atoms) - set(map(str, atom_to_group)))
     if missing:
         raise NAMInputError(f"cell_types/groups.tsv has no row for atoms {missing}")
     groups = _group_order(atom_to_group[a] for a in atoms)
     summed = counts[atoms].T.groupby([atom_to_group[a] for a in atoms]).sum().T
-    return pd.concat([counts[["individual", "cluster"]], summed[groups]], axis=1)
+    return pd.concat([counts[list(fixed)], summed[groups]], axis=1)
 
 
 def counts_with_cells(counts: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
