@@ -111,8 +111,8 @@ rule plot_composition:
 rule plot_markers:
     input:
         cells=out("cells.h5ad"),
-        markers=out("markers.tsv"),
-        names=out("cell_types/names.tsv"),
+        markers=out("cell_types/markers.tsv"),
+        names=out("cell_types/type_names.tsv"),
     output:
         png=report(
             out("figures/marker_dotplot.png"),

@@ -336,7 +336,8 @@ def dotplot_stats(X, clusters, genes: Sequence[str], var_names) -> tuple[pd.Data
 
 
 def plot_marker_dotplot(
-    fraction: pd.DataFrame, mean: pd.DataFrame, gene_groups: Sequence[tuple[str, str]]
+    fraction: pd.DataFrame, mean: pd.DataFrame, gene_groups: Sequence[tuple[str, str]],
+    level: str = "NAM cell cluster",
 ) -> Figure:
     """Dot plot of marker genes: dot size = share of cells expressing, colour = scaled mean.
 
@@ -346,6 +347,8 @@ def plot_marker_dotplot(
         From :func:`dotplot_stats`; a gene may appear once only.
     gene_groups : sequence of (cluster, gene)
         Genes in plotting order, each with the cluster it marks (bracketed above the plot).
+    level : str
+        What the rows are (y-axis label): "NAM cell cluster" or "Cell type".
     """
     genes = [g for _, g in gene_groups]
     clusters = list(fraction.index)
@@ -364,7 +367,7 @@ def plot_marker_dotplot(
         ax.set_yticks(range(len(clusters)), clusters)
         ax.set_xlim(-0.6, len(genes) - 0.4)
         ax.set_ylim(len(clusters) - 0.5, -0.5)
-        ax.set_ylabel("NAM cell cluster")
+        ax.set_ylabel(level)
         start = 0
         for cluster, run in itertools.groupby(c for c, _ in gene_groups):
             stop = start + len(list(run)) - 1

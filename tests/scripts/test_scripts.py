@@ -306,8 +306,15 @@ def test_composition_scripts(run, cohort, tmp_path):
     load_script("plot_composition").plot(p["by_cluster.tsv"], tmp_path / "heat.png",
                                          tmp_path / "heat.pdf", tmp_path / "type_names.tsv",
                                          groups)
-    load_script("plot_markers").plot(tmp_path / "named.h5ad", p["markers.tsv"],
+    type_markers = load_script("find_markers").find(tmp_path / "named.h5ad",
+                                                    tmp_path / "type_markers.tsv", n_genes=5,
+                                                    groupby="nam_cell_group")
+    assert set(type_markers["cluster"]) == set(atom_to_group)
+    load_script("plot_markers").plot(tmp_path / "named.h5ad", tmp_path / "type_markers.tsv",
                                      tmp_path / "dot.png", tmp_path / "dot.pdf", 2,
+                                     tmp_path / "type_names.tsv")
+    load_script("plot_markers").plot(tmp_path / "named.h5ad", p["markers.tsv"],
+                                     tmp_path / "dot_atoms.png", tmp_path / "dot_atoms.pdf", 2,
                                      tmp_path / "names.tsv")
     paths = {"cells": tmp_path / "named.h5ad", "individuals": p["individuals.tsv"],
              "markers": p["markers.tsv"], **{k: cohort[k] for k in (
