@@ -1,0 +1,142 @@
+"""Cell types as groups of NAM's cell atoms.
+
+NAM's atoms are often sub-states of one cell type: a type whose cells are not elliptical in PC
+space is fitted with several atoms. :func:`group_atoms` joins atoms into types with one of the
+criteria of :mod:`nam_core.results.atom_grouping` (connected components of the joined pairs) on
+a seeded subsample of at most ``max_cells`` cells, so memory stays bounded at a million cells.
+It reads the PCs and the atom labels only and never touches the fit.
+
+Atoms with fewer than ``MIN_ATOM_CELLS`` cells in the subsample carry too little evidence for
+any test: each stays a type of its own (statistic ``"too_few_cells"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import NAMInputError
+from .atom_grouping import CRITERIA
+
+__all__ = ["DEFAULT_CRITERION", "MIN_ATOM_CELLS", "CellTypes", "group_atoms"]
+
+DEFAULT_CRITERION = "dip"
+MIN_ATOM_CELLS = 10
+TABLE_COLUMNS = ["atom", "group", "n_cells", "joined_with", "statistic", "value", "threshold"]
+
+
+@dataclass
+class CellTypes:
+    """Atoms grouped into cell types.
+
+    atom_to_group : atom label -> group label ``"T1"``, ``"T2"``, ... numbered by cells,
+        largest first.
+    table : one row per atom with the columns ``TABLE_COLUMNS`` (``groups.tsv``).
+    """
+
+    atom_to_group: dict[str, str]
+    table: pd.DataFrame
+
+    def cell_groups(self, atom_labels) -> np.ndarray:
+        """Group label of each cell: array of str (n_cells,) from its atom label."""
+        labels = np.asarray(atom_labels).astype(str)
+        unknown = sorted(set(np.unique(labels)) - set(self.atom_to_group))
+        if unknown:
+            raise NAMInputError(f"atom labels not in the grouping: {unknown[:5]}")
+        return np.array([self.atom_to_group[a] for a in labels], dtype=object)
+
+
+def _components(n, joined_pairs):
+    """Union-find connected components: array (n,) of root indices."""
+    parent = list(range(n))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for a, b in joined_pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return np.array([find(i) for i in range(n)])
+
+
+def _check(pcs, atom_labels, criterion):
+    pcs = np.asarray(pcs, dtype=np.float64)
+    labels = np.asarray(atom_labels).astype(str)
+    if pcs.ndim != 2:
+        raise NAMInputError(f"pcs must be a 2-D array (cells, PCs); got shape {pcs.shape}")
+    if labels.shape != (pcs.shape[0],):
+        raise NAMInputError(
+            f"atom_labels has {labels.size} entries but pcs has {pcs.shape[0]} cells")
+    if not np.isfinite(pcs).all():
+        raise NAMInputError("pcs contain NaN or infinite values")
+    if criterion not in CRITERIA:
+        raise NAMInputError(f"unknown grouping criterion {criterion!r}; "
+                            f"choose one of {sorted(CRITERIA)}")
+    return pcs, labels
+
+
+def group_atoms(pcs, atom_labels, criterion=DEFAULT_CRITERION, max_cells=50_000, seed=0):
+    """Group NAM's cell atoms into cell types.
+
+    Parameters
+    ----------
+    pcs : array (n_cells, p)
+        The expression PCs NAM was fitted on.
+    atom_labels : array of str (n_cells,)
+        Each cell's atom (``nam_cell_cluster``).
+    criterion : ``"dip"``, ``"paga"`` or ``"entropy"``.
+    max_cells : int
+        Cells in the seeded subsample the criterion sees.
+    seed : int
+        Seed of the subsample and of the tests; the same seed gives the same groups.
+
+    Returns
+    -------
+    CellTypes
+    """
+    pcs, labels = _check(pcs, atom_labels, criterion)
+    atoms, codes, n_all = np.unique(labels, return_inverse=True, return_counts=True)
+    rng = np.random.default_rng(seed)
+    sub = np.arange(len(codes))
+    if len(sub) > max_cells:
+        sub = np.sort(rng.choice(len(codes), max_cells, replace=False))
+    n_sub = np.bincount(codes[sub], minlength=len(atoms))
+    usable = n_sub >= MIN_ATOM_CELLS
+    edges, statistic, threshold = CRITERIA[criterion](pcs[sub], codes[sub], len(atoms),
+                                                      usable, rng)
+    roots = _components(len(atoms), [(a, b) for a, b, _, ok in edges if ok])
+    return _name_groups(atoms, n_all, roots, edges, usable, statistic, threshold)
+
+
+def _name_groups(atoms, n_all, roots, edges, usable, statistic, threshold):
+    """Number groups by cells (largest first, ties by first atom) and build the table."""
+    sizes = {r: int(n_all[roots == r].sum()) for r in np.unique(roots)}
+    order = sorted(sizes, key=lambda r: (-sizes[r], r))
+    name = {r: f"T{i + 1}" for i, r in enumerate(order)}
+    joined_with = [""] * len(atoms)
+    value = [np.nan] * len(atoms)
+    for a, b, v, ok in edges:  # the joining edge if any, else the strongest candidate
+        for x, y in ((a, b), (b, a)):
+            if ok and joined_with[x] == "":
+                joined_with[x], value[x] = str(atoms[y]), v
+            elif joined_with[x] == "" and not (v <= value[x]):
+                value[x] = v
+    table = pd.DataFrame({
+        "atom": atoms.astype(str),
+        "group": [name[r] for r in roots],
+        "n_cells": n_all.astype(int),
+        "joined_with": joined_with,
+        "statistic": [statistic if u else "too_few_cells" for u in usable],
+        "value": np.asarray(value, dtype=float),
+        "threshold": float(threshold),
+    })
+    table = table.sort_values(["group", "n_cells"], ascending=[True, False],
+                              key=lambda s: s.str[1:].astype(int) if s.name == "group" else s)
+    table = table.reset_index(drop=True)
+    return CellTypes(dict(zip(table["atom"], table["group"], strict=True)), table)

@@ -1,0 +1,67 @@
+"""Cell types as groups of NAM's atoms: separated blobs split in two are joined back."""
+
+import numpy as np
+import pytest
+
+from nam_core.errors import NAMInputError
+from nam_core.results.cell_types import TABLE_COLUMNS, group_atoms
+
+
+def _blobs(sizes=(900, 600, 300), seed=0):
+    """Three far-apart Gaussian types in 5 PCs, each cut in half along a within-type axis."""
+    rng = np.random.default_rng(seed)
+    xs, atoms, types = [], [], []
+    for t, n in enumerate(sizes):
+        x = rng.normal(size=(n, 5))
+        x[:, 0] += 12.0 * t
+        x[:, 1] += 12.0 * (t % 2)
+        xs.append(x)
+        atoms.append(np.where(x[:, 2] > 0, f"C{2 * t + 1}", f"C{2 * t + 2}"))
+        types.append(np.full(n, t))
+    return np.vstack(xs), np.concatenate(atoms), np.concatenate(types)
+
+
+@pytest.mark.parametrize("criterion", ["dip", "entropy"])
+def test_split_types_joined_and_distinct_types_kept(criterion):
+    pcs, atoms, types = _blobs()
+    ct = group_atoms(pcs, atoms, criterion=criterion)
+    groups = ct.cell_groups(atoms)
+    assert len(set(groups)) == 3
+    for t in range(3):  # each true type is one group, and the groups differ
+        assert len(set(groups[types == t])) == 1
+    # numbered by size: the largest type is T1
+    assert set(groups[types == 0]) == {"T1"}
+    assert set(groups[types == 1]) == {"T2"}
+    assert set(groups[types == 2]) == {"T3"}
+
+
+def test_deterministic_and_table_columns():
+    pcs, atoms, _ = _blobs()
+    a = group_atoms(pcs, atoms, max_cells=1000, seed=3)
+    b = group_atoms(pcs, atoms, max_cells=1000, seed=3)
+    assert a.atom_to_group == b.atom_to_group
+    assert a.table.equals(b.table)
+    assert list(a.table.columns) == TABLE_COLUMNS
+    assert sorted(a.table["atom"]) == sorted(set(atoms))
+    assert a.table["n_cells"].sum() == len(atoms)
+    assert (a.table["joined_with"] != "").all()
+
+
+def test_tiny_atom_stays_alone():
+    pcs, atoms, _ = _blobs()
+    atoms = atoms.astype(object)
+    atoms[:3] = "C99"
+    ct = group_atoms(pcs, atoms)
+    row = ct.table.set_index("atom").loc["C99"]
+    assert row["statistic"] == "too_few_cells"
+    assert ct.atom_to_group["C99"] == "T4"
+
+
+def test_bad_input():
+    pcs, atoms, _ = _blobs()
+    with pytest.raises(NAMInputError, match="atom_labels has"):
+        group_atoms(pcs, atoms[:-1])
+    with pytest.raises(NAMInputError, match="criterion"):
+        group_atoms(pcs, atoms, criterion="nope")
+    with pytest.raises(NAMInputError, match="not in the grouping"):
+        group_atoms(pcs, atoms).cell_groups(["C1", "X"])
