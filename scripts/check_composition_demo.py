@@ -4,11 +4,14 @@ from nam_core.results.checks import check_composition
 
 
 def check(paths: dict, path_evaluation, path_detail, min_true_effect: float):
-    """The composition analysis scored against the demo truth (differences, names, permutation)."""
+    """The composition analysis per cell type (obs nam_cell_group, names of the types) scored
+    against the demo truth (differences, names, permutation)."""
     obs = read_annotations(paths["cells"]).obs
+    types = obs[["individual", "cell_type", "nam_cell_group"]].rename(
+        columns={"nam_cell_group": "nam_cell_cluster"})
     evaluation, detail = check_composition(
-        obs[["individual", "cell_type", "nam_cell_cluster"]], read_tsv(paths["groups"]),
-        read_tsv(paths["differences"]), read_tsv(paths["names"]),
+        types, read_tsv(paths["groups"]), read_tsv(paths["differences"]),
+        read_tsv(paths["names"]).rename(columns={"group": "cluster"}),
         read_tsv(paths["permutation"]), min_true_effect=min_true_effect)
     write_tsv(evaluation, path_evaluation)
     write_tsv(detail, path_detail)

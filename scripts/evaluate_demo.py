@@ -8,6 +8,8 @@ def evaluate(paths: dict, path_evaluation, path_recovery, thresholds: dict):
     """ARI of the clusters against the demo truth and marker recovery, as TSVs."""
     obs = read_annotations(paths["cells"]).obs
     cells = pd.DataFrame({"cell": obs.index.astype(str), "cluster": obs["nam_cell_cluster"].astype(str)})
+    if "nam_cell_group" in obs.columns:  # cell types, scored beside the atoms
+        cells["type"] = obs["nam_cell_group"].astype(str).to_numpy()
     evaluation, recovery = evaluate_demo(
         read_tsv(paths["individuals"]),
         cells,

@@ -6,16 +6,17 @@ from nam_core.results.markers import rank_markers, subsample_groups
 
 
 def find(path_cells, path_markers, n_genes: int = 10, method: str = "wilcoxon",
-         max_cells_per_cluster=None):
-    """Top marker genes of each NAM cell cluster, on the log-normalised counts in X.
+         max_cells_per_cluster=None, groupby: str = "nam_cell_cluster"):
+    """Top marker genes of each NAM cell atom (obs ``groupby`` nam_cell_cluster) or cell type
+    (nam_cell_group), on the log-normalised counts in X.
 
     Only the sampled cells (at most ``max_cells_per_cluster`` per cluster) are held in memory:
     X is read a block of rows at a time, the layers not at all.
     """
     cells = read_annotations(path_cells)
-    rows = subsample_groups(cells.obs["nam_cell_cluster"], max_cells_per_cluster, seed=0)
+    rows = subsample_groups(cells.obs[groupby].astype(str), max_cells_per_cluster, seed=0)
     adata = ad.AnnData(X=read_rows(path_cells, rows), obs=cells.obs.iloc[rows], var=cells.var)
-    markers = rank_markers(adata, "nam_cell_cluster", n_genes=n_genes, method=method)
+    markers = rank_markers(adata, groupby, n_genes=n_genes, method=method)
     write_tsv(markers, path_markers)
     return markers
 
@@ -29,4 +30,5 @@ if "snakemake" in globals():
             snakemake.params.n_genes,
             snakemake.params.method,
             snakemake.params.max_cells_per_cluster,
+            snakemake.params.groupby,
         )

@@ -1,22 +1,28 @@
-from _common import logged, read_annotations, write_tsv
+from _common import logged, read_annotations, read_tsv, write_tsv
 
 from nam_core.inputs.h5ad import read_rows
-from nam_core.results.naming import name_cell_clusters, read_marker_table
+from nam_core.results.naming import add_cell_groups, name_cell_clusters, read_marker_table
 
 
 def name(path_cells, path_markers, path_names, path_scores, min_score: float, min_markers: int,
-         max_cells_per_cluster=None):
-    """Name each NAM cell cluster from the marker table; names and all type scores as TSVs.
+         max_cells_per_cluster=None, path_groups=None, path_type_names=None):
+    """Name each NAM cell atom and, given cell_types/groups.tsv, each cell type (group of atoms)
+    from the marker table; names and all type scores as TSVs.
 
     Only the sampled cells' rows of X are loaded (a block at a time), no layer.
     """
     cells = read_annotations(path_cells)
-    names, scores, _ = name_cell_clusters(cells, read_marker_table(path_markers),
-                                          min_score=min_score, min_markers=min_markers,
-                                          max_cells_per_cluster=max_cells_per_cluster,
-                                          x_rows=lambda rows: read_rows(path_cells, rows))
+    markers = read_marker_table(path_markers)
+    settings = dict(min_score=min_score, min_markers=min_markers,
+                    max_cells_per_cluster=max_cells_per_cluster,
+                    x_rows=lambda rows: read_rows(path_cells, rows))
+    names, scores, _ = name_cell_clusters(cells, markers, **settings)
     write_tsv(names, path_names)
     write_tsv(scores, path_scores)
+    if path_groups is not None:
+        cells.obs = add_cell_groups(cells.obs, read_tsv(path_groups))
+        types, _, _ = name_cell_clusters(cells, markers, groupby="nam_cell_group", **settings)
+        write_tsv(types.rename(columns={"cluster": "group"}), path_type_names)
     return names
 
 
@@ -25,4 +31,5 @@ if "snakemake" in globals():
     with logged(snakemake.log[0], snakemake.params.producers):
         name(snakemake.input.cells, snakemake.input.markers, snakemake.output.names,
              snakemake.output.scores, snakemake.params.min_score, snakemake.params.min_markers,
-             snakemake.params.max_cells_per_cluster)
+             snakemake.params.max_cells_per_cluster, snakemake.input.groups,
+             snakemake.output.type_names)

@@ -12,8 +12,9 @@ from nam_core.results.plots import save_figure
 
 def plot(paths: dict, out: dict):
     """Stacked composition bars, forest plot of the differences, co-clustering heatmap."""
-    names = read_tsv(paths["names"])
-    names = dict(zip(names["cluster"], names["cell_type"], strict=True))
+    names = read_tsv(paths["names"])  # cell_types/type_names.tsv (group) or names.tsv (cluster)
+    key = "group" if "group" in names.columns else "cluster"
+    names = dict(zip(names[key].astype(str), names["cell_type"], strict=True))
     save_figure(plot_composition_posterior(read_tsv(paths["posterior"]), names),
                 out["bars_png"], out["bars_pdf"])
     save_figure(plot_differences_forest(read_tsv(paths["differences"]),

@@ -6,12 +6,16 @@ from nam_core.results.plots import dotplot_stats, plot_marker_dotplot, save_figu
 
 
 def plot(path_cells, path_markers, path_png, path_pdf, n_per_cluster: int = 3, path_names=None):
-    """Dot plot of the top ``n_per_cluster`` markers of each NAM cell cluster (each gene once).
+    """Dot plot of the top ``n_per_cluster`` markers of each cell type (markers of obs
+    nam_cell_group, cell_types/markers.tsv) or NAM cell atom (markers.tsv), each gene once.
 
-    With ``path_names`` (cell_types/names.tsv) clusters are labelled with their cell type.
+    With ``path_names`` (cell_types/type_names.tsv, or names.tsv for atoms) rows are labelled
+    with their cell-type name.
     """
     markers = read_tsv(path_markers).sort_values(["cluster", "rank"])
     markers = markers.iloc[markers["cluster"].str[1:].astype(int).argsort(kind="stable")]
+    groupby = "nam_cell_group" if markers["cluster"].str.startswith("T").all() else \
+        "nam_cell_cluster"
     top = markers.drop_duplicates("gene").groupby("cluster", sort=False).head(n_per_cluster)
     adata = read_annotations(path_cells)
     genes = top["gene"].tolist()
@@ -19,11 +23,13 @@ def plot(path_cells, path_markers, path_png, path_pdf, n_per_cluster: int = 3, p
     names = None
     if path_names is not None:
         table = read_tsv(path_names)
-        names = dict(zip(table["cluster"], table["cell_type"], strict=True))
-    clusters = display_labels(adata.obs["nam_cell_cluster"].astype(str), names)
+        key = "group" if "group" in table.columns else "cluster"
+        names = dict(zip(table[key].astype(str), table["cell_type"], strict=True))
+    clusters = display_labels(adata.obs[groupby].astype(str), names)
     fraction, mean = dotplot_stats(X, clusters, genes, genes)
-    labels = display_labels(top["cluster"], names)
-    fig = plot_marker_dotplot(fraction, mean, list(zip(labels, genes, strict=True)))
+    labels = top["cluster"].astype(str).tolist()  # short ids over the brackets; rows carry names
+    level = "Cell type" if groupby == "nam_cell_group" else "NAM cell cluster"
+    fig = plot_marker_dotplot(fraction, mean, list(zip(labels, genes, strict=True)), level)
     save_figure(fig, path_png, path_pdf)
 
 

@@ -5,14 +5,33 @@ from nam_core.inputs.fit_inputs import read_fit_inputs
 from nam_core.results.composition import composition_tables
 
 
+def _names(path):
+    """{cluster or group: cell_type} of a names table (cell_types/names.tsv or type_names.tsv)."""
+    table = read_tsv(path)
+    key = "group" if "group" in table.columns else "cluster"
+    return dict(zip(table[key].astype(str), table["cell_type"], strict=True))
+
+
 def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, paths_out: dict,
-              settings: dict):
-    """Posterior composition; differences and tests between genotype-only groups."""
-    names = read_tsv(path_names)
-    tables = composition_tables(NAM.load(path_fit), read_tsv(path_counts),
-                                read_tsv(path_individuals),
-                                dict(zip(names["cluster"], names["cell_type"], strict=True)),
-                                inputs=read_fit_inputs(path_inputs), **settings)
+              settings: dict, path_groups=None, path_type_names=None):
+    """Posterior composition; differences and tests between genotype-only groups.
+
+    Given cell_types/groups.tsv and the types' names, the tables keyed without suffix are per
+    cell type (a type's share is the sum of its atoms') and those keyed ``<key>_atoms`` per atom.
+    """
+    model, counts = NAM.load(path_fit), read_tsv(path_counts)
+    individuals, inputs = read_tsv(path_individuals), read_fit_inputs(path_inputs)
+    atoms = composition_tables(model, counts, individuals, _names(path_names), inputs=inputs,
+                               **settings)
+    if path_groups is None:
+        tables = atoms
+    else:
+        groups = read_tsv(path_groups)
+        atom_to_group = dict(zip(groups["atom"].astype(str), groups["group"].astype(str),
+                                 strict=True))
+        tables = composition_tables(model, counts, individuals, _names(path_type_names),
+                                    inputs=inputs, atom_to_group=atom_to_group, **settings)
+        tables.update({f"{k}_atoms": v for k, v in atoms.items() if k != "groups"})
     for key, table in tables.items():
         write_tsv(table, paths_out[key])
     return tables
@@ -22,4 +41,5 @@ if "snakemake" in globals():
     snakemake = globals()["snakemake"]  # injected by the script directive; named for linters
     with logged(snakemake.log[0]):
         summarise(snakemake.input.fit, snakemake.input.counts, snakemake.input.individuals,
-                  snakemake.input.inputs, snakemake.input.names, dict(snakemake.output.items()), snakemake.params.settings)
+                  snakemake.input.inputs, snakemake.input.names, dict(snakemake.output.items()),
+                  snakemake.params.settings, snakemake.input.groups, snakemake.input.type_names)

@@ -241,6 +241,7 @@ def get_composition_outputs():
         out("composition/propeller.tsv"),
         out("composition/genotype_association.tsv"),
         out("cell_types/names.tsv"),
+        out("cell_types/groups.tsv"),
         out("cell_types/marker_permutation.tsv"),
         out("fit/coclustering.tsv"),
         out("fit/alternatives.tsv"),

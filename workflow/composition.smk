@@ -2,10 +2,16 @@ rule name_cell_clusters:
     input:
         cells=out("fit/clustered_cells.h5ad"),
         markers=get_marker_table(),
+        groups=out("cell_types/groups.tsv"),
     output:
         names=report(
             out("cell_types/names.tsv"),
             caption="report/cell_type_names.rst",
+            category="Cell types",
+        ),
+        type_names=report(
+            out("cell_types/type_names.tsv"),
+            caption="report/cell_type_type_names.rst",
             category="Cell types",
         ),
         scores=out("cell_types/scores.tsv"),
@@ -30,10 +36,42 @@ rule name_cell_clusters:
         "../scripts/name_cell_clusters.py"
 
 
+rule group_cell_atoms:
+    input:
+        cells=out("fit/clustered_cells.h5ad"),
+    output:
+        groups=report(
+            out("cell_types/groups.tsv"),
+            caption="report/cell_type_groups.rst",
+            category="Cell types",
+        ),
+    log:
+        out("logs/group_cell_atoms.log"),
+    benchmark:
+        out("benchmarks/group_cell_atoms.tsv")
+    conda:
+        "../envs/nam.yaml"
+    resources:
+        # obs, the PCs and at most cell_types.max_cells cells in the grouping
+        mem_mb=4000,
+    params:
+        producers=get_producers,
+        criterion=config["cell_types"]["criterion"],
+        max_cells=config["cell_types"]["max_cells"],
+        seed=config["cell_types"]["seed"],
+        nam_version=NAM_VERSION,
+    message:
+        "Grouping NAM's cell atoms into cell types ({params.criterion} criterion)"
+    script:
+        "../scripts/group_cell_atoms.py"
+
+
 rule add_cell_type_names:
     input:
         cells=out("fit/clustered_cells.h5ad"),
         names=out("cell_types/names.tsv"),
+        groups=out("cell_types/groups.tsv"),
+        type_names=out("cell_types/type_names.tsv"),
     output:
         cells=out("cells.h5ad"),
     log:
@@ -89,6 +127,8 @@ rule summarise_composition:
         individuals=out("individuals.tsv"),
         inputs=out("fit/inputs.npz"),
         names=out("cell_types/names.tsv"),
+        groups=out("cell_types/groups.tsv"),
+        type_names=out("cell_types/type_names.tsv"),
     output:
         groups=out("composition/groups.tsv"),
         posterior=report(
@@ -111,6 +151,10 @@ rule summarise_composition:
             caption="report/genotype_association.rst",
             category="Composition",
         ),
+        posterior_atoms=out("composition/posterior_atoms.tsv"),
+        differences_atoms=out("composition/differences_atoms.tsv"),
+        propeller_atoms=out("composition/propeller_atoms.tsv"),
+        genotype_atoms=out("composition/genotype_association_atoms.tsv"),
     log:
         out("logs/summarise_composition.log"),
     benchmark:
@@ -157,7 +201,7 @@ rule plot_composition_figures:
         posterior=out("composition/posterior.tsv"),
         differences=out("composition/differences.tsv"),
         propeller=out("composition/propeller.tsv"),
-        names=out("cell_types/names.tsv"),
+        names=out("cell_types/type_names.tsv"),
         coclustering=out("fit/coclustering.tsv"),
         individuals=out("individuals.tsv"),
     output:
@@ -200,12 +244,13 @@ rule plot_umap_cell_types:
     input:
         cells=out("cells.h5ad"),
         names=out("cell_types/names.tsv"),
+        type_names=out("cell_types/type_names.tsv"),
     output:
         png=report(
             out("figures/umap_cell_types.png"),
             caption="report/umap_cell_types.rst",
             category="Figures",
-            labels={"figure": "UMAP by named cell cluster"},
+            labels={"figure": "UMAP by cell type and by atom"},
         ),
         pdf=out("figures/umap_cell_types.pdf"),
     log:
@@ -230,7 +275,7 @@ rule check_composition_demo:
         cells=out("cells.h5ad"),
         groups=out("composition/groups.tsv"),
         differences=out("composition/differences.tsv"),
-        names=out("cell_types/names.tsv"),
+        names=out("cell_types/type_names.tsv"),
         permutation=out("cell_types/marker_permutation.tsv"),
     output:
         evaluation=report(

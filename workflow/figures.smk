@@ -83,13 +83,14 @@ rule plot_umap:
 rule plot_composition:
     input:
         by_cluster=out("composition/by_individual_cluster.tsv"),
-        names=out("cell_types/names.tsv"),
+        names=out("cell_types/type_names.tsv"),
+        groups=out("cell_types/groups.tsv"),
     output:
         png=report(
             out("figures/composition_heatmap.png"),
             caption="report/composition_heatmap.rst",
             category="Figures",
-            labels={"figure": "Cell-cluster proportions by individual cluster"},
+            labels={"figure": "Cell-type proportions by individual cluster"},
         ),
         pdf=out("figures/composition_heatmap.pdf"),
     log:
@@ -102,7 +103,7 @@ rule plot_composition:
         producers=get_producers,
         nam_version=NAM_VERSION,
     message:
-        "Plotting the cell-cluster proportions of each individual cluster"
+        "Plotting the cell-type proportions of each individual cluster"
     script:
         "../scripts/plot_composition.py"
 
@@ -110,8 +111,8 @@ rule plot_composition:
 rule plot_markers:
     input:
         cells=out("cells.h5ad"),
-        markers=out("markers.tsv"),
-        names=out("cell_types/names.tsv"),
+        markers=out("cell_types/markers.tsv"),
+        names=out("cell_types/type_names.tsv"),
     output:
         png=report(
             out("figures/marker_dotplot.png"),

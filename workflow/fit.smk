@@ -168,8 +168,40 @@ rule find_markers:
         n_genes=config["markers"]["n_genes"],
         method=config["markers"]["method"],
         max_cells_per_cluster=config["markers"]["max_cells_per_cluster"],
+        groupby="nam_cell_cluster",
         nam_version=NAM_VERSION,
     message:
-        "Ranking marker genes ({params.method}) of each NAM cell cluster"
+        "Ranking marker genes ({params.method}) of each NAM cell atom"
+    script:
+        "../scripts/find_markers.py"
+
+
+rule find_type_markers:
+    input:
+        cells=out("cells.h5ad"),
+    output:
+        markers=report(
+            out("cell_types/markers.tsv"),
+            caption="report/type_markers_table.rst",
+            category="Cell types",
+        ),
+    log:
+        out("logs/find_type_markers.log"),
+    benchmark:
+        out("benchmarks/find_type_markers.tsv")
+    conda:
+        "../envs/nam.yaml"
+    resources:
+        # at most markers.max_cells_per_cluster rows per type
+        mem_mb=4000,
+    params:
+        producers=get_producers,
+        n_genes=config["markers"]["n_genes"],
+        method=config["markers"]["method"],
+        max_cells_per_cluster=config["markers"]["max_cells_per_cluster"],
+        groupby="nam_cell_group",
+        nam_version=NAM_VERSION,
+    message:
+        "Ranking marker genes ({params.method}) of each cell type"
     script:
         "../scripts/find_markers.py"

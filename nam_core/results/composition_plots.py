@@ -21,6 +21,7 @@ from .plots import (
     cluster_colors,
     paper_style,
     plot_umap,
+    plot_umap_panels,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "plot_differences_forest",
     "plot_coclustering",
     "plot_named_umap",
+    "plot_typed_umap",
 ]
 
 
@@ -172,3 +174,17 @@ def plot_named_umap(umap: np.ndarray, clusters, names: dict | None) -> Figure:
     n_named = len({v for v in (names or {}).values() if v != "unassigned"})
     return plot_umap(umap, labels, title=f"{len(labels):,} cells, {len(set(labels))} NAM cell "
                                          f"clusters ({n_named} cell types named by markers)")
+
+
+def plot_typed_umap(umap: np.ndarray, groups, type_names: dict, atoms, atom_names: dict | None
+                    ) -> Figure:
+    """UMAP by cell type (left, ``"T2 B"``) and by NAM cell atom, the types' sub-states (right).
+
+    umap (N, 2); groups, atoms (N,) str: each cell's type (``T<g>``) and atom (``C<l>``).
+    """
+    types = display_labels(np.asarray(groups, dtype=str), type_names)
+    atoms = display_labels(np.asarray(atoms, dtype=str), atom_names)
+    return plot_umap_panels(umap, [
+        (types, f"{len(types):,} cells, {len(set(types))} cell types", "Cell type"),
+        (atoms, f"{len(set(atoms))} NAM cell atoms (sub-states)", "Cell atom"),
+    ])

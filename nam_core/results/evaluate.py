@@ -116,7 +116,9 @@ def evaluate_demo(
     individuals : DataFrame
         ``individuals.tsv``: columns individual, cluster.
     cells : DataFrame
-        Columns cell, cluster: the NAM cell cluster of every cell kept.
+        Columns cell, cluster: the NAM cell cluster (atom) of every cell kept; optional column
+        type (the cell type, a group of atoms) adds rows ari_cell_types (thresholded like
+        ari_cells), nmi_cell_types, n_nam_cell_types and n_nam_cell_types_1pct.
     markers : DataFrame
         ``markers.tsv`` (columns cluster, rank, gene).
     truth_individuals, truth_cells, known_markers : DataFrame
@@ -187,6 +189,14 @@ def evaluate_demo(
         ("n_cell_clusters_not_checked", int((~recovery["tested"]).sum()), None),
         ("n_cell_clusters_1pct", n_large_clusters(cells["cluster"]), None),
     ]
+    if "type" in cells.columns:
+        typ = clustering_scores(cells["type"], cell_type)
+        rows += [
+            ("ari_cell_types", typ["ari"], min_ari_cells),
+            ("nmi_cell_types", typ["nmi"], None),
+            ("n_nam_cell_types", cells["type"].nunique(), None),
+            ("n_nam_cell_types_1pct", n_large_clusters(cells["type"]), None),
+        ]
     if leiden is not None:
         rows += _leiden_rows(leiden, cells["cell"], cell_type)
     evaluation = pd.DataFrame(

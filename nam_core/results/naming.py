@@ -371,6 +371,27 @@ def add_cell_type_names(obs: pd.DataFrame, names: pd.DataFrame,
     return out
 
 
+def add_cell_groups(obs: pd.DataFrame, groups: pd.DataFrame,
+                    atoms: str = "nam_cell_cluster") -> pd.DataFrame:
+    """``obs`` with column nam_cell_group (category T1, T2, ...), each cell's atom's type.
+
+    ``groups`` is cell_types/groups.tsv (columns atom and group).
+
+    Raises :class:`NAMInputError` when an atom of ``obs`` has no row in ``groups``.
+    """
+    mapping = pd.Series(groups["group"].astype(str).to_numpy(),
+                        index=groups["atom"].astype(str).to_numpy())
+    labels = obs[atoms].astype(str)
+    missing = sorted(set(labels) - set(mapping.index))
+    if missing:
+        raise NAMInputError(f"cell_types/groups.tsv has no row for atoms {missing}; rerun "
+                            "group_cell_atoms")
+    out = obs.copy()
+    order = sorted(set(mapping), key=_cluster_number)
+    out["nam_cell_group"] = pd.Categorical(labels.map(mapping), categories=order)
+    return out
+
+
 def permutation_test_cells(
     adata,
     groupby: str,

@@ -199,6 +199,36 @@ def plot_genotype_pcs(
     return fig
 
 
+def _checked_umap(umap: np.ndarray, clusters) -> tuple[np.ndarray, np.ndarray]:
+    umap = np.asarray(umap, dtype=np.float64)
+    clusters = np.asarray(clusters, dtype=str)
+    if umap.ndim != 2 or umap.shape[1] != 2 or umap.shape[0] != clusters.size:
+        raise NAMInputError(f"UMAP of shape {umap.shape} for {clusters.size} cells; expected (N, 2)")
+    return umap, clusters
+
+
+def _umap_panel(ax, umap: np.ndarray, clusters: np.ndarray, title: str, legend: str) -> None:
+    """One UMAP panel: cells coloured by ``clusters`` (N,), each labelled at its median."""
+    colors = cluster_colors(clusters)
+    counts = pd.Series(clusters).value_counts()
+    size = float(np.clip(3000 / max(clusters.size, 1), 0.2, 4.0))
+    order = np.random.default_rng(0).permutation(clusters.size)  # no cluster always on top
+    codes = pd.Categorical(clusters, categories=list(colors)).codes
+    rgb = np.asarray(list(colors.values()))[codes]
+    ax.scatter(umap[order, 0], umap[order, 1], s=size, lw=0, c=rgb[order], rasterized=True)
+    for name in colors:
+        med = np.median(umap[clusters == name], axis=0)
+        ax.text(med[0], med[1], name, fontsize=7, weight="bold", ha="center", va="center",
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
+    ax.set_xlabel("UMAP 1")
+    ax.set_ylabel("UMAP 2")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_title(title)
+    _legend_outside(ax, colors, counts, legend)
+
+
 def plot_umap(umap: np.ndarray, clusters, title: str | None = None) -> Figure:
     """UMAP of the cells coloured by NAM cell cluster, each cluster labelled at its median.
 
@@ -208,43 +238,39 @@ def plot_umap(umap: np.ndarray, clusters, title: str | None = None) -> Figure:
     clusters : array (N,) of str
         NAM cell cluster of each cell.
     """
-    umap = np.asarray(umap, dtype=np.float64)
-    clusters = np.asarray(clusters, dtype=str)
-    if umap.ndim != 2 or umap.shape[1] != 2 or umap.shape[0] != clusters.size:
-        raise NAMInputError(f"UMAP of shape {umap.shape} for {clusters.size} cells; expected (N, 2)")
-    colors = cluster_colors(clusters)
-    counts = pd.Series(clusters).value_counts()
-    size = float(np.clip(3000 / max(clusters.size, 1), 0.2, 4.0))
-    rng = np.random.default_rng(0)
-    order = rng.permutation(clusters.size)  # no cluster systematically drawn on top
+    umap, clusters = _checked_umap(umap, clusters)
     with paper_style():
         fig, ax = plt.subplots(figsize=(0.75 * DOUBLE_COLUMN, 0.55 * DOUBLE_COLUMN))
-        codes = pd.Categorical(clusters, categories=list(colors)).codes
-        rgb = np.asarray(list(colors.values()))[codes]
-        ax.scatter(umap[order, 0], umap[order, 1], s=size, lw=0, c=rgb[order], rasterized=True)
-        for name in colors:
-            med = np.median(umap[clusters == name], axis=0)
-            ax.text(med[0], med[1], name, fontsize=7, weight="bold", ha="center", va="center",
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
-        ax.set_xlabel("UMAP 1")
-        ax.set_ylabel("UMAP 2")
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.set_title(title or f"{clusters.size:,} cells, {len(colors)} NAM cell clusters")
-        _legend_outside(ax, colors, counts, "Cell cluster")
+        n = len(set(clusters))
+        _umap_panel(ax, umap, clusters, title or f"{clusters.size:,} cells, {n} NAM cell clusters",
+                    "Cell cluster")
         fig.tight_layout()
     return fig
 
 
-def plot_composition_heatmap(by_cluster: pd.DataFrame) -> Figure:
+def plot_umap_panels(umap: np.ndarray, panels: Sequence[tuple]) -> Figure:
+    """UMAP panels side by side, one per ``(labels (N,), title, legend title)``."""
+    checked = [(_checked_umap(umap, labels)[1], title, legend) for labels, title, legend in panels]
+    umap = _checked_umap(umap, checked[0][0])[0]
+    with paper_style():
+        fig, axes = plt.subplots(1, len(checked), squeeze=False,
+                                 figsize=(1.3 * DOUBLE_COLUMN, 0.55 * DOUBLE_COLUMN))
+        for ax, (labels, title, legend) in zip(axes[0], checked, strict=True):
+            _umap_panel(ax, umap, labels, title, legend)
+        fig.tight_layout()
+    return fig
+
+
+def plot_composition_heatmap(by_cluster: pd.DataFrame, level: str = "cell cluster") -> Figure:
     """Heatmap of the mean cell-cluster proportions (columns) of each individual cluster (rows).
 
     Parameters
     ----------
     by_cluster : DataFrame
         ``composition/by_individual_cluster.tsv``: columns cluster, n_individuals, n_cells, then
-        one column per cell cluster (``C<l>``) holding a mean proportion.
+        one column per cell cluster (``C<l>``) or cell type holding a mean proportion.
+    level : str
+        What the columns are ("cell cluster", "cell type"), for the title and axis.
     """
     cell_cols = [c for c in by_cluster.columns if c not in ("cluster", "n_individuals", "n_cells")]
     if not cell_cols:
@@ -264,14 +290,14 @@ def plot_composition_heatmap(by_cluster: pd.DataFrame) -> Figure:
                         color="white" if v < 0.6 * np.nanmax(values) else "black")
         ax.set_xticks(range(len(cell_cols)), cell_cols, rotation=90)
         ax.set_yticks(range(len(rows)), rows)
-        ax.set_xlabel("NAM cell cluster")
+        ax.set_xlabel(f"NAM {level}")
         ax.set_ylabel("NAM individual cluster")
         for spine in ax.spines.values():
             spine.set_visible(False)
         bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
         bar.set_label("Mean proportion of cells")
         bar.outline.set_linewidth(0.4)
-        ax.set_title("Cell-cluster composition (% of cells)")
+        ax.set_title(f"{level[0].upper()}{level[1:]} composition (% of cells)")
         fig.tight_layout()
     return fig
 
@@ -310,7 +336,8 @@ def dotplot_stats(X, clusters, genes: Sequence[str], var_names) -> tuple[pd.Data
 
 
 def plot_marker_dotplot(
-    fraction: pd.DataFrame, mean: pd.DataFrame, gene_groups: Sequence[tuple[str, str]]
+    fraction: pd.DataFrame, mean: pd.DataFrame, gene_groups: Sequence[tuple[str, str]],
+    level: str = "NAM cell cluster",
 ) -> Figure:
     """Dot plot of marker genes: dot size = share of cells expressing, colour = scaled mean.
 
@@ -320,6 +347,8 @@ def plot_marker_dotplot(
         From :func:`dotplot_stats`; a gene may appear once only.
     gene_groups : sequence of (cluster, gene)
         Genes in plotting order, each with the cluster it marks (bracketed above the plot).
+    level : str
+        What the rows are (y-axis label): "NAM cell cluster" or "Cell type".
     """
     genes = [g for _, g in gene_groups]
     clusters = list(fraction.index)
@@ -338,7 +367,7 @@ def plot_marker_dotplot(
         ax.set_yticks(range(len(clusters)), clusters)
         ax.set_xlim(-0.6, len(genes) - 0.4)
         ax.set_ylim(len(clusters) - 0.5, -0.5)
-        ax.set_ylabel("NAM cell cluster")
+        ax.set_ylabel(level)
         start = 0
         for cluster, run in itertools.groupby(c for c, _ in gene_groups):
             stop = start + len(list(run)) - 1

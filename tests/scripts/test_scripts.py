@@ -236,31 +236,54 @@ def test_individual_without_cells_after_qc(run, tmp_path, policy):
     assert model.rho_.shape[0] == len(inputs.individuals)
 
 
-def test_composition_scripts(run, tmp_path):
-    """The composition scripts on the tiny fit: names, named cells, permutation, tables, figures."""
+def test_composition_scripts(run, cohort, tmp_path):
+    """Cell types, names, named cells, permutation, composition tables and figures on the tiny fit."""
     d, p = run
+    groups = tmp_path / "cell_type_groups.tsv"
+    load_script("group_cell_atoms").group(p["cells.h5ad"], groups, "dip", max_cells=2000, seed=0)
+    atom_to_group = tsv(groups).set_index("atom")["group"]
+    atoms = ad.read_h5ad(p["cells.h5ad"], backed="r").obs["nam_cell_cluster"].astype(str)
+    assert set(atom_to_group.index) == set(atoms)
+    assert atom_to_group.str.match(r"^T\d+$").all()
     names = load_script("name_cell_clusters").name(
         p["cells.h5ad"], load_script("_common").ROOT / "config" / "cell_type_markers.tsv",
-        tmp_path / "names.tsv", tmp_path / "scores.tsv", min_score=0.7, min_markers=3)
+        tmp_path / "names.tsv", tmp_path / "scores.tsv", min_score=0.7, min_markers=3,
+        path_groups=groups, path_type_names=tmp_path / "type_names.tsv")
     assert set(names.columns) >= {"cluster", "cell_type", "score", "share", "assigned"}
+    type_names = tsv(tmp_path / "type_names.tsv")
+    assert set(type_names["group"]) == set(atom_to_group)
     load_script("add_cell_type_names").add(p["cells.h5ad"], tmp_path / "names.tsv",
-                                           tmp_path / "named.h5ad")
+                                           tmp_path / "named.h5ad", groups,
+                                           tmp_path / "type_names.tsv")
     named = ad.read_h5ad(tmp_path / "named.h5ad")
-    assert {"nam_cell_type", "nam_cell_type_score"} <= set(named.obs.columns)
-    by_cluster = named.obs.groupby("nam_cell_cluster", observed=True)["nam_cell_type"].nunique()
-    assert (by_cluster == 1).all()
+    assert {"nam_cell_type", "nam_cell_type_score", "nam_cell_group"} <= set(named.obs.columns)
+    obs = named.obs.astype({"nam_cell_cluster": str, "nam_cell_group": str})
+    assert (obs["nam_cell_group"] == obs["nam_cell_cluster"].map(atom_to_group)).all()
+    by_group = obs.groupby("nam_cell_group")["nam_cell_type"].nunique()
+    assert (by_group == 1).all()
     perm = load_script("check_marker_strength").check(
         tmp_path / "named.h5ad", tmp_path / "perm.tsv", "individual",
-        {"n_top": 5, "n_permutations": 49, "seed": 0, "max_cells": 2000})
+        {"n_top": 5, "n_permutations": 49, "seed": 0, "max_cells": 2000}, "nam_cell_group")
     assert (perm["p_value"] > 0).all() and (perm["n_permutations"] == 49).all()
-    outs = {k: tmp_path / f"{k}.tsv"
+    assert set(perm["cluster"]) <= set(atom_to_group)
+    outs = {f"{k}{s}": tmp_path / f"{k}{s}.tsv" for s in ("", "_atoms")
             for k in ("groups", "posterior", "differences", "propeller", "genotype")}
     tables = load_script("summarise_composition").summarise(
         p["best.npz"], p["counts.tsv"], p["individuals.tsv"], p["inputs.npz"],
         tmp_path / "names.tsv", outs,
-        {"n_draws": 500, "seed": 0, "null_log_ratio": 0.1, "transform": "logit"})
+        {"n_draws": 500, "seed": 0, "null_log_ratio": 0.1, "transform": "logit"},
+        groups, tmp_path / "type_names.tsv")
     assert {"cell_type", "prob_null", "fdr", "lower", "upper"} <= set(tables["differences"].columns)
-    assert np.allclose(tables["posterior"].groupby("individual_cluster")["mean"].sum(), 1.0)
+    for suffix, labels in (("", set(atom_to_group)), ("_atoms", set(atom_to_group.index))):
+        posterior = tables[f"posterior{suffix}"]
+        assert np.allclose(posterior.groupby("individual_cluster")["mean"].sum(), 1.0)
+        assert set(posterior["cell_cluster"]) == labels
+    # a type's posterior share is the sum of its atoms' (same seeded draws)
+    atoms_post = tables["posterior_atoms"].assign(
+        group=lambda t: t["cell_cluster"].map(atom_to_group))
+    summed = atoms_post.groupby(["individual_cluster", "group"])["mean"].sum()
+    by_type = tables["posterior"].set_index(["individual_cluster", "cell_cluster"])["mean"]
+    assert np.allclose(summed.loc[by_type.index].to_numpy(), by_type.to_numpy())
     load_script("summarise_partition").summarise(p["best.npz"], p["inputs.npz"],
                                                  tmp_path / "cocl.tsv", tmp_path / "alt.tsv", 3.0)
     cocl = pd.read_csv(tmp_path / "cocl.tsv", sep="\t", index_col=0)
@@ -270,7 +293,7 @@ def test_composition_scripts(run, tmp_path):
                                  "near_tie", "accepted"]
     figs = {f"{k}_{e}": tmp_path / f"{k}.{e}" for k in ("bars", "forest", "cocluster")
             for e in ("png", "pdf")}
-    paths = {"names": tmp_path / "names.tsv", "coclustering": tmp_path / "cocl.tsv",
+    paths = {"names": tmp_path / "type_names.tsv", "coclustering": tmp_path / "cocl.tsv",
              "individuals": p["individuals.tsv"], **{k: outs[k] for k in ("posterior",
                                                                          "differences",
                                                                          "propeller")}}
@@ -278,12 +301,30 @@ def test_composition_scripts(run, tmp_path):
     assert not tables["differences"].empty
     load_script("plot_composition_figures").plot(paths, figs)
     load_script("plot_umap_cell_types").plot(tmp_path / "named.h5ad", tmp_path / "names.tsv",
-                                             tmp_path / "umap.png", tmp_path / "umap.pdf")
+                                             tmp_path / "umap.png", tmp_path / "umap.pdf",
+                                             tmp_path / "type_names.tsv")
     load_script("plot_composition").plot(p["by_cluster.tsv"], tmp_path / "heat.png",
-                                         tmp_path / "heat.pdf", tmp_path / "names.tsv")
-    load_script("plot_markers").plot(tmp_path / "named.h5ad", p["markers.tsv"],
+                                         tmp_path / "heat.pdf", tmp_path / "type_names.tsv",
+                                         groups)
+    type_markers = load_script("find_markers").find(tmp_path / "named.h5ad",
+                                                    tmp_path / "type_markers.tsv", n_genes=5,
+                                                    groupby="nam_cell_group")
+    assert set(type_markers["cluster"]) == set(atom_to_group)
+    load_script("plot_markers").plot(tmp_path / "named.h5ad", tmp_path / "type_markers.tsv",
                                      tmp_path / "dot.png", tmp_path / "dot.pdf", 2,
+                                     tmp_path / "type_names.tsv")
+    load_script("plot_markers").plot(tmp_path / "named.h5ad", p["markers.tsv"],
+                                     tmp_path / "dot_atoms.png", tmp_path / "dot_atoms.pdf", 2,
                                      tmp_path / "names.tsv")
+    paths = {"cells": tmp_path / "named.h5ad", "individuals": p["individuals.tsv"],
+             "markers": p["markers.tsv"], **{k: cohort[k] for k in (
+                 "truth_individuals", "truth_cells", "known_markers")}}
+    evaluation = load_script("evaluate_demo").evaluate(
+        paths, tmp_path / "e.tsv", tmp_path / "r.tsv",
+        {"min_ari_individuals": 0.9, "min_ari_cells": 0.8, "min_known_markers": 1},
+    ).set_index("metric")["value"]
+    assert evaluation["n_nam_cell_types"] == atom_to_group.nunique()
+    assert 0 < evaluation["ari_cell_types"] <= 1 and 0 < evaluation["ari_cells"] <= 1
     for path in [*figs.values(), tmp_path / "umap.png", tmp_path / "heat.png",
                  tmp_path / "dot.png"]:
         assert path.stat().st_size > 1000, path

@@ -26,7 +26,7 @@ def tsv(path):
 def assert_evaluation_passes(path):
     evaluation = tsv(path).set_index("metric")
     thresholded = evaluation[evaluation["threshold"].notna()]
-    assert set(thresholded.index) == {"ari_individuals", "ari_cells",
+    assert set(thresholded.index) == {"ari_individuals", "ari_cells", "ari_cell_types",
                                       "min_known_markers_per_cluster"}
     assert (thresholded["value"] >= thresholded["threshold"]).all(), evaluation
     assert thresholded["pass"].astype(str).eq("True").all(), evaluation
@@ -68,6 +68,30 @@ def test_outputs(small_run):
     assert not [p for p in res.rglob(".*") if p.is_file()], "temporary files left behind"
 
 
+def test_cell_types_group_atoms_and_leave_the_fit_alone(small_run):
+    """cells.h5ad: nam_cell_group maps each atom to one type; regrouping reruns nothing of fit/."""
+    res = small_run["results"]
+    cells = ad.read_h5ad(res / "cells.h5ad", backed="r")
+    groups = tsv(res / "cell_types" / "groups.tsv")
+    assert {"atom", "group", "n_cells", "statistic", "value", "threshold"} <= set(groups.columns)
+    obs = cells.obs.astype({"nam_cell_cluster": str, "nam_cell_group": str})
+    assert (obs["nam_cell_group"] == obs["nam_cell_cluster"].map(
+        groups.set_index("atom")["group"])).all()
+    assert (obs.groupby("nam_cell_group")["nam_cell_type"].nunique() == 1).all()
+    names = tsv(res / "cell_types" / "type_names.tsv")
+    assert set(names["group"]) == set(groups["group"])
+    assert set(tsv(res / "composition" / "posterior.tsv")["cell_cluster"]) <= set(groups["group"])
+    atoms = tsv(res / "composition" / "posterior_atoms.tsv")
+    assert set(atoms["cell_cluster"]) <= set(groups["atom"])
+    proc = snakemake(small_run["dir"], "-n", "--cores", 2, "--configfile", SMALL_CONFIG,
+                     "--forcerun", "group_cell_atoms")
+    planned = planned_jobs(proc)
+    assert planned.get("group_cell_atoms") == 1, output_of(proc)
+    fit_rules = {"assemble_fit_inputs", "fit_nam", "select_best_fit", "refine_fit",
+                 "write_results"}
+    assert not fit_rules & set(planned), planned  # the grouping runs after the fit
+
+
 def test_composition_outputs_and_demo_checks(small_run):
     """Names in cells.h5ad, the composition tables, and the demo checks."""
     res = small_run["results"]
@@ -93,7 +117,7 @@ def test_composition_outputs_and_demo_checks(small_run):
 def test_every_rule_logs_and_benchmarks(small_run):
     res = small_run["results"]
     logs = sorted(p.relative_to(res / "logs") for p in (res / "logs").rglob("*.log"))
-    assert len(logs) == 28  # 26 rules, fit_nam once per seed (3 seeds)
+    assert len(logs) == 30  # 28 rules, fit_nam once per seed (3 seeds)
     for log in logs:
         assert (res / "logs" / log).stat().st_size > 0, f"{log} is empty"
     assert "sweep" in (res / "logs" / "fit_nam" / "seed0.log").read_text()
@@ -120,7 +144,7 @@ def test_deleting_an_output_reruns_only_what_depends_on_it(small_run):
     assert proc.returncode == 0, output_of(proc)
     ran = {line.split("Rule: ")[1].rstrip(")") for line in output_of(proc).splitlines()
            if "Finished jobid" in line and "Rule: " in line}
-    assert ran == {"find_markers", "plot_markers", "evaluate_demo", "plot_elbo_traces", "all"}
+    assert ran == {"find_markers", "evaluate_demo", "plot_elbo_traces", "all"}  # dot plot: types
     proc = snakemake(small_run["dir"], "-n", "--cores", 2, "--configfile", SMALL_CONFIG)
     assert planned_jobs(proc) == {}, output_of(proc)
 

@@ -23,13 +23,14 @@
 from .analysis import composition_tables
 from .bootstrap import bootstrap_compositions
 from .contrasts import contrasts
-from .counts import MIN_MEAN_CELLS, cell_counts, tested_cell_clusters
+from .counts import MIN_MEAN_CELLS, cell_counts, group_counts, tested_cell_clusters
 from .frequentist import genotype_regression, propeller_test, transform_proportions
 from .groups import cohort_cell_labels, genotype_groups
 from .posterior import (
     DEFAULT_NULL_LOG_RATIO,
     bayesian_fdr,
     draw_compositions,
+    group_draws,
     posterior_differences,
     posterior_summary,
 )
@@ -43,6 +44,8 @@ __all__ = [
     "genotype_groups",
     "cohort_cell_labels",
     "cell_counts",
+    "group_counts",
+    "group_draws",
     "bootstrap_compositions",
     "posterior_summary",
     "contrasts",

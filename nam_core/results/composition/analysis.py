@@ -9,12 +9,13 @@ import pandas as pd
 
 from ...errors import NAMInputError
 from .bootstrap import bootstrap_compositions
-from .counts import cell_counts
+from .counts import cell_counts, group_counts
 from .frequentist import genotype_regression, propeller_test
 from .groups import cohort_cell_labels, genotype_groups
 from .posterior import (
     DEFAULT_NULL_LOG_RATIO,
     draw_compositions,
+    group_draws,
     posterior_differences,
     posterior_summary,
 )
@@ -34,6 +35,7 @@ def composition_tables(
     null_log_ratio: float = DEFAULT_NULL_LOG_RATIO,
     transform: str = "logit",
     inputs=None,
+    atom_to_group: dict | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every table of the composition analysis of one fit.
 
@@ -65,6 +67,10 @@ def composition_tables(
     inputs : FitInputs or None
         ``fit/inputs.npz`` (x, y, group, individuals). Without it the tests count cells by the
         fit's own labels, which see the individual's cluster (logged as a warning).
+    atom_to_group : dict or None
+        Atom (``C<l>``) -> cell type (``T<g>``, cell_types/groups.tsv). Given, every table is
+        per cell type: a type's share in each draw and its count per individual are the sums
+        over its atoms, and ``names`` names the types. None: per atom.
 
     Returns
     -------
@@ -101,10 +107,14 @@ def composition_tables(
     if by_genotype["cluster"].isna().any():
         missing = by_genotype.loc[by_genotype["cluster"].isna(), "individual"].tolist()
         raise NAMInputError(f"{len(missing)} individuals have no genotype PCs: {missing[:5]}")
+    draws = draw_compositions(model, n_draws=n_draws, seed=seed)
+    if atom_to_group is not None:
+        by_genotype = group_counts(by_genotype, atom_to_group)
+        test_counts = group_counts(test_counts, atom_to_group)
+        draws = group_draws(draws, atom_to_group)
     boot = bootstrap_compositions(by_genotype, n_draws=n_draws, seed=seed)
     tables = {
-        "posterior": posterior_summary(draw_compositions(model, n_draws=n_draws, seed=seed),
-                                       names),
+        "posterior": posterior_summary(draws, names),
         "groups": groups,
         "differences": posterior_differences(boot, boot["sizes"], null_log_ratio, names),
         "propeller": propeller_test(by_genotype, transform, names),

@@ -10,7 +10,7 @@ import pandas as pd
 from ...errors import NAMInputError
 from ..tables import cell_cluster_names
 
-__all__ = ["MIN_MEAN_CELLS", "PSEUDO_COUNT", "cell_counts", "counts_with_cells",
+__all__ = ["MIN_MEAN_CELLS", "PSEUDO_COUNT", "cell_counts", "counts_with_cells", "group_counts",
            "tested_cell_clusters"]
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,38 @@ def cell_counts(labels, group, individuals, clusters) -> pd.DataFrame:
     table.insert(0, "cluster", np.asarray(clusters, dtype=str))
     table.insert(0, "individual", np.asarray(individuals, dtype=str))
     return table
+
+
+def _group_order(groups) -> list[str]:
+    """Group names in number order (T1, T2, ..., T10)."""
+    return sorted(set(map(str, groups)), key=lambda g: (int("".join(filter(str.isdigit, g)) or 0), g))
+
+
+def group_counts(counts: pd.DataFrame, atom_to_group: dict,
+                 fixed: tuple = ("individual", "cluster")) -> pd.DataFrame:
+    """A counts table per cell type: each group's column is the sum of its atoms' columns.
+
+    Also for tables of mean proportions (``by_individual_cluster.tsv``, ``fixed`` cluster,
+    n_individuals, n_cells): a mean of sums is the sum of the means.
+
+    Parameters
+    ----------
+    counts : DataFrame
+        individual, cluster, then cells per atom (``C<l>``).
+    atom_to_group : dict
+        Atom name (``C<l>``) -> group name (``T<g>``); every atom column must have one.
+
+    Returns
+    -------
+    DataFrame individual, cluster, then cells per group (``T<g>``, in number order).
+    """
+    atoms = [c for c in counts.columns if c not in fixed]
+    missing = sorted(set(atoms) - set(map(str, atom_to_group)))
+    if missing:
+        raise NAMInputError(f"cell_types/groups.tsv has no row for atoms {missing}")
+    groups = _group_order(atom_to_group[a] for a in atoms)
+    summed = counts[atoms].T.groupby([atom_to_group[a] for a in atoms]).sum().T
+    return pd.concat([counts[list(fixed)], summed[groups]], axis=1)
 
 
 def counts_with_cells(counts: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:

@@ -16,8 +16,8 @@ from ...errors import NAMInputError
 from ..tables import cell_cluster_names, individual_cluster_names
 from .contrasts import contrasts, with_cell_types
 
-__all__ = ["DEFAULT_NULL_LOG_RATIO", "bayesian_fdr", "draw_compositions", "posterior_differences",
-           "posterior_summary"]
+__all__ = ["DEFAULT_NULL_LOG_RATIO", "bayesian_fdr", "draw_compositions", "group_draws",
+           "posterior_differences", "posterior_summary"]
 
 #: |log(omega_a / omega_b)| below this is a null effect: sccomp's default threshold (0.1 on its
 #: logit-fold-change scale), i.e. a relative change of about 10 %.
@@ -82,6 +82,32 @@ def draw_compositions(model, n_draws: int = 1000, seed: int = 0) -> dict:
         "individual_clusters": individual_cluster_names(occupied_k),
         "cell_clusters": cell_cluster_names(occupied_l),
     }
+
+
+def group_draws(compositions: dict, atom_to_group: dict) -> dict:
+    """Draws per cell type: a group's share in each draw is the sum of its atoms' weights.
+
+    Parameters
+    ----------
+    compositions : dict
+        :func:`draw_compositions` output: ``draws`` (n_draws, K_occ, L_occ), ``cell_clusters``.
+    atom_to_group : dict
+        Atom name (``C<l>``) -> group name (``T<g>``).
+
+    Returns
+    -------
+    The same dict with ``draws`` (n_draws, K_occ, G) and ``cell_clusters`` (G,) the group names
+    in number order; rows still sum to 1 over the last axis.
+    """
+    atoms = [str(a) for a in compositions["cell_clusters"]]
+    missing = sorted(set(atoms) - set(map(str, atom_to_group)))
+    if missing:
+        raise NAMInputError(f"cell_types/groups.tsv has no row for atoms {missing}")
+    groups = sorted({atom_to_group[a] for a in atoms},
+                    key=lambda g: (int("".join(filter(str.isdigit, g)) or 0), g))
+    member = np.array([[atom_to_group[a] == g for g in groups] for a in atoms], dtype=np.float64)
+    draws = np.asarray(compositions["draws"], dtype=np.float64) @ member  # (n_draws, K, G)
+    return {**compositions, "draws": draws, "cell_clusters": np.asarray(groups)}
 
 
 def posterior_summary(compositions: dict, names: dict | None = None) -> pd.DataFrame:

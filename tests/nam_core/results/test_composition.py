@@ -262,3 +262,24 @@ def test_cohort_cell_labels_ignore_the_individuals_cluster():
     counts = comp.cell_counts(labels, data.group, [f"IND{j}" for j in range(40)],
                               [f"I{k + 1}" for k in model.individual_labels_])
     assert counts.iloc[:, 2:].to_numpy().sum() == len(data.Y)
+
+
+def test_a_cell_types_share_is_the_sum_of_its_atoms_in_every_draw():
+    draws = comp.draw_compositions(hand_model(OMEGA), n_draws=200, seed=0)
+    grouped = comp.group_draws(draws, {"C1": "T2", "C2": "T1", "C3": "T1"})
+    assert list(grouped["cell_clusters"]) == ["T1", "T2"]
+    assert grouped["draws"].shape == (200, 3, 2)
+    np.testing.assert_allclose(grouped["draws"][..., 0], draws["draws"][..., 1:].sum(-1))
+    np.testing.assert_allclose(grouped["draws"][..., 1], draws["draws"][..., 0])
+    with pytest.raises(NAMInputError, match="C3"):
+        comp.group_draws(draws, {"C1": "T1", "C2": "T1"})
+
+
+def test_counts_per_cell_type_sum_the_atoms_columns():
+    counts = pd.DataFrame({"individual": ["a", "b"], "cluster": ["I1", "I2"],
+                           "C1": [1, 2], "C2": [3, 4], "C3": [5, 6]})
+    grouped = comp.group_counts(counts, {"C1": "T2", "C2": "T1", "C3": "T1"})
+    assert list(grouped.columns) == ["individual", "cluster", "T1", "T2"]
+    assert grouped["T1"].tolist() == [8, 10] and grouped["T2"].tolist() == [1, 2]
+    with pytest.raises(NAMInputError, match="C2"):
+        comp.group_counts(counts, {"C1": "T1", "C3": "T1"})
