@@ -172,6 +172,9 @@ def get_demo_settings():
         "seed",
         "library_sdlog",
         "gene_dispersion",
+        "n_pools",
+        "pool_shift_sd",
+        "pool_confounding",
     )
     return {key: config["demo"][key] for key in keys}
 
