@@ -290,4 +290,8 @@ def get_preprocess_settings():
         "n_pcs",
         "target_sum",
     )
-    return {key: config["expression"][key] for key in keys}
+    settings = {key: config["expression"][key] for key in keys}
+    if config["expression"].get("batch_key"):
+        settings["batch_key"] = config["expression"]["batch_key"]
+        settings["harmony"] = config["expression"].get("harmony", {})
+    return settings
