@@ -26,9 +26,9 @@ from sklearn.metrics import adjusted_rand_score
 from nam_core.engine.settings import FitSettings
 from nam_core.inputs.batch import correct_pcs
 from nam_core.inputs.expression import preprocess
+from nam_core.study.methods import fit_method
 from nam_core.synthetic.base import CohortSpec, genotype_pcs
 from nam_core.synthetic.demo import demo_anndata, draw_demo_cohort
-from nam_core.study.methods import fit_method
 
 
 def _scenario(spec: CohortSpec, n_pcs: int):
