@@ -1,8 +1,10 @@
 from _common import logged, write_tsv
 
+from nam_core.inputs.batch import check_batch_column
 from nam_core.inputs.cohort import match_individuals
 from nam_core.inputs.expression import read_cell_table
 from nam_core.inputs.genotypes import validate_plink
+from nam_core.inputs.h5ad import open_counts
 
 
 def match(
@@ -17,8 +19,15 @@ def match(
     chunk_snps: int = 20_000,
     snp_filters: dict | None = None,
     counts_layer: str | None = None,
+    batch_key: str | None = None,
 ):
-    """Validate both inputs, match the .fam IIDs to the cells' individuals, write the table."""
+    """Validate both inputs, match the .fam IIDs to the cells' individuals, write the table.
+
+    A batch column (``batch_key``) is checked first, from the cells' table alone.
+    """
+    if batch_key:
+        with open_counts(path_counts, counts_layer) as counts:
+            check_batch_column(counts.obs, batch_key, counts.source)
     plink = validate_plink(path_bfile, n_pcs, chunk_snps=chunk_snps, **(snp_filters or {}))
     cells = read_cell_table(path_counts, individual_column, counts_layer)
     result = match_individuals(
@@ -50,4 +59,5 @@ if "snakemake" in globals():
             snakemake.params.chunk_snps,
             snakemake.params.snp_filters,
             snakemake.params.counts_layer,
+            snakemake.params.batch_key,
         )

@@ -17,4 +17,5 @@ if "snakemake" in globals():
             path_to_proportions=snakemake.output.proportions,
             path_to_by_cluster=snakemake.output.by_cluster,
             made_by=snakemake.params.producers,
+            batch_key=snakemake.params.batch_key,
         )

@@ -172,6 +172,9 @@ def get_demo_settings():
         "seed",
         "library_sdlog",
         "gene_dispersion",
+        "n_pools",
+        "pool_shift_sd",
+        "pool_confounding",
     )
     return {key: config["demo"][key] for key in keys}
 
@@ -288,4 +291,8 @@ def get_preprocess_settings():
         "n_pcs",
         "target_sum",
     )
-    return {key: config["expression"][key] for key in keys}
+    settings = {key: config["expression"][key] for key in keys}
+    if config["expression"].get("batch_key"):
+        settings["batch_key"] = config["expression"]["batch_key"]
+        settings["harmony"] = config["expression"].get("harmony", {})
+    return settings

@@ -138,6 +138,8 @@ rule write_results:
     params:
         producers=get_producers,
         individual_column=get_individual_column(),
+        # the pool column checked against the individual clusters (warning in the log)
+        batch_key=config["expression"].get("batch_key") or "pool",
         nam_version=NAM_VERSION,
     message:
         "Writing NAM clusters of cells ({output.cells}) and individuals ({output.individuals})"

@@ -17,6 +17,7 @@ rule match_individuals:
         bfile=get_bfile(),
         individual_column=get_individual_column(),
         counts_layer=get_counts_layer(),
+        batch_key=config["expression"].get("batch_key"),
         individuals_without_cells=config["matching"]["individuals_without_cells"],
         cells_without_genotype=config["matching"]["cells_without_genotype"],
         max_lost_fraction=config["matching"]["max_lost_fraction"],

@@ -23,6 +23,7 @@ from ..inputs.fit_inputs import read_fit_inputs
 from ..inputs.h5ad import annotate_h5ad, read_annotations
 from ..io import atomic_path, read_intermediate, read_tsv, write_tsv
 from ..models.nam import NAM
+from .pools import warn_if_clusters_follow_batches
 
 __all__ = [
     "individual_cluster_names",
@@ -214,8 +215,12 @@ def write_results(
     path_to_proportions: str | os.PathLike,
     path_to_by_cluster: str | os.PathLike,
     made_by: dict | None = None,
+    batch_key: str | None = None,
 ) -> None:
     """Write ``cells.h5ad``, ``individuals.tsv`` and the three composition tables, atomically.
+
+    With ``batch_key`` (an obs column of the cells, e.g. ``pool``), the log warns when the
+    individual clusters follow it (:func:`nam_core.results.pools.warn_if_clusters_follow_batches`).
 
     The inputs are the best fit (``fit/best.npz``), the fit inputs (``fit/inputs.npz``), the
     preprocessed cells (``.h5ad``), the UMAP (``umap.tsv``) and the genotype PCs (``pcs.tsv``);
@@ -229,7 +234,8 @@ def write_results(
 
     model = read(path_to_fit, NAM.load)
     inputs = read(path_to_inputs, read_fit_inputs)
-    obs_names = read(path_to_cells, read_annotations).obs_names  # no X, no layer
+    annotations = read(path_to_cells, read_annotations)  # no X, no layer
+    obs_names = annotations.obs_names
     if not np.array_equal(obs_names.to_numpy(dtype=str), inputs.cells):
         raise NAMInputError(
             f"{path_to_cells} and {path_to_inputs} list different cells; rerun the fit")
@@ -241,6 +247,9 @@ def write_results(
                 path_to_cells_out, len(obs_names),
                 len(obs["nam_cell_cluster"].categories), len(inputs.individuals))
 
+    if batch_key and batch_key in annotations.obs:
+        warn_if_clusters_follow_batches(model.individual_labels_, inputs.group,
+                                        annotations.obs[batch_key].to_numpy(), batch_key)
     n_cells = np.bincount(inputs.group, minlength=len(inputs.individuals))
     pcs = read(path_to_pcs, read_tsv, index_col="individual")
     write_tsv(individual_table(inputs.individuals, model.individual_labels_, model.rho_, pcs,

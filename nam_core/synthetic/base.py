@@ -46,6 +46,16 @@ class CohortSpec:
     gene_dispersion : float
         Negative-binomial (gamma-Poisson) shape theta of every gene's counts:
         Var = mu + mu^2 / theta; smaller is noisier.
+    n_pools : int
+        Sequencing pools the donors are split into (0: no pools). Each pool multiplies every
+        gene's mean by its own log-normal factor and every cell's library size by another
+        (:mod:`nam_core.synthetic.pools`).
+    pool_shift_sd : float
+        Standard deviation of the natural log of those factors (0.3 when pools are used).
+    pool_confounding : float
+        Share of donors, in [0, 1], placed in a pool reserved for their ancestry; the others go
+        to pools at random. 0: pool independent of ancestry; 0.9: each ancestry mostly in its
+        own pools.
 
     Raises
     ------
@@ -61,6 +71,9 @@ class CohortSpec:
     seed: int = 0
     library_sdlog: float = 0.4
     gene_dispersion: float = 10.0
+    n_pools: int = 0
+    pool_shift_sd: float = 0.3
+    pool_confounding: float = 0.0
 
     def __post_init__(self) -> None:
         if self.n_ancestries < 1:
@@ -80,6 +93,21 @@ class CohortSpec:
             raise NAMInputError(f"library_sdlog must be >= 0, got {self.library_sdlog}")
         if self.gene_dispersion <= 0:
             raise NAMInputError(f"gene_dispersion must be positive, got {self.gene_dispersion}")
+        if not 0 <= self.n_pools <= self.n_individuals:
+            raise NAMInputError(
+                f"n_pools must lie in [0, n_individuals={self.n_individuals}], got {self.n_pools}"
+            )
+        if self.n_pools and self.pool_confounding > 0 and self.n_pools < self.n_ancestries:
+            raise NAMInputError(
+                f"confounded pools need at least one pool per ancestry: n_pools={self.n_pools}, "
+                f"n_ancestries={self.n_ancestries}"
+            )
+        if self.pool_shift_sd < 0:
+            raise NAMInputError(f"pool_shift_sd must be >= 0, got {self.pool_shift_sd}")
+        if not 0.0 <= self.pool_confounding <= 1.0:
+            raise NAMInputError(
+                f"pool_confounding must lie in [0, 1], got {self.pool_confounding}"
+            )
 
 
 @dataclasses.dataclass

@@ -210,6 +210,8 @@ def draw_counts(
     mt_fraction: np.ndarray,
     rng: np.random.Generator,
     gene_dispersion: float = CohortSpec.gene_dispersion,
+    gene_factor: np.ndarray | None = None,
+    pool: np.ndarray | None = None,
 ) -> sp.csr_matrix:
     """Gamma-Poisson UMI counts, built in chunks of cells to bound memory.
 
@@ -221,6 +223,10 @@ def draw_counts(
     library, mt_fraction : ndarray (N,)
     gene_dispersion : float
         Gamma-Poisson shape theta: Var = mu + mu^2 / theta.
+    gene_factor : ndarray (n_pools, n_genes + len(MT_GENES)), optional
+        Multiplier of each gene's mean in each sequencing pool
+        (:class:`~nam_core.synthetic.pools.Pools`); with ``pool`` (N,), the pool of each cell.
+        The pool's library factor is already in ``library``.
 
     Returns
     -------
@@ -233,6 +239,8 @@ def draw_counts(
         nuclear = (library[sl] * (1.0 - mt_fraction[sl]))[:, None] * rates[type_codes[sl]]
         mito = (library[sl] * mt_fraction[sl])[:, None] * mt_weights
         mu = np.hstack([nuclear, mito])
+        if gene_factor is not None:
+            mu *= gene_factor[pool[sl]]
         lam = mu * rng.gamma(gene_dispersion, 1.0 / gene_dispersion, size=mu.shape)
         blocks.append(sp.csr_matrix(rng.poisson(lam).astype(np.float32)))
     return sp.vstack(blocks, format="csr")

@@ -12,8 +12,9 @@ genes and a small share of low-quality cells for QC to remove
 Files written by :func:`make_demo_cohort` (all atomically):
 
 * ``genotypes.bed/.bim/.fam``: PLINK 1 binary, IID = FID = ``IND0001``...
-* ``counts.h5ad``: raw counts (CSR float32), ``obs["individual"]``, ``obs["cell_type"]``.
-* ``truth_individuals.tsv``: individual, ancestry.
+* ``counts.h5ad``: raw counts (CSR float32), ``obs["individual"]``, ``obs["cell_type"]`` and,
+  when the cohort is sequenced in pools (``CohortSpec.n_pools`` > 0), ``obs["pool"]``.
+* ``truth_individuals.tsv``: individual, ancestry (and pool, with pools).
 * ``truth_cells.tsv``: cell (= obs name), individual, cell_type, low_quality.
 * ``known_markers.tsv``: cell_type, gene, rank, log2_specificity.
 """
@@ -38,10 +39,11 @@ from .cohort_parts import (
     draw_counts,
     draw_individuals_and_cells,
 )
+from .pools import draw_pools
 from .profiles import BASE_COMPOSITION, known_markers, source_profiles
 from .writers import write_plink, write_tables
 
-__all__ = ["DEMO_COHORT", "demo_anndata", "draw_demo_cohort", "make_demo_cohort"]
+__all__ = ["DEMO_COHORT", "demo_anndata", "draw_demo_cohort", "make_demo_cohort", "pool_column"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +65,9 @@ def draw_demo_cohort(spec: CohortSpec = DEMO_COHORT) -> dict:
     dict with ``iids`` (J,) list of str, ``ancestry`` (J,) int, ``genotypes`` (J, n_snps) minor
     allele counts, ``group`` (N,) int, ``type_codes`` (N,) int, ``types`` (n_types,) str,
     ``n_cells`` (J,) int, ``library`` (N,) UMIs, ``low_quality`` (N,) bool, ``counts``
-    csr_matrix (N, n_genes) float32, ``genes`` list of str and ``profiles`` (DataFrame).
+    csr_matrix (N, n_genes) float32, ``genes`` list of str, ``profiles`` (DataFrame) and
+    ``pools`` (:class:`~nam_core.synthetic.pools.Pools`, None without pools; ``library`` then
+    includes each pool's library factor).
     """
     rng = np.random.default_rng(spec.seed)
     width = max(4, len(str(spec.n_individuals)))
@@ -72,13 +76,19 @@ def draw_demo_cohort(spec: CohortSpec = DEMO_COHORT) -> dict:
     types = profiles.index.to_numpy()
     base = np.array([BASE_COMPOSITION[t] for t in types])
     cells = draw_individuals_and_cells(spec, base, rng)
-    counts = draw_counts(ambient_rates(profiles), cells.type_codes, cells.library,
-                         cells.mt_fraction, rng, spec.gene_dispersion)
+    pools = draw_pools(spec, cells.ancestry, profiles.shape[1] + len(MT_GENES))
+    library, gene_factor, pool = cells.library, None, None
+    if pools is not None:
+        pool = pools.of_cells(cells.group)
+        library, gene_factor = library * pools.library_factor[pool], pools.gene_factor
+    counts = draw_counts(ambient_rates(profiles), cells.type_codes, library,
+                         cells.mt_fraction, rng, spec.gene_dispersion, gene_factor, pool)
     return {
         "iids": iids, "ancestry": cells.ancestry, "genotypes": cells.genotypes,
         "group": cells.group, "type_codes": cells.type_codes, "types": types,
-        "n_cells": cells.n_cells, "library": cells.library, "low_quality": cells.low_quality,
+        "n_cells": cells.n_cells, "library": library, "low_quality": cells.low_quality,
         "counts": counts, "genes": [*profiles.columns, *MT_GENES], "profiles": profiles,
+        "pools": pools,
     }
 
 
@@ -87,8 +97,8 @@ def demo_anndata(cohort: dict) -> ad.AnnData:
 
     Returns
     -------
-    AnnData (N, n_genes): CSR float32 counts; ``obs`` individual, cell_type, low_quality, indexed
-    by cell name ``<IID>_C0001``...
+    AnnData (N, n_genes): CSR float32 counts; ``obs`` individual, cell_type, low_quality (and
+    pool, for a cohort with pools), indexed by cell name ``<IID>_C0001``...
     """
     iids, types = cohort["iids"], cohort["types"]
     cell_names = [
@@ -103,8 +113,16 @@ def demo_anndata(cohort: dict) -> ad.AnnData:
         },
         index=pd.Index(cell_names, name="cell"),
     )
+    pools = cohort.get("pools")
+    if pools is not None:
+        obs["pool"] = pool_column(pools, cohort["group"])
     var = pd.DataFrame(index=pd.Index(cohort["genes"], name="gene"))
     return ad.AnnData(X=cohort["counts"], obs=obs, var=var)
+
+
+def pool_column(pools, group: np.ndarray) -> pd.Categorical:
+    """The ``obs["pool"]`` column: each cell's pool name, (N,) categorical over every pool."""
+    return pd.Categorical(np.asarray(pools.names)[pools.of_cells(group)], categories=pools.names)
 
 
 def make_demo_cohort(out_dir, spec: CohortSpec = DEMO_COHORT) -> dict[str, Path]:
@@ -135,12 +153,17 @@ def make_demo_cohort(out_dir, spec: CohortSpec = DEMO_COHORT) -> dict[str, Path]
     out.mkdir(parents=True, exist_ok=True)
     iids, ancestry, profiles = cohort["iids"], cohort["ancestry"], cohort["profiles"]
     adata = demo_anndata(cohort)
+    individuals = pd.DataFrame({"individual": iids, "ancestry": ancestry})
     adata.uns["demo"] = {
         "n_individuals": spec.n_individuals, "n_ancestries": spec.n_ancestries,
         "mean_cells": spec.mean_cells, "n_snps": spec.n_snps, "fst": spec.fst, "seed": spec.seed,
         "median_library": MEDIAN_LIBRARY, "gene_dispersion": spec.gene_dispersion,
         "low_quality_rate": LOW_QUALITY_RATE, "library_sdlog": spec.library_sdlog,
     }
+    if cohort["pools"] is not None:  # recorded only with pools: a cohort without is unchanged
+        adata.uns["demo"].update(n_pools=spec.n_pools, pool_shift_sd=spec.pool_shift_sd,
+                                 pool_confounding=spec.pool_confounding)
+        individuals["pool"] = np.asarray(cohort["pools"].names)[cohort["pools"].pool]
 
     paths = {
         "bfile": out / "genotypes",
@@ -153,7 +176,7 @@ def make_demo_cohort(out_dir, spec: CohortSpec = DEMO_COHORT) -> dict[str, Path]
     with atomic_path(paths["counts"]) as tmp:
         adata.write_h5ad(tmp, compression="lzf")
     write_tables({
-        "truth_individuals": pd.DataFrame({"individual": iids, "ancestry": ancestry}),
+        "truth_individuals": individuals,
         "truth_cells": adata.obs.reset_index()[["cell", "individual", "cell_type", "low_quality"]],
         "known_markers": known_markers(profiles),
     }, paths)

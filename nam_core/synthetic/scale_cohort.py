@@ -10,6 +10,11 @@ gene weights), so the genes detected per cell and the non-zeros match the real d
 The counts are written block by block with h5py (:func:`anndata.io.sparse_dataset` ``append``),
 so memory is O(block x genes) whatever the cohort's size; obs follows at the end. The PLINK
 fileset of the same donors is written by the demo's writer.
+
+With ``spec.n_pools`` > 0 the donors are sequenced in pools (:mod:`nam_core.synthetic.pools`):
+each pool multiplies the library size of its cells and the mean of every profiled and
+mitochondrial gene by its own log-normal factors (the Zipf background genes get the library
+factor only), and ``obs["pool"]`` names each cell's pool.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from .cohort_parts import (
     draw_individuals_and_cells,
     mito_weights,
 )
+from .pools import draw_pools
 from .profiles import BASE_COMPOSITION, source_profiles
 from .writers import write_plink, write_tables
 
@@ -68,12 +74,17 @@ def _background_counts(totals: np.ndarray, weights: np.ndarray, rng: np.random.G
 
 
 def _block(rates, mt_weights, bg_weights, type_codes, library, mt_fraction, gene_dispersion,
-           rng) -> sp.csr_matrix:
-    """Counts of one block of cells: profiled genes, background genes, mitochondrial genes."""
+           rng, gene_factor=None) -> sp.csr_matrix:
+    """Counts of one block of cells: profiled genes, background genes, mitochondrial genes.
+
+    ``gene_factor`` (n_cells, n_profiled + n_mt), optional: the pool shift of each cell's genes.
+    """
     nuclear_umis = library * (1.0 - mt_fraction)
     profiled = (nuclear_umis * (1 - _BACKGROUND_SHARE))[:, None] * rates[type_codes]
     mito = (library * mt_fraction)[:, None] * mt_weights
     mu = np.hstack([profiled, mito])
+    if gene_factor is not None:
+        mu *= gene_factor
     lam = mu * rng.gamma(gene_dispersion, 1.0 / gene_dispersion, size=mu.shape)
     dense = sp.csr_matrix(rng.poisson(lam).astype(np.float32))
     background = _background_counts(rng.poisson(nuclear_umis * _BACKGROUND_SHARE), bg_weights, rng)
@@ -110,8 +121,8 @@ def make_scale_cohort(
     Returns
     -------
     dict of Path: ``bfile`` (PLINK prefix), ``counts`` (.h5ad, CSR float32 with int64 indices,
-    lzf-compressed), ``truth_individuals`` (individual, ancestry) and ``truth_cells`` (cell,
-    individual, cell_type, low_quality).
+    lzf-compressed), ``truth_individuals`` (individual, ancestry, and pool with pools) and
+    ``truth_cells`` (cell, individual, cell_type, low_quality, and pool with pools).
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -126,6 +137,13 @@ def make_scale_cohort(
     cells = draw_individuals_and_cells(spec, np.array([BASE_COMPOSITION[t] for t in types]), rng)
     group, n_cells = cells.group, cells.n_cells
     library = cells.library * (median_library / MEDIAN_LIBRARY)
+    pools = draw_pools(spec, cells.ancestry, n_profiled + n_mt)
+    pool_of_cell = None if pools is None else pools.of_cells(group)
+    if pools is not None:
+        library = library * pools.library_factor[pool_of_cell]
+
+    def gene_factor(sl):
+        return None if pools is None else pools.gene_factor[pool_of_cell[sl]]
     rates = ambient_rates(profiles)
     mt_weights = mito_weights()
     bg_weights = _background_weights(n_genes - n_profiled - n_mt, rng)
@@ -138,6 +156,10 @@ def make_scale_cohort(
         "cell_type": pd.Categorical(types[cells.type_codes], categories=list(types)),
         "low_quality": cells.low_quality,
     }, index=pd.Index(cell_names, name="cell"))
+    individuals = pd.DataFrame({"individual": iids, "ancestry": cells.ancestry})
+    if pools is not None:
+        obs["pool"] = pd.Categorical(np.asarray(pools.names)[pool_of_cell], categories=pools.names)
+        individuals["pool"] = np.asarray(pools.names)[pools.pool]
     var = pd.DataFrame(index=pd.Index(genes, name="gene"))
     paths = {"bfile": out / "genotypes", "counts": out / "counts.h5ad",
              "truth_individuals": out / "truth_individuals.tsv",
@@ -146,9 +168,9 @@ def make_scale_cohort(
     with atomic_path(paths["counts"]) as tmp:
         nnz = _write_counts(tmp, obs, var, lambda sl: _block(
             rates, mt_weights, bg_weights, cells.type_codes[sl], library[sl],
-            cells.mt_fraction[sl], spec.gene_dispersion, rng))
+            cells.mt_fraction[sl], spec.gene_dispersion, rng, gene_factor(sl)))
     write_tables({
-        "truth_individuals": pd.DataFrame({"individual": iids, "ancestry": cells.ancestry}),
+        "truth_individuals": individuals,
         "truth_cells": obs.rename(columns={individual_column: "individual"}).reset_index(),
     }, paths)
     logger.info(

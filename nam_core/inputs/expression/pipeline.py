@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ...errors import NAMInputError
+from ..batch import BatchSettings, check_batch_column, correct_pcs
 from ..h5ad import ROW_CHUNK, CountsFile, open_counts
 from .pca import column_moments, dense_chunks, pca_from_moments, pca_scores
 from .qc import (
@@ -151,7 +152,13 @@ def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink
                 "params": {"n_comps": n_pcs, "genes": "highly_variable", "scaled": True}},
         "hvg": {"flavor": "seurat"},
     }
-    result = sink.finish(out_obs, out_var, {"X_pca": scores}, {"PCs": loadings}, uns)
+    obsm = {"X_pca": scores}
+    if params.get("batch_key"):
+        corrected, summary["batch_correction"] = correct_pcs(
+            scores, out_obs[params["batch_key"]].to_numpy(), out_obs["total_counts"].to_numpy(),
+            BatchSettings(**(params.get("harmony") or {})), params.get("threads", 1))
+        obsm = {"X_pca": corrected, "X_pca_uncorrected": scores}
+    result = sink.finish(out_obs, out_var, obsm, {"PCs": loadings}, uns)
     logger.info(
         "preprocess done in %.1f s: %d cells, %d genes, %d HVGs, %d PCs (%.1f %% of HVG variance)",
         time.perf_counter() - t0, n_kept, int(genes.sum()), n_hvg, n_pcs,
@@ -175,6 +182,8 @@ def preprocess(
     n_pcs: int = 30,
     target_sum: float = 1e4,
     seed: int = 0,
+    batch_key: str | None = None,
+    harmony: dict | None = None,
 ) -> ad.AnnData:
     """QC-filter, normalise, select highly variable genes and compute expression PCs.
 
@@ -205,6 +214,12 @@ def preprocess(
     seed : int
         Recorded in ``uns["preprocess"]``; every step here is deterministic (the PCA is an
         exact eigendecomposition, see :func:`standardised_pca`), so it changes nothing.
+    batch_key : str or None
+        obs column of each cell's batch (e.g. ``pool``): the PCs are corrected by
+        :func:`nam_core.inputs.batch.correct_pcs` into ``obsm["X_pca"]``, the originals kept in
+        ``obsm["X_pca_uncorrected"]``. None: no correction.
+    harmony : dict or None
+        Fields of :class:`nam_core.inputs.batch.BatchSettings`.
 
     Returns
     -------
@@ -221,8 +236,12 @@ def preprocess(
     """
     params = dict(individual_key=individual_key, min_genes=min_genes, min_cells=min_cells,
                   min_counts=min_counts, max_pct_mt=max_pct_mt, n_top_genes=n_top_genes,
-                  n_pcs=n_pcs, target_sum=target_sum, seed=seed)
+                  n_pcs=n_pcs, target_sum=target_sum, seed=seed, batch_key=batch_key,
+                  harmony=harmony)
+    params = {k: v for k, v in params.items() if v is not None}  # .h5ad uns cannot hold None
     check_individual_column(adata.obs, individual_key, "expression data")
+    if batch_key:
+        check_batch_column(adata.obs, batch_key, "expression data")
     X = adata.X
 
     def blocks():
@@ -277,8 +296,11 @@ def preprocess_h5ad(
     from ...io import atomic_path
 
     params = {**_DEFAULTS, **settings, "individual_key": individual_key}
+    params = {k: v for k, v in params.items() if v is not None}  # .h5ad uns cannot hold None
     with open_counts(path_counts, counts_layer) as counts:
         obs = validated_cell_table(counts, individual_key)
+        if params.get("batch_key"):
+            check_batch_column(obs, params["batch_key"], counts.source)
         var = counts.var.copy()
         var.index = unique_index(var.index, "gene", counts.source)
         cells = None
