@@ -22,3 +22,4 @@ rule all:
     default_target: True
     input:
         get_final_outputs(),
+        out("covariates/donors.tsv"),
