@@ -1,14 +1,3 @@
-def get_covariate_settings():
-    """The covariates block (id_column, columns, obs_columns, missing)."""
-    return dict(config["covariates"])
-
-
-def get_covariate_file(wildcards=None):
-    """inputs.donor_covariates as a named input ({} when unset)."""
-    path = config["inputs"].get("donor_covariates")
-    return {"covariates": path} if path else {}
-
-
 rule check_donor_covariates:
     input:
         unpack(get_covariate_file),
