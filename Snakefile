@@ -23,6 +23,7 @@ include: "workflow/genotypes.smk"
 include: "workflow/expression.smk"
 include: "workflow/fit.smk"
 include: "workflow/figures.smk"
+include: "workflow/covariates.smk"
 include: "workflow/composition.smk"
 include: "workflow/simulation.smk"
 include: "workflow/checks.smk"
@@ -32,3 +33,4 @@ rule all:
     default_target: True
     input:
         get_final_outputs(),
+        out("covariates/donors.tsv"),

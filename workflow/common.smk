@@ -296,3 +296,14 @@ def get_preprocess_settings():
         settings["batch_key"] = config["expression"]["batch_key"]
         settings["harmony"] = config["expression"].get("harmony", {})
     return settings
+
+
+def get_covariate_settings():
+    """The covariates block (id_column, columns, obs_columns, missing)."""
+    return dict(config["covariates"])
+
+
+def get_covariate_file(wildcards=None):
+    """inputs.donor_covariates as a named input ({} when unset)."""
+    path = config["inputs"].get("donor_covariates")
+    return {"covariates": path} if path else {}

@@ -14,7 +14,7 @@ from ...errors import NAMInputError
 from .contrasts import contrasts, with_cell_types
 from .counts import MIN_MEAN_CELLS, PSEUDO_COUNT, counts_with_cells, tested_cell_clusters
 
-__all__ = ["genotype_regression", "propeller_test", "transform_proportions"]
+__all__ = ["genotype_regression", "inverse_normal", "propeller_test", "transform_proportions"]
 
 
 def transform_proportions(counts: np.ndarray, transform: str = "logit") -> np.ndarray:
@@ -25,9 +25,10 @@ def transform_proportions(counts: np.ndarray, transform: str = "logit") -> np.nd
     counts : array (J, L)
         Cells of each individual in each cell cluster (individuals without cells are dropped
         by the caller).
-    transform : {"logit", "asin"}
+    transform : {"logit", "asin", "inverse_normal"}
         ``logit``: log((n + 0.5) / (N + 0.5 L - n - 0.5)), propeller's pseudo-count of 0.5;
-        ``asin``: arcsin(sqrt(n / N)).
+        ``asin``: arcsin(sqrt(n / N)); ``inverse_normal``: per cell cluster, the rank of n / N
+        over individuals (ties averaged) mapped to Phi^-1((rank - 3/8) / (J + 1/4)) (Blom).
 
     Returns
     -------
@@ -42,7 +43,19 @@ def transform_proportions(counts: np.ndarray, transform: str = "logit") -> np.nd
         return np.log(p) - np.log1p(-p)
     if transform == "asin":
         return np.arcsin(np.sqrt(counts / totals))
-    raise NAMInputError(f"transform must be 'logit' or 'asin', got {transform!r}")
+    if transform == "inverse_normal":
+        return inverse_normal(counts / totals)
+    raise NAMInputError(f"transform must be 'logit', 'asin' or 'inverse_normal', got {transform!r}")
+
+
+def inverse_normal(values: np.ndarray) -> np.ndarray:
+    """Rank-based inverse normal transform of each column: Phi^-1((rank - 3/8) / (n + 1/4)).
+
+    Ranks over rows, ties averaged (Blom 1958). Shape (n, m) in, (n, m) float64 out.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    ranks = stats.rankdata(values, axis=0, method="average")
+    return stats.norm.ppf((ranks - 0.375) / (values.shape[0] + 0.25))
 
 
 def _bh(pvalues) -> np.ndarray:
@@ -75,7 +88,7 @@ def propeller_test(
     counts : DataFrame
         ``composition/cells_per_individual.tsv``: individual, cluster (``I<k>``), then cells per
         cell cluster. Individuals without cells are left out.
-    transform : {"logit", "asin"}
+    transform : {"logit", "asin", "inverse_normal"}
     names : dict or None
         Cell-type name of each cell cluster.
     min_mean_cells : float
@@ -143,7 +156,7 @@ def genotype_regression(
     pcs : DataFrame
         Genotype PCs: column individual, then PC columns (``individuals.tsv`` or
         ``genotypes/pcs.tsv``); columns starting with ``PC`` are used.
-    transform : {"logit", "asin"}
+    transform : {"logit", "asin", "inverse_normal"}
     names : dict or None
     min_mean_cells : float
         Only the cell clusters of :func:`tested_cell_clusters` are tested (transforms use all).

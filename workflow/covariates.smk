@@ -1,0 +1,28 @@
+rule check_donor_covariates:
+    input:
+        unpack(get_covariate_file),
+        unpack(get_plink_files),
+        counts=get_counts(),
+    output:
+        table=out("covariates/donors.tsv"),
+    log:
+        out("logs/check_donor_covariates.log"),
+    benchmark:
+        out("benchmarks/check_donor_covariates.tsv")
+    # before every other job: bad covariates stop the run before the long steps
+    priority: 100
+    conda:
+        "../envs/nam.yaml"
+    resources:
+        # the .fam and two obs columns of the .h5ad
+        mem_mb=1000,
+    params:
+        bfile=get_bfile(),
+        covariates=config["inputs"].get("donor_covariates"),
+        individual_column=get_individual_column(),
+        settings=get_covariate_settings(),
+        nam_version=NAM_VERSION,
+    message:
+        "Checking the donor covariates against {input.fam} and {input.counts}"
+    script:
+        "../scripts/check_donor_covariates.py"
