@@ -25,7 +25,7 @@ lint: setup
 
 # Lint, unit tests, and the workflow tests (lint, dry run, a real small run).
 test: lint
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra -m ""  # slow ones too
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -ra -m "not long"  # the slow workflow runs too
 
 # The documentation site (docs/), warnings as errors, broken internal links included.
 docs: setup

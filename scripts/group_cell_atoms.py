@@ -1,5 +1,6 @@
 import numpy as np
 from _common import logged, logger, read_annotations, write_tsv
+
 from nam_core.results.cell_types import group_atoms
 
 

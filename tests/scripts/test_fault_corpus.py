@@ -28,7 +28,7 @@ def test_fault_corpus_subset():
     _check(corpus.run_corpus(24, seed=7, families=list(corpus.FAMILIES)), 24)
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_fault_corpus_full():
     corpus = _corpus()
     _check(corpus.run_corpus(300, seed=0, families=list(corpus.FAMILIES)), 300)

@@ -159,7 +159,7 @@ def _processes_in(folder: Path | None) -> list[int]:
     return pids
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_jobs_end_when_snakemake_alone_is_sigkilled_during_the_fit(finished_copy):
     """SIGKILL to the Snakemake process only (not its jobs): the fit jobs end within seconds,
     leaving no partial fit and no temporary file."""
