@@ -3,13 +3,15 @@ rule check_donor_covariates:
         unpack(get_covariate_file),
         unpack(get_plink_files),
         counts=get_counts(),
+        # after the first check of the inputs, so a damaged file stops the run with nothing else written
+        matched=out("matching/individuals.tsv"),
     output:
         table=out("covariates/donors.tsv"),
     log:
         out("logs/check_donor_covariates.log"),
     benchmark:
         out("benchmarks/check_donor_covariates.tsv")
-    # before every other job: bad covariates stop the run before the long steps
+    # first after the input check: bad covariates stop the run before the long steps
     priority: 100
     conda:
         "../envs/nam.yaml"
