@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from ..inputs.batch import regress_out_library
 from ..inputs.expression import preprocess
 from .base import CohortSpec, SimulatedData, genotype_pcs
 from .demo import demo_anndata, draw_demo_cohort
@@ -26,29 +27,6 @@ logger = logging.getLogger(__name__)
 
 #: The scenario's default cohort: 300 donors, ~150 cells each, 2,000 SNPs; the rest as the demo.
 REALISTIC_COHORT = CohortSpec(n_individuals=300, mean_cells=150, n_snps=2000)
-
-
-def regress_out_library(Y: np.ndarray, total_counts: np.ndarray) -> np.ndarray:
-    """The PCs minus their least-squares fit on the centred log library size.
-
-    Parameters
-    ----------
-    Y : array (N, p)
-        Expression PCs of the cells.
-    total_counts : array (N,)
-        UMIs of each cell (before normalisation).
-
-    Returns
-    -------
-    ndarray (N, p)
-        Y - z b^T with z = log(total_counts) - mean and b = Y^T z / z^T z (p,): each column is
-        uncorrelated with z; the column means are unchanged.
-    """
-    Y = np.asarray(Y, dtype=np.float64)
-    z = np.log(np.asarray(total_counts, dtype=np.float64))
-    z = z - z.mean()
-    b = z @ Y / (z @ z)
-    return Y - np.outer(z, b)
 
 
 def simulate_realistic_counts(
