@@ -13,6 +13,10 @@ against the truth as the demo check does: of the (contrast, cell cluster with at
 the cells) whose true difference in share between the compared groups is at least 0.05, how
 many are called.
 
+With ``--level types`` the tests are per cell type, as the workflow reports them: NAM's atoms
+are grouped by :func:`nam_core.results.cell_types.group_atoms` (its default criterion) on the
+fit's own cell labels, and a type's share is the sum of its atoms'.
+
 The tests compare genotype-only groups and cohort cell labels (``composition_tables`` with the
 fit inputs), as the workflow does. ``--fits-dir`` keeps each seed's fit, so a second run with
 another test setting skips the fits.
@@ -20,6 +24,7 @@ another test setting skips the fits.
 Example (20 seeds, as in the README)::
 
     OMP_NUM_THREADS=1 python benchmarks/composition_null.py --seeds 20
+    OMP_NUM_THREADS=1 python benchmarks/composition_null.py --seeds 20 --level types
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from nam_core import NAM, simulate
+from nam_core.results.cell_types import group_atoms
 from nam_core.results.checks import DEFAULT_MIN_SHARE, DEFAULT_TRUE_EFFECT, true_differences
 from nam_core.results.composition import cohort_cell_labels, composition_tables
 
@@ -68,19 +74,28 @@ def fitted(seed: int, fits_dir: Path | None, eta: float = 0.0):
     return data, model, time.perf_counter() - t0
 
 
-def one_seed(seed: int, n_draws: int, fits_dir: Path | None = None, eta: float = 0.0) -> dict:
+def atom_groups(model, Y) -> dict[str, str]:
+    """Atom (``C<l>``) -> cell type (``T<g>``) of the fit's own labels, as the workflow groups."""
+    atoms = np.array([f"C{l + 1}" for l in model.cell_labels_])
+    return group_atoms(Y, atoms, seed=0).atom_to_group
+
+
+def one_seed(seed: int, n_draws: int, fits_dir: Path | None = None, eta: float = 0.0,
+             level: str = "atoms") -> dict:
     data, model, seconds = fitted(seed, fits_dir, eta)
+    atom_to_group = atom_groups(model, data.Y) if level == "types" else None
     J = data.X.shape[0]
     pcs = pd.DataFrame(data.X, columns=[f"PC{i + 1}" for i in range(data.X.shape[1])])
     pcs.insert(0, "individual", [f"IND{j}" for j in range(J)])
     inputs = SimpleNamespace(x=data.X, y=data.Y, group=data.group,
                              individuals=pcs["individual"].to_numpy())
     tables = composition_tables(model, counts_table(model, data.group, J), pcs, n_draws=n_draws,
-                                seed=seed, inputs=inputs)
+                                seed=seed, inputs=inputs, atom_to_group=atom_to_group)
     genotype = tables["genotype"][tables["genotype"]["term"] == "all"]
     row = {"seed": seed, "fit_seconds": round(seconds, 1),
            "n_individual_clusters": int(model.n_individual_clusters_),
-           "n_cell_clusters": int(model.n_cell_clusters_)}
+           "n_cell_clusters": int(model.n_cell_clusters_),
+           "n_cell_types": len(set(atom_to_group.values())) if atom_to_group else None}
     for name, table in (("bayes", tables["differences"]), ("propeller", tables["propeller"]),
                         ("genotype", genotype)):
         row[f"{name}_tests"] = int(len(table))
@@ -90,6 +105,8 @@ def one_seed(seed: int, n_draws: int, fits_dir: Path | None = None, eta: float =
     obs = pd.DataFrame({"individual": inputs.individuals[data.group],
                         "cell_type": data.cell_labels.astype(str),
                         "nam_cell_cluster": [f"C{l + 1}" for l in labels]})
+    if atom_to_group is not None:
+        obs["nam_cell_cluster"] = obs["nam_cell_cluster"].map(atom_to_group)
     truth = true_differences(obs, tables["groups"][["individual", "cluster"]])
     share = obs["nam_cell_cluster"].value_counts(normalize=True)
     truth = truth[(truth["cell_cluster"].map(share) >= DEFAULT_MIN_SHARE)
@@ -111,15 +128,17 @@ def main() -> None:
                         help="save each seed's fit here and reuse it on the next run")
     parser.add_argument("--eta", type=float, default=0.0,
                         help="composition distinctness of the ancestries (0: the null)")
+    parser.add_argument("--level", choices=["atoms", "types"], default="atoms",
+                        help="test per NAM atom or per cell type (atoms grouped as the workflow does)")
     args = parser.parse_args()
     if args.fits_dir is not None:
         args.fits_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        rows.append(one_seed(seed, args.n_draws, args.fits_dir, args.eta))
+        rows.append(one_seed(seed, args.n_draws, args.fits_dir, args.eta, args.level))
         print(json.dumps(rows[-1]), flush=True)
     df = pd.DataFrame(rows)
-    summary = {"seeds": len(df), "generator": GENERATOR | {"eta": args.eta}}
+    summary = {"seeds": len(df), "level": args.level, "generator": GENERATOR | {"eta": args.eta}}
     for name in ("bayes", "propeller", "genotype"):
         tests, calls = int(df[f"{name}_tests"].sum()), int(df[f"{name}_calls"].sum())
         summary[f"{name}_call_rate"] = round(calls / tests, 4) if tests else None
