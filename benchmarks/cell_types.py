@@ -134,13 +134,13 @@ def score(truth, labels):
             **pair_merge_rates(truth, np.asarray(labels))}
 
 
-def run(case, n_pcs, settings, seed, n_cells, paths=None):
+def run(case, n_pcs, settings, seed, n_cells, paths=None, criteria=tuple(CRITERIA)):
     pcs, truth, X, group = load(case, n_pcs, seed, n_cells, paths)
     base = {"case": case, "pcs": n_pcs, "N": len(pcs)}
     res = fit_method("nam", X, pcs, group, settings=settings, seed=seed)
     atoms = np.asarray(res.cell_labels).astype(str)
     rows = [{**base, "method": "nam_atoms", **score(truth, atoms), "seconds": res.seconds}]
-    for criterion in CRITERIA:
+    for criterion in criteria:
         tracemalloc.start()
         t0 = time.perf_counter()
         ct = group_atoms(pcs, atoms, criterion=criterion, seed=seed)
@@ -176,6 +176,8 @@ def main() -> None:
                         help="config file whose fit block sets NAM (its seeds: the restarts)")
     parser.add_argument("--n-init", type=int, default=None,
                         help="restarts of each NAM fit (default: the config's number of seeds)")
+    parser.add_argument("--criteria", nargs="+", default=list(CRITERIA), choices=list(CRITERIA),
+                        help="grouping criteria to score (PAGA builds a kNN graph: slow)")
     parser.add_argument("--fit-inputs", help="fit/inputs.npz of a workflow run (case fit_inputs)")
     parser.add_argument("--truth", help="truth_cells.tsv of that cohort (case fit_inputs)")
     parser.add_argument("--n-cells", type=int, default=20_000, help="cells of the ten-type data")
@@ -190,7 +192,7 @@ def main() -> None:
     for case in args.cases:
         for n_pcs in args.pcs:
             rows += run(case, n_pcs, settings, args.seed, args.n_cells,
-                        (args.fit_inputs, args.truth))
+                        (args.fit_inputs, args.truth), args.criteria)
             table = pd.DataFrame(rows)
             print(table.tail(6).to_string(index=False), flush=True)
             with open(args.out, "w") as fh:
