@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from ..errors import NAMInputError
 from .atom_grouping import CRITERIA
@@ -52,20 +54,14 @@ class CellTypes:
 
 
 def _components(n, joined_pairs):
-    """Union-find connected components: array (n,) of root indices."""
-    parent = list(range(n))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for a, b in joined_pairs:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return np.array([find(i) for i in range(n)])
+    """Connected components of the joined pairs: array (n,) of each atom's smallest member."""
+    if not joined_pairs:
+        return np.arange(n)
+    a, b = np.asarray(joined_pairs, dtype=int).T
+    graph = sp.coo_matrix((np.ones(a.size), (a, b)), shape=(n, n))
+    _, component = connected_components(graph, directed=False)
+    smallest = {c: i for i, c in reversed(list(enumerate(component)))}
+    return np.array([smallest[c] for c in component])
 
 
 def _check(pcs, atom_labels, criterion):
