@@ -245,6 +245,7 @@ def get_composition_outputs():
         out("composition/genotype_association.tsv"),
         out("cell_types/names.tsv"),
         out("cell_types/groups.tsv"),
+        out("cell_types/atoms.tsv"),
         out("cell_types/marker_permutation.tsv"),
         out("fit/coclustering.tsv"),
         out("fit/alternatives.tsv"),

@@ -25,7 +25,7 @@ from scipy.sparse.csgraph import connected_components
 from ..errors import NAMInputError
 from .atom_grouping import CRITERIA
 
-__all__ = ["DEFAULT_CRITERION", "MIN_ATOM_CELLS", "CellTypes", "group_atoms"]
+__all__ = ["DEFAULT_CRITERION", "MIN_ATOM_CELLS", "CellTypes", "atom_substates", "group_atoms"]
 
 DEFAULT_CRITERION = "dip"
 MIN_ATOM_CELLS = 10
@@ -178,3 +178,53 @@ def _name_groups(atoms, n_all, roots, edges, nearest, usable, statistic, thresho
                               key=lambda s: s.str[1:].astype(int) if s.name == "group" else s)
     table = table.reset_index(drop=True)
     return CellTypes(dict(zip(table["atom"], table["group"], strict=True)), table)
+
+
+def atom_substates(groups: pd.DataFrame, atom_names: pd.DataFrame, type_names: pd.DataFrame,
+                   markers: pd.DataFrame, n_markers: int = 3) -> pd.DataFrame:
+    """Each atom read as a sub-state of its cell type (``cell_types/atoms.tsv``).
+
+    Parameters
+    ----------
+    groups : DataFrame
+        ``cell_types/groups.tsv`` (atom, group, n_cells, joined_with, statistic, value).
+    atom_names, type_names : DataFrame
+        ``cell_types/names.tsv`` (per atom, key ``cluster``) and ``type_names.tsv`` (per type,
+        key ``group``), each with ``cell_type``.
+    markers : DataFrame
+        ``markers.tsv`` of the atoms (cluster, rank, gene).
+    n_markers : int
+        Top markers of each atom listed.
+
+    Returns
+    -------
+    DataFrame, one row per atom, types in number order and atoms by size within a type:
+    group, cell_type (the type's name), atom, atom_name (the name the atom would get alone),
+    n_cells, share_of_type (of the type's cells, in [0, 1]), top_markers (comma-separated),
+    joined_with, statistic, value.
+    """
+    type_name = dict(zip(type_names["group"].astype(str), type_names["cell_type"], strict=True))
+    atom_name = dict(zip(atom_names["cluster"].astype(str), atom_names["cell_type"], strict=True))
+    top = (markers[markers["rank"] <= n_markers].sort_values(["cluster", "rank"])
+           .groupby("cluster")["gene"].agg(",".join))
+    table = groups.copy()
+    table["atom"] = table["atom"].astype(str)
+    missing = sorted(set(table["group"].astype(str)) - set(type_name))
+    if missing:
+        raise NAMInputError(f"cell_types/type_names.tsv has no name for types {missing}")
+    type_cells = table.groupby("group")["n_cells"].transform("sum")
+    out = pd.DataFrame({
+        "group": table["group"].astype(str),
+        "cell_type": table["group"].astype(str).map(type_name),
+        "atom": table["atom"],
+        "atom_name": table["atom"].map(atom_name).fillna(""),
+        "n_cells": table["n_cells"].astype(int),
+        "share_of_type": (table["n_cells"] / type_cells).round(4),
+        "top_markers": table["atom"].map(top).fillna(""),
+        "joined_with": table["joined_with"].fillna(""),
+        "statistic": table["statistic"],
+        "value": table["value"],
+    })
+    order = out["group"].str[1:].astype(int)
+    return (out.assign(_order=order).sort_values(["_order", "n_cells"], ascending=[True, False])
+            .drop(columns="_order").reset_index(drop=True))
