@@ -13,14 +13,17 @@ def _names(path):
 
 
 def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, paths_out: dict,
-              settings: dict, path_groups=None, path_type_names=None):
+              settings: dict, path_groups=None, path_type_names=None, path_covariates=None):
     """Posterior composition; differences and tests between genotype-only groups.
 
     Given cell_types/groups.tsv and the types' names, the tables keyed without suffix are per
     cell type (a type's share is the sum of its atoms') and those keyed ``<key>_atoms`` per atom.
+    The tests adjust for the covariates of ``path_covariates`` (covariates/donors.tsv).
     """
     model, counts = NAM.load(path_fit), read_tsv(path_counts)
     individuals, inputs = read_tsv(path_individuals), read_fit_inputs(path_inputs)
+    if path_covariates is not None:
+        settings = {**settings, "covariates": read_tsv(path_covariates)}
     atoms = composition_tables(model, counts, individuals, _names(path_names), inputs=inputs,
                                **settings)
     if path_groups is None:
@@ -33,7 +36,8 @@ def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, 
                                     inputs=inputs, atom_to_group=atom_to_group, **settings)
         tables.update({f"{k}_atoms": v for k, v in atoms.items() if k != "groups"})
     for key, table in tables.items():
-        write_tsv(table, paths_out[key])
+        if key in paths_out:
+            write_tsv(table, paths_out[key])
     return tables
 
 
@@ -42,4 +46,5 @@ if "snakemake" in globals():
     with logged(snakemake.log[0]):
         summarise(snakemake.input.fit, snakemake.input.counts, snakemake.input.individuals,
                   snakemake.input.inputs, snakemake.input.names, dict(snakemake.output.items()),
-                  snakemake.params.settings, snakemake.input.groups, snakemake.input.type_names)
+                  snakemake.params.settings, snakemake.input.groups, snakemake.input.type_names,
+                  snakemake.input.covariates)

@@ -129,6 +129,7 @@ rule summarise_composition:
         names=out("cell_types/names.tsv"),
         groups=out("cell_types/groups.tsv"),
         type_names=out("cell_types/type_names.tsv"),
+        covariates=out("covariates/donors.tsv"),
     output:
         groups=out("composition/groups.tsv"),
         posterior=report(
@@ -151,6 +152,7 @@ rule summarise_composition:
             caption="report/genotype_association.rst",
             category="Composition",
         ),
+        genotype_omnibus=out("composition/genotype_omnibus.tsv"),
         posterior_atoms=out("composition/posterior_atoms.tsv"),
         differences_atoms=out("composition/differences_atoms.tsv"),
         propeller_atoms=out("composition/propeller_atoms.tsv"),
