@@ -84,7 +84,7 @@ def share_traits(counts: pd.DataFrame, transform: str = "logit", names: dict | N
         sub = n[:, [all_cols.index(c) for c in cols]]
         has = sub.sum(1) > 0
         block = np.full(sub.shape, np.nan)
-        if has.sum() > 2:
+        if has.any():
             block[has] = transform_proportions(sub[has], transform)
         safe = "".join(ch if ch.isalnum() else "_" for ch in lineage)
         for i, col in enumerate(cols):

@@ -166,3 +166,36 @@ def test_cauchy_combination():
     assert cauchy_combination([0.01, 0.5, np.nan]) == pytest.approx(expected)
     assert cauchy_combination([1e-20, 0.9]) == pytest.approx(2e-20, rel=1e-3)
     assert np.isnan(cauchy_combination([np.nan]))
+
+
+def test_donor_tables_and_plink_traits():
+    from nam_core.results.composition.donors import donor_shares_long, donor_table, plink_traits
+
+    counts = pd.DataFrame({"individual": ["a", "b", "c", "d"], "cluster": ["I1", "I2", "I1", "I2"],
+                           "T1": [3, 0, 0, 0], "T2": [1, 4, 0, 0], "T3": [0, 2, 0, 5]})
+    fam = pd.DataFrame({"fid": ["F1", "F2", "F3", "F4"], "iid": ["a", "b", "c", "d"]})
+    names = {"T1": "CD4 T", "T2": "CD8 T", "T3": "B"}
+    traits = plink_traits(counts, fam, "asin", names, {"CD4 T": "T", "CD8 T": "T"},
+                          min_mean_cells=0)
+    assert list(traits.columns) == ["FID", "IID", "T1", "T2", "T3", "T1_in_T", "T2_in_T"]
+    assert list(traits["FID"]) == ["F1", "F2", "F4"]  # c has no cells
+    np.testing.assert_allclose(traits["T2"].astype(float), np.arcsin(np.sqrt([0.25, 4 / 6, 0])))
+    np.testing.assert_allclose(traits["T1_in_T"][:2].astype(float),
+                               np.arcsin(np.sqrt([0.75, 0.0])))
+    assert traits.loc[2, "T1_in_T"] == "NA"  # no T cell: missing for PLINK2
+    with pytest.raises(NAMInputError, match="'b'"):
+        plink_traits(counts, fam[fam["iid"] != "b"], min_mean_cells=0)
+    individuals = pd.DataFrame({"individual": ["a", "b", "c"], "cluster": ["I1", "I1", "I2"],
+                                "probability": [0.9, 0.8, 1.0], "prob_I1": [0.9, 0.8, 0.0],
+                                "prob_I2": [0.1, 0.2, 1.0], "PC1": [0.1, 0.2, 0.3]})
+    groups = pd.DataFrame({"individual": ["a", "b", "c"], "cluster": ["I1", "I2", "I1"]})
+    cov = pd.DataFrame({"individual": ["a", "b"], "age": [30.0, 40.0]})
+    donors = donor_table(individuals, counts.iloc[:3], groups, cov)
+    assert list(donors.columns) == ["individual", "age", "PC1", "nam_cluster", "nam_probability",
+                                    "prob_I1", "prob_I2", "genotype_cluster", "n_cells", "n_T1",
+                                    "n_T2", "n_T3", "share_T1", "share_T2", "share_T3"]
+    assert donors["n_cells"].tolist() == [4, 6, 0] and np.isnan(donors.loc[2, "age"])
+    assert donors.loc[0, "share_T1"] == 0.75 and np.isnan(donors.loc[2, "share_T1"])
+    long = donor_shares_long(counts, names)
+    assert len(long) == 12 and list(long["individual"][:3]) == ["a", "a", "a"]
+    assert long.loc[1, "cell_type"] == "CD8 T" and long.loc[1, "share"] == 0.25
