@@ -283,7 +283,7 @@ def test_composition_scripts(run, cohort, tmp_path):
          "lineages": {"CD4 T": "T", "CD8 T": "T"}},
         groups, tmp_path / "type_names.tsv", covariates, cohort["bfile"])
     assert {"cell_type", "prob_null", "fdr", "lower", "upper"} <= set(tables["differences"].columns)
-    assert {"age", "pool[P2]", "pool[P3]", "PCs"} <= set(tsv(outs["genotype"])["term"])
+    assert {"age", "pool[P2]", "pool[P3]", "all"} <= set(tsv(outs["genotype"])["term"])
     assert (tsv(outs["propeller"])["adjusted_for"] == "age,pool").all()
     assert set(tsv(outs["genotype_omnibus"])["term"]) == set(tsv(outs["genotype"])["term"])
     traits = tsv(outs["traits"])

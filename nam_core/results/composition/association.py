@@ -25,8 +25,9 @@ logger = logging.getLogger(__name__)
 
 #: share_of value of a type's share of all the donor's cells.
 ALL_CELLS = "all_cells"
-#: term of the joint F-test of every genotype PC (beta, se and t are NaN).
-JOINT_PCS = "PCs"
+#: term of the joint F-test of every genotype PC given the covariates (beta and se are NaN);
+#: named as before covariates were adjusted for, so readers of the table keep working.
+JOINT_PCS = "all"
 
 
 def lineage_groups(cell_cols, names: dict | None, lineages: dict | None) -> dict[str, list]:

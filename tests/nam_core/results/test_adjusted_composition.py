@@ -113,7 +113,7 @@ def test_genotype_association_with_covariates_matches_statsmodels():
     out = comp.genotype_association(counts, pcs, "inverse_normal", covariates=covs(table))
     assert list(out.columns) == ["trait", "cell_cluster", "share_of", "term", "beta", "se", "t",
                                  "p", "fdr", "n", "r2", "called"]
-    assert set(out["term"]) == {"PCs", "PC1", "PC2", "age", "sex[M]"}
+    assert set(out["term"]) == {"all", "PC1", "PC2", "age", "sex[M]"}
     out = out.set_index(["trait", "term"])
     y = comp.transform_proportions(counts[CELLS].to_numpy(), "inverse_normal")[:, 1]
     X = np.column_stack([pcs[["PC1", "PC2"]], table["age"], table["sex"] == "M"]).astype(float)
@@ -123,7 +123,7 @@ def test_genotype_association_with_covariates_matches_statsmodels():
         assert out.loc[("C2", term), "se"] == pytest.approx(ols.bse[i], rel=1e-8)
         assert out.loc[("C2", term), "p"] == pytest.approx(ols.pvalues[i], rel=1e-8)
     f, p, _ = ols.compare_f_test(sm.OLS(y, sm.add_constant(X[:, 2:])).fit())
-    assert out.loc[("C2", "PCs"), "p"] == pytest.approx(p, rel=1e-8)
+    assert out.loc[("C2", "all"), "p"] == pytest.approx(p, rel=1e-8)
     assert out.loc[("C2", "age"), "n"] == 80
     assert out.loc[("C1", "age"), "called"]  # C1 follows age
     omnibus = comp.association_omnibus(out.reset_index()).set_index("term")

@@ -126,10 +126,10 @@ def test_genotype_association_agrees_with_statsmodels():
     table = comp.genotype_association(counts, pcs).set_index(["trait", "term"])
     y = comp.transform_proportions(counts[["C1", "C2", "C3"]].to_numpy())[:, 0]
     ols = sm.OLS(y, sm.add_constant(pcs[["PC1", "PC2"]].to_numpy())).fit()
-    assert table.loc[("C1", "PCs"), "p"] == pytest.approx(ols.f_pvalue, rel=1e-8)
+    assert table.loc[("C1", "all"), "p"] == pytest.approx(ols.f_pvalue, rel=1e-8)
     assert table.loc[("C1", "PC1"), "p"] == pytest.approx(ols.pvalues[1], rel=1e-8)
     assert table.loc[("C1", "PC1"), "se"] == pytest.approx(ols.bse[1], rel=1e-8)
-    assert table.loc[("C1", "PCs"), "r2"] == pytest.approx(ols.rsquared)
+    assert table.loc[("C1", "all"), "r2"] == pytest.approx(ols.rsquared)
     assert table.loc[("C1", "PC1"), "called"]
 
 
