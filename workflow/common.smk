@@ -266,8 +266,14 @@ def get_marker_table():
 
 def get_composition_settings():
     """Arguments of nam_core.results.composition.composition_tables."""
-    keys = ("n_draws", "seed", "null_log_ratio", "transform")
-    return {key: config["composition"][key] for key in keys}
+    keys = ("n_draws", "seed", "null_log_ratio", "transform", "lineages")
+    settings = {key: config["composition"].get(key) for key in keys}
+    covariates = config["covariates"]
+    settings["covariate_types"] = {
+        **(covariates.get("columns") or {}),
+        **(covariates.get("obs_columns") or {}),
+    }
+    return settings
 
 
 def get_permutation_settings():
