@@ -106,6 +106,9 @@ def test_composition_outputs_and_demo_checks(small_run):
             "cell_type"} <= set(differences.columns)
     assert len(tsv(res / "composition" / "propeller.tsv")) > 0
     assert len(tsv(res / "composition" / "genotype_association.tsv")) > 0
+    mantel = tsv(res / "composition" / "mantel.tsv")
+    assert list(mantel["method"]) == ["pearson", "spearman"]
+    assert mantel["p"].between(0.001, 1).all() and (mantel["n_permutations"] == 999).all()
     posterior = tsv(res / "composition" / "posterior.tsv")
     assert (posterior["lower"] <= posterior["mean"]).all()
     assert list(tsv(res / "fit" / "alternatives.tsv").columns)[-3:] == ["gap_nats", "near_tie",
@@ -117,7 +120,7 @@ def test_composition_outputs_and_demo_checks(small_run):
 def test_every_rule_logs_and_benchmarks(small_run):
     res = small_run["results"]
     logs = sorted(p.relative_to(res / "logs") for p in (res / "logs").rglob("*.log"))
-    assert len(logs) == 31  # 29 rules, fit_nam once per seed (3 seeds)
+    assert len(logs) == 32  # 30 rules, fit_nam once per seed (3 seeds)
     for log in logs:
         assert (res / "logs" / log).stat().st_size > 0, f"{log} is empty"
     assert "sweep" in (res / "logs" / "fit_nam" / "seed0.log").read_text()

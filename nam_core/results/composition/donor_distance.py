@@ -294,6 +294,8 @@ def plot_composition_vs_genetics(pairs: pd.DataFrame, table: pd.DataFrame):
 
     from ..plots import SINGLE_COLUMN, paper_style
 
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # its font subsetting logs at INFO
+
     by_method = table.set_index("method")
     lines = []
     for method in ("pearson", "spearman", "partial_pearson", "partial_spearman"):
