@@ -13,6 +13,10 @@ against the truth as the demo check does: of the (contrast, cell cluster with at
 the cells) whose true difference in share between the compared groups is at least 0.05, how
 many are called.
 
+With ``--level types`` the tests are per cell type, as the workflow reports them: NAM's atoms
+are grouped by :func:`nam_core.results.cell_types.group_atoms` (its default criterion) on the
+fit's own cell labels, and a type's share is the sum of its atoms'.
+
 The tests compare genotype-only groups and cohort cell labels (``composition_tables`` with the
 fit inputs), as the workflow does. ``--fits-dir`` keeps each seed's fit, so a second run with
 another test setting skips the fits.
@@ -30,6 +34,7 @@ covariate); the null still holds for every test.
 Example (20 seeds, as in the README)::
 
     OMP_NUM_THREADS=1 python benchmarks/composition_null.py --seeds 20
+    OMP_NUM_THREADS=1 python benchmarks/composition_null.py --seeds 20 --level types
 
 With 24 pools, Harmony and covariates (docs/pools.md)::
 
@@ -51,6 +56,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from nam_core import NAM, simulate
 from nam_core.inputs.batch import BatchSettings, correct_pcs
+from nam_core.results.cell_types import group_atoms
 from nam_core.results.checks import DEFAULT_MIN_SHARE, DEFAULT_TRUE_EFFECT, true_differences
 from nam_core.results.composition import cohort_cell_labels, composition_tables
 from nam_core.synthetic.pools import assign_pools
@@ -139,9 +145,16 @@ def fitted(seed: int, fits_dir: Path | None, eta: float = 0.0, options=NO_POOLS)
     return data, y, pool, model, time.perf_counter() - t0
 
 
+def atom_groups(model, Y) -> dict[str, str]:
+    """Atom (``C<l>``) -> cell type (``T<g>``) of the fit's own labels, as the workflow groups."""
+    atoms = np.array([f"C{l + 1}" for l in model.cell_labels_])
+    return group_atoms(Y, atoms, seed=0).atom_to_group
+
+
 def one_seed(seed: int, n_draws: int, fits_dir: Path | None = None, eta: float = 0.0,
-             options=NO_POOLS) -> dict:
+             level: str = "atoms", options=NO_POOLS) -> dict:
     data, y, pool, model, seconds = fitted(seed, fits_dir, eta, options)
+    atom_to_group = atom_groups(model, y) if level == "types" else None
     J = data.X.shape[0]
     pcs = pd.DataFrame(data.X, columns=[f"PC{i + 1}" for i in range(data.X.shape[1])])
     pcs.insert(0, "individual", [f"IND{j}" for j in range(J)])
@@ -150,11 +163,13 @@ def one_seed(seed: int, n_draws: int, fits_dir: Path | None = None, eta: float =
     covariates, types = donor_covariates(J, seed, pool, options)
     adjusted = {} if covariates is None else {"covariates": covariates, "covariate_types": types}
     tables = composition_tables(model, counts_table(model, data.group, J), pcs, n_draws=n_draws,
-                                seed=seed, inputs=inputs, **adjusted)
+                                seed=seed, inputs=inputs, atom_to_group=atom_to_group,
+                                **adjusted)
     genotype = tables["genotype"][tables["genotype"]["term"] == "all"]
     row = {"seed": seed, "fit_seconds": round(seconds, 1),
            "n_individual_clusters": int(model.n_individual_clusters_),
-           "n_cell_clusters": int(model.n_cell_clusters_)}
+           "n_cell_clusters": int(model.n_cell_clusters_),
+           "n_cell_types": len(set(atom_to_group.values())) if atom_to_group else None}
     if pool is not None:
         row["individual_clusters_vs_pool_ari"] = round(float(adjusted_rand_score(
             pool, model.individual_labels_)), 3)
@@ -167,6 +182,8 @@ def one_seed(seed: int, n_draws: int, fits_dir: Path | None = None, eta: float =
     obs = pd.DataFrame({"individual": inputs.individuals[data.group],
                         "cell_type": data.cell_labels.astype(str),
                         "nam_cell_cluster": [f"C{l + 1}" for l in labels]})
+    if atom_to_group is not None:
+        obs["nam_cell_cluster"] = obs["nam_cell_cluster"].map(atom_to_group)
     truth = true_differences(obs, tables["groups"][["individual", "cluster"]])
     share = obs["nam_cell_cluster"].value_counts(normalize=True)
     truth = truth[(truth["cell_cluster"].map(share) >= DEFAULT_MIN_SHARE)
@@ -188,6 +205,8 @@ def main() -> None:
                         help="save each seed's fit here and reuse it on the next run")
     parser.add_argument("--eta", type=float, default=0.0,
                         help="composition distinctness of the ancestries (0: the null)")
+    parser.add_argument("--level", choices=["atoms", "types"], default="atoms",
+                        help="test per NAM atom or per cell type (atoms grouped as the workflow does)")
     parser.add_argument("--n-pools", type=int, default=0, help="sequencing pools (0: none)")
     parser.add_argument("--pool-shift", type=float, default=1.0,
                         help="sd of each pool's shift of y, per dimension")
@@ -203,10 +222,10 @@ def main() -> None:
         args.fits_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        rows.append(one_seed(seed, args.n_draws, args.fits_dir, args.eta, args))
+        rows.append(one_seed(seed, args.n_draws, args.fits_dir, args.eta, args.level, args))
         print(json.dumps(rows[-1]), flush=True)
     df = pd.DataFrame(rows)
-    summary = {"seeds": len(df), "generator": GENERATOR | {"eta": args.eta},
+    summary = {"seeds": len(df), "level": args.level, "generator": GENERATOR | {"eta": args.eta},
                "pools": {k: getattr(args, k) for k in vars(NO_POOLS)}}
     if "individual_clusters_vs_pool_ari" in df:
         summary["max_individual_clusters_vs_pool_ari"] = float(
