@@ -120,7 +120,7 @@ def test_composition_outputs_and_demo_checks(small_run):
 def test_every_rule_logs_and_benchmarks(small_run):
     res = small_run["results"]
     logs = sorted(p.relative_to(res / "logs") for p in (res / "logs").rglob("*.log"))
-    assert len(logs) == 32  # 30 rules, fit_nam once per seed (3 seeds)
+    assert len(logs) == 33  # 31 rules, fit_nam once per seed (3 seeds)
     for log in logs:
         assert (res / "logs" / log).stat().st_size > 0, f"{log} is empty"
     assert "sweep" in (res / "logs" / "fit_nam" / "seed0.log").read_text()
