@@ -25,6 +25,7 @@ include: "workflow/fit.smk"
 include: "workflow/figures.smk"
 include: "workflow/covariates.smk"
 include: "workflow/composition.smk"
+include: "workflow/donor_distance.smk"
 include: "workflow/simulation.smk"
 include: "workflow/checks.smk"
 

@@ -243,6 +243,8 @@ def get_composition_outputs():
         out("composition/differences.tsv"),
         out("composition/propeller.tsv"),
         out("composition/genotype_association.tsv"),
+        out("composition/mantel.tsv"),
+        out("figures/composition_vs_genetic_distance.png"),
         out("cell_types/names.tsv"),
         out("cell_types/groups.tsv"),
         out("cell_types/atoms.tsv"),
