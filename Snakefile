@@ -27,6 +27,7 @@ include: "workflow/covariates.smk"
 include: "workflow/composition.smk"
 include: "workflow/simulation.smk"
 include: "workflow/checks.smk"
+include: "workflow/summary.smk"
 
 
 rule all:
@@ -34,3 +35,5 @@ rule all:
     input:
         get_final_outputs(),
         out("covariates/donors.tsv"),
+        out("summary.md"),
+        out("manifest.json"),
