@@ -233,6 +233,7 @@ rule plot_composition_figures:
     conda:
         "../envs/nam.yaml"
     params:
+        null_log_ratio=config["composition"]["null_log_ratio"],
         nam_version=NAM_VERSION,
     message:
         "Plotting the composition posterior, its differences and the co-clustering heatmap"
