@@ -29,10 +29,12 @@ def test_alternatives_sorted_by_gap_with_near_ties():
     model = SimpleNamespace(elbo_=-995.0, alternatives_=alternatives)
     table, note = pt.alternatives_table(model, near_tie_nats=3.0)
     assert list(table.columns) == pt.ALTERNATIVE_COLUMNS
-    assert list(table["gap_nats"]) == [0.5, 5.0, 15.0]
-    assert list(table["near_tie"]) == [True, False, False]
-    assert list(table["search"]) == [1, 0, 0] and table["accepted"].dtype == bool
-    assert "1 within 3 nats" in note
+    # the accepted merge is the fit itself: left out; searches from 1, clusters as I-names
+    assert list(table["gap_nats"]) == [0.5, 15.0]
+    assert list(table["near_tie"]) == [True, False]
+    assert list(table["search"]) == [2, 1]
+    assert list(table["keep"]) == ["I1", "I1"] and list(table["drop"]) == ["I2", "I2"]
+    assert "1 accepted merges left out" in note and "1 within 3 nats" in note
 
 
 def test_alternatives_of_an_older_fit_are_an_empty_table():
