@@ -28,6 +28,7 @@ rule name_cell_clusters:
         producers=get_producers,
         min_score=config["naming"]["min_score"],
         min_markers=config["naming"]["min_markers"],
+        overrides=config["naming"]["overrides"],
         max_cells_per_cluster=config["markers"]["max_cells_per_cluster"],
         nam_version=NAM_VERSION,
     message:

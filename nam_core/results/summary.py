@@ -160,13 +160,16 @@ def _cell_types(folder: Path) -> list[str]:
     atoms = _read(folder, "cell_types/groups.tsv")
     members = ({} if atoms is None else
                atoms.groupby("group")["atom"].agg(lambda a: ", ".join(map(str, a))).to_dict())
+    evidence = (types["markers"].fillna("").astype(str).str.replace(",", ", ")
+                if "markers" in types else pd.Series("", index=types.index))
     rows = [[str(r.group), str(r.cell_type) if str(r.assigned).lower() == "true"
              else f"not named (best: {r.cell_type})", _n(r.n_cells), _pct(r.share),
-             members.get(r.group, "")]
-            for r in types.itertuples()]
+             members.get(r.group, ""), evidence.loc[i]]
+            for i, r in zip(types.index, types.itertuples(), strict=True)]
     lines = ["## Cell types", "",
              f"{len(types)} cell types (groups of NAM's cell atoms), named from marker genes:", ""]
-    lines += _table(["type", "name", "cells", "share of cells", "atoms"], rows)
+    lines += _table(["type", "name", "cells", "share of cells", "atoms", "markers behind the name"],
+                    rows)
     lines += ["", "Read next: `cell_types/type_names.tsv` (scores and runner-up names), "
               "`cell_types/markers.tsv`, `figures/marker_dotplot.png`, "
               "`figures/umap_cell_types.png`."]

@@ -147,3 +147,16 @@ def test_demo_checks_against_a_hand_made_truth():
     assert evaluation.loc["names_match_truth", "pass"]
     assert detail["must_call"].all() and len(detail) == 4
     assert not detail.loc[detail["contrast"] == "I2 vs rest", "called"].any()  # not in the table
+
+
+def test_name_overrides_rename_by_hand_and_name_unknown_keys():
+    from nam_core.results.naming import apply_name_overrides
+
+    types = pd.DataFrame({"group": ["T1", "T2"], "cell_type": ["CD4 T", "CD14 Monocyte"],
+                          "assigned": [True, True]})
+    out = apply_name_overrides(types, {"T2": "CD16 Monocyte", "C9": "B"}, "group", "T")
+    assert list(out["cell_type"]) == ["CD4 T", "CD16 Monocyte"]
+    assert list(out["overridden"]) == [False, True]
+    assert list(types["cell_type"]) == ["CD4 T", "CD14 Monocyte"]  # input left alone
+    with pytest.raises(NAMInputError, match="T7 not among this run's groups"):
+        apply_name_overrides(types, {"T7": "NK"}, "group", "T")

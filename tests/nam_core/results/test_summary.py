@@ -25,7 +25,8 @@ def results(tmp_path):
         "probability": [1.0, 0.99, 0.6, 1.0, 0.95], "n_cells": [10, 20, 30, 40, 50]})
     _tsv(tmp_path, "cell_types/type_names.tsv", {
         "group": ["T1", "T2"], "n_cells": [90, 60], "share": [0.6, 0.4],
-        "cell_type": ["CD4 T", "NK"], "assigned": [True, False]})
+        "cell_type": ["CD4 T", "NK"], "assigned": [True, False],
+        "markers": ["IL7R,CD3E", ""]})
     _tsv(tmp_path, "cell_types/groups.tsv", {"atom": ["C1", "C2", "C3"],
                                              "group": ["T1", "T1", "T2"]})
     _tsv(tmp_path, "composition/differences.tsv", {
@@ -55,7 +56,7 @@ def test_summary_reads_every_section_from_the_tables(results):
     assert "Median UMIs per cell before QC: 2,974" in text
     assert "| I1 | 3 | 60 | 2 of 3 |" in text and "| I2 | 2 | 90 | 2 of 2 |" in text
     assert "1 individuals are assigned with probability below 0.9 (lowest 0.60)" in text
-    assert "| T1 | CD4 T | 90 | 60.0% | C1, C2 |" in text
+    assert "| T1 | CD4 T | 90 | 60.0% | C1, C2 | IL7R, CD3E |" in text
     assert "not named (best: NK)" in text and "Cell types without a name: T2" in text
     assert "1 of 2 contrasts" in text
     assert "| I1 vs I2 | CD4 T | 70.0% | 50.0% | +20.0 pp | +15.0 pp to +25.0 pp | < 0.001 |" \
