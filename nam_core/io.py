@@ -349,10 +349,15 @@ def read_tsv(path: str | os.PathLike, **kwargs):
     )
 
 
+#: How write_tsv writes floats: 10 significant digits, no trailing zeros ("3" for a count held as
+#: a float, "1" for 1.0000000000000002); 1e-10 relative is far below any quantity reported.
+FLOAT_FORMAT = "%.10g"
+
+
 def write_tsv(df, path: str | os.PathLike, index: bool = False) -> None:
-    """Write ``df`` as a tab-separated table, atomically."""
+    """Write ``df`` as a tab-separated table, atomically, floats as :data:`FLOAT_FORMAT`."""
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep="\t", index=index)
+        df.to_csv(tmp, sep="\t", index=index, float_format=FLOAT_FORMAT)
     logger.info("wrote %s: %d rows, %d columns", path, len(df), df.shape[1] + index)
 
 

@@ -316,3 +316,12 @@ def get_covariate_file(wildcards=None):
     """inputs.donor_covariates as a named input ({} when unset)."""
     path = config["inputs"].get("donor_covariates")
     return {"covariates": path} if path else {}
+
+
+def get_data_inputs(wildcards=None):
+    """{role: path} of the files the run reads: genotypes, counts, covariates, marker table."""
+    inputs = {f"genotypes_{ext}": path for ext, path in get_plink_files().items()}
+    inputs["counts"] = get_counts()
+    inputs.update(get_covariate_file())
+    inputs["markers"] = get_marker_table()
+    return inputs

@@ -28,6 +28,7 @@ rule name_cell_clusters:
         producers=get_producers,
         min_score=config["naming"]["min_score"],
         min_markers=config["naming"]["min_markers"],
+        overrides=config["naming"]["overrides"],
         max_cells_per_cluster=config["markers"]["max_cells_per_cluster"],
         nam_version=NAM_VERSION,
     message:
@@ -240,6 +241,7 @@ rule plot_composition_figures:
     conda:
         "../envs/nam.yaml"
     params:
+        null_log_ratio=config["composition"]["null_log_ratio"],
         nam_version=NAM_VERSION,
     message:
         "Plotting the composition posterior, its differences and the co-clustering heatmap"

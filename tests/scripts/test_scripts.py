@@ -306,7 +306,7 @@ def test_composition_scripts(run, cohort, tmp_path):
     assert cocl.shape == (30, 30) and np.allclose(cocl.to_numpy(), cocl.to_numpy().T)
     alt = tsv(tmp_path / "alt.tsv")
     assert list(alt.columns) == ["search", "keep", "drop", "n_clusters", "elbo", "gap_nats",
-                                 "near_tie", "accepted"]
+                                 "near_tie"]
     figs = {f"{k}_{e}": tmp_path / f"{k}.{e}" for k in ("bars", "forest", "cocluster")
             for e in ("png", "pdf")}
     paths = {"names": tmp_path / "type_names.tsv", "coclustering": tmp_path / "cocl.tsv",
