@@ -4,6 +4,15 @@ from nam_core import NAM
 from nam_core.inputs.fit_inputs import read_fit_inputs
 from nam_core.results.composition import composition_tables
 
+NOT_APPLICABLE = {
+    "prop_a": "the omnibus row (contrast all) compares every group at once",
+    "prop_b": "the omnibus row (contrast all) compares every group at once",
+    "estimate": "the omnibus row (term all) has no single coefficient",
+    "statistic": "a contrast with fewer than two individuals on a side is not tested",
+    "p_value": "a contrast with fewer than two individuals on a side is not tested",
+    "fdr": "a contrast with fewer than two individuals on a side is not tested",
+}
+
 
 def _names(path):
     """{cluster or group: cell_type} of a names table (cell_types/names.tsv or type_names.tsv)."""
@@ -33,7 +42,7 @@ def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, 
                                     inputs=inputs, atom_to_group=atom_to_group, **settings)
         tables.update({f"{k}_atoms": v for k, v in atoms.items() if k != "groups"})
     for key, table in tables.items():
-        write_tsv(table, paths_out[key])
+        write_tsv(table, paths_out[key], missing=NOT_APPLICABLE)
     return tables
 
 
