@@ -7,6 +7,15 @@ from nam_core.inputs.genotypes.plink import read_fam
 from nam_core.results.composition import composition_tables
 from nam_core.results.composition.donors import donor_shares_long, donor_table, plink_traits
 
+NOT_APPLICABLE = {
+    "prop_a": "the omnibus row (contrast all) compares every group at once",
+    "prop_b": "the omnibus row (contrast all) compares every group at once",
+    "estimate": "the omnibus row (term all) has no single coefficient",
+    "statistic": "a contrast with fewer than two individuals on a side is not tested",
+    "p_value": "a contrast with fewer than two individuals on a side is not tested",
+    "fdr": "a contrast with fewer than two individuals on a side is not tested",
+}
+
 
 def _names(path):
     """{cluster or group: cell_type} of a names table (cell_types/names.tsv or type_names.tsv)."""
@@ -54,7 +63,7 @@ def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, 
         tables["donor_shares_long"] = donor_shares_long(counts, names)
     for key, table in tables.items():
         if key in paths_out:
-            write_tsv(table, paths_out[key])
+            write_tsv(table, paths_out[key], missing=NOT_APPLICABLE)
     return tables
 
 

@@ -117,6 +117,17 @@ def check_device():
 check_device()
 
 
+def check_results_writable():
+    """results/<cohort>/ writable (or creatable), before any job runs (nam_core.folders)."""
+    if workflow.is_main_process:
+        from nam_core.folders import check_writable
+
+        check_writable(out(""))
+
+
+check_results_writable()
+
+
 def get_producers(wildcards, input):
     """{input path: rule that writes it} for the inputs made by this workflow (a param, so a
     script can name the rule and the fix when an input is damaged)."""
