@@ -66,10 +66,19 @@ def pearson_residuals(x, cell_totals: np.ndarray, gene_p: np.ndarray,
     clip : float or None
         None: sqrt(n).
     """
-    x = np.asarray(x.toarray() if sp.issparse(x) else x, dtype=np.float64)
+    x = np.array(x.toarray() if sp.issparse(x) else x, dtype=np.float64)  # a copy, made residuals
     clip = np.sqrt(x.shape[0]) if clip is None else clip
-    mu = np.asarray(cell_totals, np.float64)[:, None] * np.asarray(gene_p, np.float64)[None, :]
-    return _residual(x, mu, theta, clip)
+    mu = np.multiply.outer(np.asarray(cell_totals, np.float64), np.asarray(gene_p, np.float64))
+    sd = mu * mu  # in place from here: three (n, G) arrays at most
+    sd /= theta
+    sd += mu
+    np.sqrt(sd, out=sd)
+    x -= mu
+    del mu
+    empty = sd == 0
+    np.divide(x, sd, out=x, where=~empty)
+    x[empty] = 0.0
+    return np.clip(x, -clip, clip, out=x)
 
 
 def _zero_sums(cell_totals: np.ndarray, gene_p: np.ndarray, theta: float,
