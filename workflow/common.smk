@@ -310,6 +310,8 @@ def get_preprocess_settings():
         "n_top_genes",
         "n_pcs",
         "target_sum",
+        "normalisation",
+        "regress_library",
     )
     settings = {key: config["expression"][key] for key in keys}
     if config["expression"].get("batch_key"):
