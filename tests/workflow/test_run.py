@@ -83,6 +83,9 @@ def test_cell_types_group_atoms_and_leave_the_fit_alone(small_run):
     assert set(tsv(res / "composition" / "posterior.tsv")["cell_cluster"]) <= set(groups["group"])
     atoms = tsv(res / "composition" / "posterior_atoms.tsv")
     assert set(atoms["cell_cluster"]) <= set(groups["atom"])
+    substates = tsv(res / "cell_types" / "atoms.tsv")
+    assert sorted(substates["atom"]) == sorted(groups["atom"])
+    assert (substates.groupby("group")["share_of_type"].sum() - 1).abs().max() < 1e-3
     proc = snakemake(small_run["dir"], "-n", "--cores", 2, "--configfile", SMALL_CONFIG,
                      "--forcerun", "group_cell_atoms")
     planned = planned_jobs(proc)
