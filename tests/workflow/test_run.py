@@ -105,19 +105,19 @@ def test_composition_outputs_and_demo_checks(small_run):
     assert {"effect", "lower", "upper", "log_ratio", "prob_null", "fdr",
             "cell_type"} <= set(differences.columns)
     assert len(tsv(res / "composition" / "propeller.tsv")) > 0
-    genotype = tsv(res / "composition" / "genotype_association.tsv")
-    assert {"trait", "term", "beta", "se", "t", "p", "fdr", "n", "r2"} <= set(genotype.columns)
-    assert set(tsv(res / "composition" / "genotype_omnibus.tsv")["term"]) == set(genotype["term"])
-    n_donors = cells.obs["individual"].nunique()
-    traits = tsv(res / "composition" / "traits.tsv")
-    assert list(traits.columns[:2]) == ["FID", "IID"] and len(traits) == n_donors
-    assert len(tsv(res / "composition" / "donors.tsv")) == n_donors
+    assert len(tsv(res / "composition" / "genotype_association.tsv")) > 0
     posterior = tsv(res / "composition" / "posterior.tsv")
     assert (posterior["lower"] <= posterior["mean"]).all()
     assert list(tsv(res / "fit" / "alternatives.tsv").columns)[-3:] == ["gap_nats", "near_tie",
                                                                        "accepted"]
     n = cells.obs["individual"].nunique()
     assert pd.read_csv(res / "fit" / "coclustering.tsv", sep="\t", index_col=0).shape == (n, n)
+    genotype = tsv(res / "composition" / "genotype_association.tsv")
+    assert {"trait", "term", "beta", "se", "t", "p", "fdr", "n", "r2"} <= set(genotype.columns)
+    assert set(tsv(res / "composition" / "genotype_omnibus.tsv")["term"]) == set(genotype["term"])
+    traits = tsv(res / "composition" / "traits.tsv")
+    assert list(traits.columns[:2]) == ["FID", "IID"] and len(traits) == n
+    assert len(tsv(res / "composition" / "donors.tsv")) == n
 
 
 def test_every_rule_logs_and_benchmarks(small_run):
