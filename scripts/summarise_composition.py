@@ -26,14 +26,14 @@ def _names(path):
 
 def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, paths_out: dict,
               settings: dict, path_groups=None, path_type_names=None, path_covariates=None,
-              path_bfile=None):
+              path_fam=None):
     """Posterior composition; differences and tests between genotype-only groups.
 
     Given cell_types/groups.tsv and the types' names, the tables keyed without suffix are per
     cell type (a type's share is the sum of its atoms') and those keyed ``<key>_atoms`` per atom.
     The tests adjust for the covariates of ``path_covariates`` (covariates/donors.tsv). Given
-    ``path_bfile`` (for the FIDs), the donor tables (keys traits, donors, donor_shares_long)
-    are written too, per cell type when the types are given.
+    ``path_fam`` (the cohort's .fam, for the FIDs), the donor tables (keys traits, donors,
+    donor_shares_long) are written too, per cell type when the types are given.
     """
     model, counts = NAM.load(path_fit), read_tsv(path_counts)
     individuals, inputs = read_tsv(path_individuals), read_fit_inputs(path_inputs)
@@ -52,9 +52,9 @@ def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, 
         tables = composition_tables(model, counts, individuals, _names(path_type_names),
                                     inputs=inputs, atom_to_group=atom_to_group, **settings)
         tables.update({f"{k}_atoms": v for k, v in atoms.items() if k != "groups"})
-    if path_bfile is not None:
-        fam = read_fam(path_bfile)
-        fam["iid"] = normalise_ids(fam["iid"], "IIDs", f"{path_bfile}.fam")
+    if path_fam is not None:
+        fam = read_fam(str(path_fam).removesuffix(".fam"))
+        fam["iid"] = normalise_ids(fam["iid"], "IIDs", str(path_fam))
         counts = tables["test_counts"]
         tables["traits"] = plink_traits(counts, fam, settings.get("transform", "logit"), names,
                                         settings.get("lineages"))
@@ -73,4 +73,4 @@ if "snakemake" in globals():
         summarise(snakemake.input.fit, snakemake.input.counts, snakemake.input.individuals,
                   snakemake.input.inputs, snakemake.input.names, dict(snakemake.output.items()),
                   snakemake.params.settings, snakemake.input.groups, snakemake.input.type_names,
-                  snakemake.input.covariates, snakemake.params.bfile)
+                  snakemake.input.covariates, snakemake.input.fam)

@@ -279,7 +279,14 @@ def get_marker_table():
 
 def get_composition_settings():
     """Arguments of nam_core.results.composition.composition_tables."""
-    keys = ("n_draws", "seed", "null_log_ratio", "transform", "lineages")
+    keys = (
+        "n_draws",
+        "seed",
+        "null_log_ratio",
+        "transform",
+        "lineages",
+        "moderate_variance",
+    )
     settings = {key: config["composition"].get(key) for key in keys}
     covariates = config["covariates"]
     settings["covariate_types"] = {

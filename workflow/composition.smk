@@ -170,7 +170,6 @@ rule summarise_composition:
         "../envs/nam.yaml"
     params:
         settings=get_composition_settings(),
-        bfile=get_bfile(),
         nam_version=NAM_VERSION,
     message:
         "Composition of each individual cluster under q(u); differences and tests between genotype-only groups"

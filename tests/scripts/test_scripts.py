@@ -281,7 +281,7 @@ def test_composition_scripts(run, cohort, tmp_path):
         {"n_draws": 500, "seed": 0, "null_log_ratio": 0.1, "transform": "logit",
          "covariate_types": {"age": "numeric", "pool": "categorical"},
          "lineages": {"CD4 T": "T", "CD8 T": "T"}},
-        groups, tmp_path / "type_names.tsv", covariates, cohort["bfile"])
+        groups, tmp_path / "type_names.tsv", covariates, f"{cohort['bfile']}.fam")
     assert {"cell_type", "prob_null", "fdr", "lower", "upper"} <= set(tables["differences"].columns)
     assert {"age", "pool[P2]", "pool[P3]", "all"} <= set(tsv(outs["genotype"])["term"])
     assert (tsv(outs["propeller"])["adjusted_for"] == "age,pool").all()

@@ -108,13 +108,6 @@ def test_composition_outputs_and_demo_checks(small_run):
     assert {"effect", "lower", "upper", "log_ratio", "prob_null", "fdr",
             "cell_type"} <= set(differences.columns)
     assert len(tsv(res / "composition" / "propeller.tsv")) > 0
-    genotype = tsv(res / "composition" / "genotype_association.tsv")
-    assert {"trait", "term", "beta", "se", "t", "p", "fdr", "n", "r2"} <= set(genotype.columns)
-    assert set(tsv(res / "composition" / "genotype_omnibus.tsv")["term"]) == set(genotype["term"])
-    n_donors = cells.obs["individual"].nunique()
-    traits = tsv(res / "composition" / "traits.tsv")
-    assert list(traits.columns[:2]) == ["FID", "IID"] and len(traits) == n_donors
-    assert len(tsv(res / "composition" / "donors.tsv")) == n_donors
     mantel = tsv(res / "composition" / "mantel.tsv")
     assert list(mantel["method"]) == ["pearson", "spearman"]
     assert mantel["p"].between(0.001, 1).all() and (mantel["n_permutations"] == 999).all()
@@ -123,6 +116,12 @@ def test_composition_outputs_and_demo_checks(small_run):
     assert list(tsv(res / "fit" / "alternatives.tsv").columns)[-2:] == ["gap_nats", "near_tie"]
     n = cells.obs["individual"].nunique()
     assert pd.read_csv(res / "fit" / "coclustering.tsv", sep="\t", index_col=0).shape == (n, n)
+    genotype = tsv(res / "composition" / "genotype_association.tsv")
+    assert {"trait", "term", "beta", "se", "t", "p", "fdr", "n", "r2"} <= set(genotype.columns)
+    assert set(tsv(res / "composition" / "genotype_omnibus.tsv")["term"]) == set(genotype["term"])
+    traits = tsv(res / "composition" / "traits.tsv")
+    assert list(traits.columns[:2]) == ["FID", "IID"] and len(traits) == n
+    assert len(tsv(res / "composition" / "donors.tsv")) == n
 
 
 def markdown_table(text, header_start):

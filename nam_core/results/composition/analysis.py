@@ -41,6 +41,7 @@ def composition_tables(
     covariates: pd.DataFrame | None = None,
     covariate_types: dict | None = None,
     lineages: dict | None = None,
+    moderate_variance: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """Every table of the composition analysis of one fit.
 
@@ -86,6 +87,9 @@ def composition_tables(
     lineages : dict or None
         Cell-type name -> lineage: the genotype association adds each type's share of its
         lineage (:func:`~.association.share_traits`).
+    moderate_variance : bool
+        The propeller-style tests moderate the residual variances across cell clusters
+        (limma's eBayes; :func:`propeller_test`).
 
     Returns
     -------
@@ -139,7 +143,8 @@ def composition_tables(
         "posterior": posterior_summary(draws, names),
         "groups": groups,
         "differences": posterior_differences(boot, boot["sizes"], null_log_ratio, names),
-        "propeller": propeller_test(by_genotype, transform, names, covariates=adjust),
+        "propeller": propeller_test(by_genotype, transform, names, covariates=adjust,
+                                    moderate=moderate_variance),
         "genotype": genotype,
         "genotype_omnibus": association_omnibus(genotype),
         "test_counts": by_genotype,

@@ -17,7 +17,7 @@ from ...errors import NAMInputError
 from .adjust import Covariates, covariate_columns
 from .contrasts import contrasts, with_cell_types
 from .counts import MIN_MEAN_CELLS, PSEUDO_COUNT, counts_with_cells, tested_cell_clusters
-from .glm import bh, nested_f_test, ols_fit
+from .glm import bh, nested_f_test, ols_fit, squeeze_variances
 
 __all__ = ["inverse_normal", "propeller_test", "transform_proportions"]
 
@@ -66,27 +66,37 @@ def inverse_normal(values: np.ndarray) -> np.ndarray:
 
 
 def _group_test(values: np.ndarray, indicators: np.ndarray, covariates: Covariates | None,
-                individuals: np.ndarray, label: str,
-                joint: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                individuals: np.ndarray, label: str, joint: bool = False,
+                moderate: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Test of the group indicators (n, g) given the covariates: t (one, not joint) or F, and p.
 
     Least squares of each column of ``values`` (n, m) on an intercept, the indicators and the
     covariates (:func:`covariate_columns` over these donors). One indicator: its t-test (Student's
     two-sample t-test when there are no covariates); ``joint``: the F-test of all of them (one-way
-    ANOVA without covariates). NaN, with a warning, when the design is singular.
+    ANOVA without covariates). ``moderate``: the residual variances are squeezed across the m
+    cell clusters (:func:`~.glm.squeeze_variances`) and the statistics use them on df + d0
+    degrees of freedom (at most m df), as limma's moderated t and F. NaN, with a warning, when
+    the design is singular.
     """
     cov, _ = covariate_columns(covariates, individuals)
     X = np.column_stack([indicators, cov])
     m = values.shape[1]
     try:
-        if not joint:
-            fit = ols_fit(values, X)
-            return fit["t"][1], fit["p"][1]
+        fit = ols_fit(values, X)
         tested = np.arange(X.shape[1]) < indicators.shape[1]
-        return nested_f_test(values, X, tested)
+        f, _ = nested_f_test(values, X, tested) if joint else (None, None)
     except NAMInputError as err:
         logger.warning("contrast %s not tested: %s", label, err)
         return np.full(m, np.nan), np.full(m, np.nan)
+    s2, df, scale = fit["rss"] / fit["df"], fit["df"], np.ones(m)
+    if moderate and m >= 2 and (s2 > 0).all():
+        posterior, d0 = squeeze_variances(s2, df)
+        scale, df = s2 / posterior, min(df + d0, m * df)
+    if joint:
+        f = f * scale
+        return f, stats.f.sf(f, int(tested.sum()), df)
+    t = fit["t"][1] * np.sqrt(scale)
+    return t, 2 * stats.t.sf(np.abs(t), df)
 
 
 def propeller_test(
@@ -95,6 +105,7 @@ def propeller_test(
     names: dict | None = None,
     min_mean_cells: float = MIN_MEAN_CELLS,
     covariates: Covariates | None = None,
+    moderate: bool = False,
 ) -> pd.DataFrame:
     """Propeller-style tests of each cell cluster's proportion across individual clusters.
 
@@ -105,10 +116,11 @@ def propeller_test(
     indicator of side A over the individuals of both sides, and across all individual clusters
     (contrast ``"all"``) the F-test of the K - 1 cluster indicators. Without covariates these
     are Student's t-test and the one-way ANOVA. p-values are Benjamini-Hochberg adjusted within
-    each contrast over cell clusters. Unlike limma, variances are not moderated: with tens of
-    individuals per cluster and a handful of cell types the prior's degrees of freedom are
-    poorly estimated and change little. Individuals without covariates (``covariates.missing:
-    drop``) are left out.
+    each contrast over cell clusters. With ``moderate``, the residual variances are moderated
+    across cell clusters as limma's eBayes does (propeller's default, there with robust=TRUE);
+    by default they are not: with a handful of cell types the prior's degrees of freedom are
+    poorly estimated, and with tens of individuals per cluster the change is small. Individuals
+    without covariates (``covariates.missing: drop``) are left out.
 
     Parameters
     ----------
@@ -122,6 +134,8 @@ def propeller_test(
         Only the cell clusters of :func:`tested_cell_clusters` are tested (transforms use all).
     covariates : Covariates or None
         Donor covariates adjusted for (None: none).
+    moderate : bool
+        Empirical-Bayes moderated variances (limma's eBayes, not robust).
 
     Returns
     -------
@@ -154,7 +168,7 @@ def propeller_test(
         else:
             both = in_a | in_b
             t, p = _group_test(values[both], in_a[both, None].astype(np.float64), covariates,
-                               individuals[both], label)
+                               individuals[both], label, moderate=moderate)
         group_a, group_b = label.split(" vs ")
         frames.append(pd.DataFrame({
             "contrast": label, "group_a": group_a, "group_b": group_b, "cell_cluster": cell_cols,
@@ -165,7 +179,7 @@ def propeller_test(
         rows = np.isin(clusters, present)
         indicators = (clusters[rows, None] == np.asarray(present[1:])[None]).astype(np.float64)
         f, p = _group_test(values[rows], indicators, covariates, individuals[rows], "all",
-                           joint=True)
+                           joint=True, moderate=moderate)
         frames.append(pd.DataFrame({
             "contrast": "all", "group_a": "all", "group_b": "", "cell_cluster": cell_cols,
             "prop_a": np.nan, "prop_b": np.nan, "statistic": f, "p_value": p, "fdr": bh(p)}))

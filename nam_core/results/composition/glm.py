@@ -3,18 +3,20 @@
 One code path for every covariate-adjusted composition test: per cell type, the transformed
 share (trait) on an intercept and a design (group indicators, genotype PCs, donor covariates).
 :func:`ols_fit` is the fit, :func:`ols_glm` its PLINK2-like table, :func:`nested_f_test` the
-joint test of several terms and :func:`cauchy_combination` the omnibus over traits.
+joint test of several terms and :func:`cauchy_combination` the omnibus over traits;
+:func:`squeeze_variances` moderates the traits' residual variances as limma's eBayes does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from ...errors import NAMInputError
 
-__all__ = ["bh", "cauchy_combination", "nested_f_test", "ols_fit", "ols_glm"]
+__all__ = ["bh", "cauchy_combination", "nested_f_test", "ols_fit", "ols_glm",
+           "squeeze_variances", "trigamma_inverse"]
 
 
 def bh(p) -> np.ndarray:
@@ -85,6 +87,47 @@ def ols_glm(Y: np.ndarray, X: np.ndarray, terms: list[str], traits: list[str]) -
                             "fdr": bh(fit["p"][i + 1]), "n": fit["n"], "r2": fit["r2"]})
               for i, term in enumerate(terms)]
     return pd.concat(frames, ignore_index=True)
+
+
+def trigamma_inverse(x) -> np.ndarray:
+    """The y with trigamma(y) = x (x > 0), by limma's Newton iteration (Smyth 2004)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = 0.5 + 1.0 / x
+    for _ in range(50):
+        tri = special.polygamma(1, y)
+        step = tri * (1 - tri / x) / special.polygamma(2, y)
+        y = y + step
+        if np.all(-step / y < 1e-8):
+            break
+    return np.where(x > 1e7, 1 / np.sqrt(x), np.where(x < 1e-6, 1 / x, y))
+
+
+def squeeze_variances(s2: np.ndarray, df: float) -> tuple[np.ndarray, float]:
+    """Empirical-Bayes moderated variances, as limma's eBayes (Smyth 2004; not robust, no trend).
+
+    The traits' residual variances s2_i on ``df`` degrees of freedom are taken as scaled F
+    draws around a prior s0^2 on d0 degrees of freedom, fitted by moments of log s2 (limma's
+    fitFDist): e_i = log s2_i - digamma(df/2) + log(df/2); d0 = 2 trigamma^-1(var(e) -
+    trigamma(df/2)) and s0^2 = exp(mean(e) + digamma(d0/2) - log(d0/2)); d0 is infinite when
+    that variance is not positive. Posterior variances (d0 s0^2 + df s2_i) / (d0 + df).
+
+    Parameters
+    ----------
+    s2 : array (m,) residual variances, m >= 2 and all positive
+    df : residual degrees of freedom of each
+
+    Returns
+    -------
+    moderated variances (m,) and d0 (np.inf when the variances agree beyond sampling noise).
+    """
+    s2 = np.asarray(s2, dtype=np.float64)
+    e = np.log(s2) - special.digamma(df / 2) + np.log(df / 2)
+    excess = e.var(ddof=1) - special.polygamma(1, df / 2)
+    if not excess > 0:
+        return np.full_like(s2, np.exp(e.mean())), np.inf
+    d0 = float(2 * trigamma_inverse(excess))
+    prior = np.exp(e.mean() + special.digamma(d0 / 2) - np.log(d0 / 2))
+    return (d0 * prior + df * s2) / (d0 + df), d0
 
 
 def nested_f_test(Y: np.ndarray, X: np.ndarray, tested: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

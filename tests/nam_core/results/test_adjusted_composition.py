@@ -199,3 +199,42 @@ def test_donor_tables_and_plink_traits():
     long = donor_shares_long(counts, names)
     assert len(long) == 12 and list(long["individual"][:3]) == ["a", "a", "a"]
     assert long.loc[1, "cell_type"] == "CD8 T" and long.loc[1, "share"] == 0.25
+
+
+def test_squeezed_variances_recover_the_prior_of_scaled_f_draws():
+    from scipy import special
+
+    from nam_core.results.composition.glm import squeeze_variances, trigamma_inverse
+
+    x = np.array([1e-3, 0.1, 1.0, 10.0])
+    np.testing.assert_allclose(special.polygamma(1, trigamma_inverse(x)), x, rtol=1e-7)
+    rng = np.random.default_rng(0)
+    df, d0, s0 = 20, 8.0, 0.5
+    sigma2 = s0 * d0 / rng.chisquare(d0, size=20000)  # scaled inverse chi-square prior
+    s2 = sigma2 * rng.chisquare(df, size=sigma2.size) / df
+    post, est = squeeze_variances(s2, df)
+    assert est == pytest.approx(d0, rel=0.1)
+    assert np.isfinite(post).all() and (post > 0).all()
+    assert np.corrcoef(np.log(post), np.log(sigma2))[0, 1] > np.corrcoef(np.log(s2),
+                                                                         np.log(sigma2))[0, 1]
+    equal, inf = squeeze_variances(np.full(5, 2.0), df)  # no spread: every variance the prior
+    assert inf == np.inf and np.allclose(equal, equal[0])
+
+
+def test_moderated_propeller_uses_the_squeezed_variance():
+    from nam_core.results.composition.glm import ols_fit, squeeze_variances
+
+    counts, table = confounded_cohort(n=60, seed=4)
+    plain = comp.propeller_test(counts).set_index(["contrast", "cell_cluster"])
+    moderated = comp.propeller_test(counts, moderate=True).set_index(["contrast", "cell_cluster"])
+    y = comp.transform_proportions(counts[CELLS].to_numpy())
+    X = (counts["cluster"] == "I1").to_numpy(dtype=float)[:, None]
+    fit = ols_fit(y, X)
+    s2 = fit["rss"] / fit["df"]
+    post, d0 = squeeze_variances(s2, fit["df"])
+    t = fit["t"][1] * np.sqrt(s2 / post)
+    np.testing.assert_allclose(moderated.loc["I1 vs rest", "statistic"], t, rtol=1e-10)
+    df = min(fit["df"] + d0, 3 * fit["df"])
+    np.testing.assert_allclose(moderated.loc["I1 vs rest", "p_value"],
+                               2 * stats.t.sf(np.abs(t), df), rtol=1e-10)
+    assert not np.allclose(plain["statistic"], moderated["statistic"])
