@@ -1,7 +1,9 @@
 rule compare_donor_distances:
     input:
-        counts=out("composition/cells_per_individual.tsv"),
-        groups=out("cell_types/groups.tsv"),
+        fit=out("fit/best.npz"),
+        inputs=out("fit/inputs.npz"),
+        groups=out("composition/groups.tsv"),
+        cell_types=out("cell_types/groups.tsv"),
         pcs=out("genotypes/pcs.tsv"),
         donors=out("covariates/donors.tsv"),
     output:
@@ -25,8 +27,8 @@ rule compare_donor_distances:
     conda:
         "../envs/nam.yaml"
     resources:
-        # two J x J distance matrices: 0.1 GB at 1,000 donors
-        mem_mb=2000,
+        # the fit inputs, one pass of q(M), and two J x J distance matrices
+        mem_mb=lambda wildcards, input: max(2000, 4 * input.size_mb),
     params:
         pool_column=config["expression"].get("batch_key") or "pool",
         settings=config["donor_distance"],
