@@ -28,6 +28,7 @@ include: "workflow/composition.smk"
 include: "workflow/donor_distance.smk"
 include: "workflow/simulation.smk"
 include: "workflow/checks.smk"
+include: "workflow/summary.smk"
 
 
 rule all:
@@ -35,3 +36,5 @@ rule all:
     input:
         get_final_outputs(),
         out("covariates/donors.tsv"),
+        out("summary.md"),
+        out("manifest.json"),

@@ -48,6 +48,9 @@ from nam_core.synthetic.many_types import CLOSE_PAIRS, many_types_cells
 
 CASES = ["demo", "realistic", "many_types", "many_types_pearson", "many_types_regressed", "pbmc68k",
          "fit_inputs"]
+# The workflow's preprocessing options on the demo and realistic cohorts
+# (nam_core.study.cell_clusters.CASES: expression.normalisation, expression.regress_library).
+CASES += ["demo_pearson", "realistic_pearson", "realistic_regressed"]
 
 
 def _regress_library(pcs, library):
@@ -102,6 +105,9 @@ def load(case, n_pcs, seed, n_cells, paths=None):
     """(pcs (N, p), true labels (N,), genotype PCs (J, q), individual of each cell (N,))."""
     if case == "fit_inputs":
         return _fit_inputs(n_pcs, *paths)
+    if case in ("demo_pearson", "realistic_pearson", "realistic_regressed"):
+        data = draw_case(case, seed=seed, n_pcs=n_pcs)
+        return data.Y, np.asarray(data.cell_labels).astype(str), data.X, data.group
     if case in ("demo", "realistic"):
         name = {"demo": f"demo_pcs{n_pcs}", "realistic": "realistic"}[case]
         data = draw_case(name, seed=seed, n_pcs=n_pcs) if case == "realistic" else draw_case(name, seed=seed)

@@ -117,6 +117,17 @@ def check_device():
 check_device()
 
 
+def check_results_writable():
+    """results/<cohort>/ writable (or creatable), before any job runs (nam_core.folders)."""
+    if workflow.is_main_process:
+        from nam_core.folders import check_writable
+
+        check_writable(out(""))
+
+
+check_results_writable()
+
+
 def get_producers(wildcards, input):
     """{input path: rule that writes it} for the inputs made by this workflow (a param, so a
     script can name the rule and the fix when an input is damaged)."""
@@ -269,8 +280,14 @@ def get_marker_table():
 
 def get_composition_settings():
     """Arguments of nam_core.results.composition.composition_tables."""
-    keys = ("n_draws", "seed", "null_log_ratio", "transform")
-    return {key: config["composition"][key] for key in keys}
+    keys = ("n_draws", "seed", "null_log_ratio", "transform", "lineages")
+    settings = {key: config["composition"].get(key) for key in keys}
+    covariates = config["covariates"]
+    settings["covariate_types"] = {
+        **(covariates.get("columns") or {}),
+        **(covariates.get("obs_columns") or {}),
+    }
+    return settings
 
 
 def get_composition_permutation_settings():
@@ -304,6 +321,8 @@ def get_preprocess_settings():
         "n_top_genes",
         "n_pcs",
         "target_sum",
+        "normalisation",
+        "regress_library",
     )
     settings = {key: config["expression"][key] for key in keys}
     if config["expression"].get("batch_key"):
@@ -321,3 +340,12 @@ def get_covariate_file(wildcards=None):
     """inputs.donor_covariates as a named input ({} when unset)."""
     path = config["inputs"].get("donor_covariates")
     return {"covariates": path} if path else {}
+
+
+def get_data_inputs(wildcards=None):
+    """{role: path} of the files the run reads: genotypes, counts, covariates, marker table."""
+    inputs = {f"genotypes_{ext}": path for ext, path in get_plink_files().items()}
+    inputs["counts"] = get_counts()
+    inputs.update(get_covariate_file())
+    inputs["markers"] = get_marker_table()
+    return inputs

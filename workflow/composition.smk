@@ -28,6 +28,7 @@ rule name_cell_clusters:
         producers=get_producers,
         min_score=config["naming"]["min_score"],
         min_markers=config["naming"]["min_markers"],
+        overrides=config["naming"]["overrides"],
         max_cells_per_cluster=config["markers"]["max_cells_per_cluster"],
         nam_version=NAM_VERSION,
     message:
@@ -129,6 +130,8 @@ rule summarise_composition:
         names=out("cell_types/names.tsv"),
         groups=out("cell_types/groups.tsv"),
         type_names=out("cell_types/type_names.tsv"),
+        covariates=out("covariates/donors.tsv"),
+        fam=get_plink_files()["fam"],
     output:
         groups=out("composition/groups.tsv"),
         posterior=report(
@@ -151,6 +154,10 @@ rule summarise_composition:
             caption="report/genotype_association.rst",
             category="Composition",
         ),
+        genotype_omnibus=out("composition/genotype_omnibus.tsv"),
+        traits=out("composition/traits.tsv"),
+        donors=out("composition/donors.tsv"),
+        donor_shares_long=out("composition/donor_shares_long.tsv"),
         posterior_atoms=out("composition/posterior_atoms.tsv"),
         differences_atoms=out("composition/differences_atoms.tsv"),
         propeller_atoms=out("composition/propeller_atoms.tsv"),
@@ -163,6 +170,7 @@ rule summarise_composition:
         "../envs/nam.yaml"
     params:
         settings=get_composition_settings(),
+        bfile=get_bfile(),
         nam_version=NAM_VERSION,
     message:
         "Composition of each individual cluster under q(u); differences and tests between genotype-only groups"
@@ -233,6 +241,7 @@ rule plot_composition_figures:
     conda:
         "../envs/nam.yaml"
     params:
+        null_log_ratio=config["composition"]["null_log_ratio"],
         nam_version=NAM_VERSION,
     message:
         "Plotting the composition posterior, its differences and the co-clustering heatmap"

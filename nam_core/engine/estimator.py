@@ -35,7 +35,7 @@ import torch
 
 from ..components.cells import QUAD_MODES
 from ..errors import NAMInputError
-from ..io import atomic_path
+from ..io import atomic_path, check_finite
 from ..validation import check_int_at_least, resolve_dtype
 from .checkpoint import Checkpoint
 from .merges import greedy_merges
@@ -46,6 +46,9 @@ __all__ = ["VariationalEstimator", "ConvergenceWarning", "ELBODecreaseError", "F
 logger = logging.getLogger(__name__)
 
 MONOTONE_RTOL = 1e-8
+#: In float32, ELBO drops up to this relative size are rounding (INFO); larger ones warn. The demo's
+#: dips reach 4.3e-6 (8 dips over 4 restarts, 17,836 cells).
+FLOAT32_NOISE_RTOL = 1e-4
 
 _REGISTRY: dict[str, type] = {}
 
@@ -258,16 +261,19 @@ class VariationalEstimator:
         msg = f"ELBO decreased at sweep {it}: {prev:.12g} -> {elbo:.12g} (relative {(prev - elbo) / abs(prev):.3e})"
         if dtype == torch.float64 and self.check_monotone:
             raise ELBODecreaseError(msg)
-        logger.warning("%s; float32 rounding at this scale is expected", msg)
+        if (prev - elbo) <= FLOAT32_NOISE_RTOL * abs(prev):
+            logger.info("%s; float32 rounding at this scale is expected", msg)
+        else:
+            logger.warning("%s; larger than float32 rounding explains: try fit.dtype float64", msg)
 
     def _checkpoint(self, data) -> Checkpoint | None:
         settings = self._checkpoint_settings()
         if settings is None:
             return None
         path, every = settings
-        return Checkpoint(path, every, type(self).__name__,
-                          {k: v for k, v in self.get_params().items() if k not in self._run_only_params},
-                          data)
+        # the seed too: a checkpoint of another seed's restarts is never resumed
+        identity = {k: v for k, v in self.get_params().items() if k not in self._run_only_params}
+        return Checkpoint(path, every, type(self).__name__, identity | {"seed": self.seed}, data)
 
     def fit(self, X, Y, group):
         """Fit by CAVI with ``n_init`` restarts and keep the run with the largest final ELBO.
@@ -377,6 +383,7 @@ class VariationalEstimator:
         }
         arrays = {f"state__{k}": v for k, v in self._state_arrays().items()}
         arrays["elbo_trace"] = self.elbo_trace_
+        check_finite(arrays, path)  # a diverged fit is never saved as a result
         arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         path = Path(path)
         with atomic_path(path, suffix=".npz") as tmp:

@@ -93,8 +93,9 @@ def check_composition(
     Returns
     -------
     evaluation : DataFrame with EVALUATION_COLUMNS: true_differences_called (share of the true
-        differences >= min_true_effect called at FDR < 0.05), false_calls (called with a true
-        difference below half of min_true_effect), names_match_truth, permutation_p_below_0.01.
+        differences >= min_true_effect called at FDR < 0.05), small_true_effects_called (calls
+        of real differences under half of min_true_effect: true, but small),
+        names_match_truth, permutation_p_below_0.01.
     detail : DataFrame: each (contrast, cell cluster) with truth and call.
     """
     truth = true_differences(obs, individuals)
@@ -118,7 +119,7 @@ def check_composition(
     rows = [
         ("true_differences_called", must["called"].mean() if len(must) else 1.0, 1.0),
         ("n_true_differences", len(must), None),
-        ("false_calls_below_half_the_size", float(small["called"].sum()), None),
+        ("small_true_effects_called", float(small["called"].sum()), None),
         ("names_match_truth", float((big["cell_type"] == big["true_type"]).mean()), 1.0),
         ("permutation_p_below_0.01", float((perm["p_value"] < 0.01).mean()), 1.0),
     ]

@@ -77,56 +77,100 @@ def plot_composition_posterior(posterior: pd.DataFrame, names: dict | None = Non
     return fig
 
 
+def _contrast_order(contrasts) -> list[str]:
+    """"I<k> vs rest" contrasts first, then the pairs, each in cluster order ("all" left out)."""
+    def key(contrast: str):
+        a, _, b = contrast.partition(" vs ")
+        rest = b == "rest"
+        return (0 if rest else 1, _cluster_number(a), 0 if rest else _cluster_number(b))
+    return sorted((c for c in set(contrasts) if " vs " in c), key=key)
+
+
+def _forest_panel(ax, df: pd.DataFrame, lim: float, null_log_ratio: float | None,
+                  propeller: pd.DataFrame | None) -> None:
+    """One contrast's rows (cell clusters, top to bottom): null band, interval, point, mark."""
+    y = np.arange(len(df))
+    if null_log_ratio and "prop_b" in df:
+        # |log(a / b)| < r  <=>  a - b within b (exp(-r) - 1) .. b (exp(r) - 1)
+        low = df["prop_b"].to_numpy() * np.expm1(-null_log_ratio)
+        high = df["prop_b"].to_numpy() * np.expm1(null_log_ratio)
+        ax.barh(y, high - low, left=low, height=0.7, color="0.88", lw=0, zorder=1)
+    called = (df["called"].astype(str).str.lower() == "true").to_numpy() if "called" in df \
+        else df["fdr"].to_numpy() < 0.05
+    ax.axvline(0, color="0.6", lw=0.5, zorder=1)
+    ax.hlines(y, df["lower"], df["upper"], color="black", lw=0.8, zorder=2)
+    ax.scatter(df["effect"][called], y[called], s=12, color="black", zorder=3)
+    ax.scatter(df["effect"][~called], y[~called], s=12, facecolor="white", edgecolor="black",
+               zorder=3)
+    if propeller is not None:
+        marks = propeller.set_index("cell_cluster")["fdr"].reindex(df.index) < 0.05
+        for i in np.flatnonzero(marks.to_numpy()):
+            # beside the panel, never on a point
+            ax.text(1.02, i, "*", ha="left", va="center", fontsize=8,
+                    transform=ax.get_yaxis_transform(), clip_on=False)
+    ax.set_xlim(-lim, lim)
+    ax.set_xticks([-_tick_step(lim), 0, _tick_step(lim)])  # none at the ends, where panels meet
+
+
+def _tick_step(lim: float) -> float:
+    """The largest of 1, 2, 5 x 10^k not above 0.6 lim: ticks well inside (-lim, lim)."""
+    power = 10 ** np.floor(np.log10(0.6 * lim))
+    return float(max(m * power for m in (1, 2, 5) if m * power <= 0.6 * lim))
+
+
 def plot_differences_forest(
-    differences: pd.DataFrame, propeller: pd.DataFrame | None = None, names: dict | None = None
+    differences: pd.DataFrame, propeller: pd.DataFrame | None = None, names: dict | None = None,
+    null_log_ratio: float | None = None,
 ) -> Figure:
-    """Forest plot of the differences in composition, one panel per "cluster vs rest" contrast.
+    """Forest plot of the differences in composition, one panel per contrast.
+
+    Each individual cluster against the rest (first row), then each pair of clusters.
 
     Parameters
     ----------
     differences : DataFrame
-        ``composition/differences.tsv``: contrast, cell_cluster, effect, lower, upper, fdr.
+        ``composition/differences.tsv``: contrast, cell_cluster, effect, lower, upper, fdr
+        (and called, prop_b when present).
     propeller : DataFrame or None
         ``composition/propeller.tsv``; its FDR is marked beside each row when given.
     names : dict or None
         Cell-type name of each cell cluster.
+    null_log_ratio : float or None
+        The null band: an effect is null while |log(share a / share b)| is below it; drawn per
+        row as the grey bar of differences it allows (needs prop_b).
 
-    Marks: filled circle for Bayesian FDR < 0.05, open circle otherwise; ``*`` at the right end
-    when the propeller-style FDR < 0.05 too.
+    Marks: filled circle for a called difference (``called``, else FDR < 0.05), open circle
+    otherwise; ``*`` right of the panel when the propeller-style FDR < 0.05 too.
     """
-    rest = differences[differences["contrast"].str.endswith(" vs rest")]
-    if rest.empty:
-        raise NAMInputError("no 'vs rest' contrast to plot (fewer than two individual clusters)")
-    contrasts = sorted(rest["contrast"].unique(), key=_cluster_number)
-    cols = sorted(rest["cell_cluster"].unique(), key=_cluster_number)
+    contrasts = _contrast_order(differences["contrast"])
+    if not contrasts:
+        raise NAMInputError("no contrast to plot (fewer than two individual clusters)")
+    shown = differences[differences["contrast"].isin(contrasts)]
+    cols = sorted(shown["cell_cluster"].unique(), key=_cluster_number)
     labels = display_labels(cols, names)
-    lim = float(np.nanmax(np.abs(rest[["lower", "upper"]].to_numpy()))) * 1.15 or 1.0
+    lim = float(np.nanmax(np.abs(shown[["lower", "upper"]].to_numpy()))) * 1.15 or 1.0
+    n_rest = sum(c.endswith(" vs rest") for c in contrasts)
+    ncols = min(len(contrasts), max(n_rest, 3), 4)
+    nrows = int(np.ceil(len(contrasts) / ncols))
     with paper_style():
-        fig, axes = plt.subplots(1, len(contrasts), sharey=True, squeeze=False,
-                                 figsize=(min(DOUBLE_COLUMN, 1.0 + 1.6 * len(contrasts)),
-                                          0.8 + 0.22 * len(cols)))
-        for ax, contrast in zip(axes[0], contrasts, strict=True):
-            df = rest[rest["contrast"] == contrast].set_index("cell_cluster").loc[cols]
-            y = np.arange(len(cols))
-            called = df["fdr"].to_numpy() < 0.05
-            ax.axvline(0, color="0.6", lw=0.5)
-            ax.hlines(y, df["lower"], df["upper"], color="black", lw=0.8)
-            ax.scatter(df["effect"][called], y[called], s=12, color="black", zorder=3)
-            ax.scatter(df["effect"][~called], y[~called], s=12, facecolor="white",
-                       edgecolor="black", zorder=3)
-            if propeller is not None:
-                pr = propeller[propeller["contrast"] == contrast].set_index("cell_cluster")
-                for i, c in enumerate(cols):
-                    if c in pr.index and pr.loc[c, "fdr"] < 0.05:
-                        ax.text(lim * 0.98, i, "*", ha="right", va="center", fontsize=8)
-            ax.set_xlim(-lim, lim)
+        fig, axes = plt.subplots(nrows, ncols, sharey=True, sharex=True, squeeze=False,
+                                 figsize=(min(DOUBLE_COLUMN, 1.4 + 1.5 * ncols),
+                                          0.5 + nrows * (0.55 + 0.2 * len(cols))))
+        for ax, contrast in zip(axes.flat, contrasts, strict=False):  # spare panels hidden
+            df = shown[shown["contrast"] == contrast].set_index("cell_cluster").reindex(cols)
+            pr = None if propeller is None else propeller[propeller["contrast"] == contrast]
+            _forest_panel(ax, df, lim, null_log_ratio, pr)
             ax.set_title(contrast)
+        for ax in axes.flat[len(contrasts):]:
+            ax.set_visible(False)
+        for ax in axes[-1]:
             ax.set_xlabel("Difference in share")
         axes[0, 0].set_yticks(np.arange(len(cols)), labels)
         axes[0, 0].invert_yaxis()
-        fig.suptitle("Differences in composition (95% CI; filled: Bayesian FDR < 0.05; "
-                     "*: propeller FDR < 0.05)", fontsize=7)
-        fig.tight_layout()
+        fig.suptitle("Differences in composition: 95% intervals; filled: called; grey: null band"
+                     + ("; *: propeller FDR < 0.05" if propeller is not None else ""),
+                     fontsize=7)
+        fig.tight_layout(w_pad=1.5)
     return fig
 
 

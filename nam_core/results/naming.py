@@ -196,6 +196,42 @@ def name_clusters(scores: pd.DataFrame, min_score: float = DEFAULT_MIN_SCORE) ->
     return out
 
 
+def _with_markers_behind(named: pd.DataFrame, used: pd.DataFrame) -> pd.DataFrame:
+    """``named`` with the evidence behind each name, scores to 3 decimals, shares to 4.
+
+    n_markers and markers: the named type's markers found among the genes, on which its score is
+    the mean AUROC (empty when unassigned).
+    """
+    found = used.set_index("cell_type")
+    named = named.copy()
+    named["n_markers"] = named["cell_type"].map(found["n_found"]).fillna(0).astype(np.int64)
+    named["markers"] = named["cell_type"].map(found["genes_found"]).fillna("")
+    named[["score", "second_score", "margin"]] = named[["score", "second_score", "margin"]].round(3)
+    named["share"] = named["share"].round(4)
+    return named
+
+
+def apply_name_overrides(named: pd.DataFrame, overrides: dict | None, key: str = "cluster",
+                         prefix: str = "C") -> pd.DataFrame:
+    """``named`` renamed by hand: ``overrides`` ({cluster: name}) keys starting with ``prefix``.
+
+    Column overridden marks the renamed rows (assigned set true). A key of that prefix that is not in ``named[key]`` raises NAMInputError naming the clusters.
+    """
+    named = named.copy()
+    named["overridden"] = False
+    chosen = {str(k): str(v) for k, v in (overrides or {}).items() if str(k).startswith(prefix)}
+    unknown = sorted(set(chosen) - set(named[key].astype(str)))
+    if unknown:
+        raise NAMInputError(f"naming.overrides: {', '.join(unknown)} not among this run's "
+                            f"{key}s ({', '.join(named[key].astype(str))})")
+    rows = named[key].astype(str).isin(list(chosen))
+    named.loc[rows, "cell_type"] = named.loc[rows, key].astype(str).map(chosen)
+    named.loc[rows, ["assigned", "overridden"]] = True
+    for cluster, name in chosen.items():
+        logger.info("naming.overrides: %s named %s by hand", cluster, name)
+    return named
+
+
 def display_labels(clusters, names: dict | None) -> np.ndarray:
     """``"C3 B"``-style labels: cluster and its cell-type name (the cluster alone without one)."""
     clusters = np.asarray(clusters, dtype=str)
@@ -321,7 +357,9 @@ def name_cell_clusters(
     Returns
     -------
     names : DataFrame
-        :func:`name_clusters` plus n_cells and share (of all cells), clusters in number order.
+        :func:`name_clusters` plus n_cells and share (of all cells), n_markers and markers (the
+        named type's markers found among the genes: the evidence behind the name), clusters in
+        number order.
     scores : DataFrame
         cluster, then the mean-AUROC score of every cell type.
     used : DataFrame
@@ -345,6 +383,7 @@ def name_cell_clusters(
     sizes = pd.Series(clusters).value_counts()
     named.insert(1, "n_cells", named["cluster"].map(sizes).to_numpy())
     named.insert(2, "share", named["n_cells"] / clusters.size)
+    named = _with_markers_behind(named, used)
     order = np.argsort([_cluster_number(c) for c in named["cluster"]], kind="stable")
     named = named.iloc[order].reset_index(drop=True)
     logger.info("named %d clusters: %s", len(named),

@@ -33,8 +33,7 @@ logger = logging.getLogger(__name__)
 #: 2 log B scale (2 x 3 = 6). Float32 fits move their ELBO by far less than that between runs.
 DEFAULT_NEAR_TIE_NATS = 3.0
 
-ALTERNATIVE_COLUMNS = ["search", "keep", "drop", "n_clusters", "elbo", "gap_nats", "near_tie",
-                       "accepted"]
+ALTERNATIVE_COLUMNS = ["search", "keep", "drop", "n_clusters", "elbo", "gap_nats", "near_tie"]
 
 
 def coclustering(rho) -> np.ndarray:
@@ -90,7 +89,10 @@ def alternatives_table(model, near_tie_nats: float = DEFAULT_NEAR_TIE_NATS) -> t
 
     Returns
     -------
-    table : DataFrame with :data:`ALTERNATIVE_COLUMNS`, sorted by gap_nats then search; empty
+    table : DataFrame with :data:`ALTERNATIVE_COLUMNS`, sorted by gap_nats then search: the
+        candidates the search rejected (an accepted merge is the fit itself, not an alternative);
+        search numbered from 1, keep and drop as individual-cluster names (``I<label + 1>``, the
+        labels at the time of that search), elbo and gap_nats to 0.01 nat; empty
         (header only) when the model has no ``alternatives_`` (fits saved before the merge search
         recorded its candidates) or the search evaluated none.
     note : str
@@ -110,14 +112,20 @@ def alternatives_table(model, near_tie_nats: float = DEFAULT_NEAR_TIE_NATS) -> t
     missing = {"search", "keep", "drop", "n_clusters", "elbo", "accepted"} - set(table.columns)
     if missing:
         raise NAMInputError(f"alternatives_ records lack keys {sorted(missing)}")
+    accepted = table["accepted"].astype(bool)
+    n_searches = table["search"].nunique()
+    table = table[~accepted].copy()
     table["elbo"] = table["elbo"].astype(np.float64)
-    table["gap_nats"] = float(model.elbo_) - table["elbo"]
+    table["gap_nats"] = (float(model.elbo_) - table["elbo"]).round(2)
     table["near_tie"] = table["gap_nats"] < near_tie_nats
-    for column in ("search", "keep", "drop", "n_clusters"):
-        table[column] = table[column].astype(np.int64)
-    table["accepted"] = table["accepted"].astype(bool)
+    table["elbo"] = table["elbo"].round(2)
+    table["search"] = table["search"].astype(np.int64) + 1
+    table["n_clusters"] = table["n_clusters"].astype(np.int64)
+    for column in ("keep", "drop"):
+        table[column] = "I" + (table[column].astype(np.int64) + 1).astype(str)  # as in the tables
     table = table.sort_values(["gap_nats", "search"], kind="stable").reset_index(drop=True)
-    note = (f"{len(table)} candidate partitions from {table['search'].nunique()} merge searches; "
+    note = (f"{len(table)} rejected candidate partitions from {n_searches} merge searches "
+            f"({int(accepted.sum())} accepted merges left out: they are the fit); "
             f"{int(table['near_tie'].sum())} within {near_tie_nats:g} nats of the kept fit")
     return table[ALTERNATIVE_COLUMNS], note
 

@@ -21,9 +21,11 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import NAMInputError
 from ..io import atomic_path
+from .layout import separate_labels
 
 __all__ = [
     "SINGLE_COLUMN",
@@ -199,6 +201,10 @@ def plot_genotype_pcs(
     return fig
 
 
+#: UMAPs with more clusters than this label each on the cells with its short id only.
+SHORT_LABELS_ABOVE = 8
+
+
 def _checked_umap(umap: np.ndarray, clusters) -> tuple[np.ndarray, np.ndarray]:
     umap = np.asarray(umap, dtype=np.float64)
     clusters = np.asarray(clusters, dtype=str)
@@ -216,10 +222,14 @@ def _umap_panel(ax, umap: np.ndarray, clusters: np.ndarray, title: str, legend: 
     codes = pd.Categorical(clusters, categories=list(colors)).codes
     rgb = np.asarray(list(colors.values()))[codes]
     ax.scatter(umap[order, 0], umap[order, 1], s=size, lw=0, c=rgb[order], rasterized=True)
+    labels = []
     for name in colors:
         med = np.median(umap[clusters == name], axis=0)
-        ax.text(med[0], med[1], name, fontsize=7, weight="bold", ha="center", va="center",
-                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7})
+        # many clusters: the short id ("T3") on the cells, its name in the legend
+        text = name.split(" ")[0] if len(colors) > SHORT_LABELS_ABOVE else name
+        labels.append(ax.text(med[0], med[1], text, fontsize=7, weight="bold", ha="center",
+                              va="center", bbox={"boxstyle": "round,pad=0.15", "fc": "white",
+                                                 "ec": "none", "alpha": 0.7}))
     ax.set_xlabel("UMAP 1")
     ax.set_ylabel("UMAP 2")
     ax.set_xticks([])
@@ -227,6 +237,7 @@ def _umap_panel(ax, umap: np.ndarray, clusters: np.ndarray, title: str, legend: 
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(title)
     _legend_outside(ax, colors, counts, legend)
+    return labels
 
 
 def plot_umap(umap: np.ndarray, clusters, title: str | None = None) -> Figure:
@@ -242,9 +253,11 @@ def plot_umap(umap: np.ndarray, clusters, title: str | None = None) -> Figure:
     with paper_style():
         fig, ax = plt.subplots(figsize=(0.75 * DOUBLE_COLUMN, 0.55 * DOUBLE_COLUMN))
         n = len(set(clusters))
-        _umap_panel(ax, umap, clusters, title or f"{clusters.size:,} cells, {n} NAM cell clusters",
-                    "Cell cluster")
+        labels = _umap_panel(ax, umap, clusters,
+                             title or f"{clusters.size:,} cells, {n} NAM cell clusters",
+                             "Cell cluster")
         fig.tight_layout()
+        separate_labels(fig, labels)
     return fig
 
 
@@ -255,9 +268,11 @@ def plot_umap_panels(umap: np.ndarray, panels: Sequence[tuple]) -> Figure:
     with paper_style():
         fig, axes = plt.subplots(1, len(checked), squeeze=False,
                                  figsize=(1.3 * DOUBLE_COLUMN, 0.55 * DOUBLE_COLUMN))
-        for ax, (labels, title, legend) in zip(axes[0], checked, strict=True):
-            _umap_panel(ax, umap, labels, title, legend)
+        placed = [_umap_panel(ax, umap, labels, title, legend)
+                  for ax, (labels, title, legend) in zip(axes[0], checked, strict=True)]
         fig.tight_layout()
+        for labels in placed:
+            separate_labels(fig, labels)
     return fig
 
 
@@ -275,27 +290,32 @@ def plot_composition_heatmap(by_cluster: pd.DataFrame, level: str = "cell cluste
     cell_cols = [c for c in by_cluster.columns if c not in ("cluster", "n_individuals", "n_cells")]
     if not cell_cols:
         raise NAMInputError("composition table has no cell-cluster columns")
-    values = by_cluster[cell_cols].to_numpy(dtype=np.float64)
+    values = 100 * by_cluster[cell_cols].to_numpy(dtype=np.float64)  # percent, as the cells
     rows = [f"{c} (n={n})" for c, n in zip(by_cluster["cluster"], by_cluster["n_individuals"],
                                               strict=True)]
-    width = min(DOUBLE_COLUMN, max(SINGLE_COLUMN, 0.9 + 0.3 * len(cell_cols)))
-    height = 0.9 + 0.25 * len(rows)
+    longest = max(len(str(c)) for c in cell_cols)
+    width = min(DOUBLE_COLUMN, max(SINGLE_COLUMN, 1.6 + 0.32 * len(cell_cols)))
+    height = 1.1 + 0.28 * max(len(rows), 3) + 0.055 * longest  # rotated column labels
+    top = max(float(np.nanmax(values)), 1e-9)
     with paper_style():
         fig, ax = plt.subplots(figsize=(width, height))
-        image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=0,
-                          vmax=max(float(np.nanmax(values)), 1e-9))
+        image = ax.imshow(values, aspect="auto", cmap="viridis", vmin=0, vmax=top)
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v):
-                ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=5.5,
-                        color="white" if v < 0.6 * np.nanmax(values) else "black")
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=5.5,
+                        color="white" if v < 0.6 * top else "black")
         ax.set_xticks(range(len(cell_cols)), cell_cols, rotation=90)
         ax.set_yticks(range(len(rows)), rows)
         ax.set_xlabel(f"NAM {level}")
         ax.set_ylabel("NAM individual cluster")
         for spine in ax.spines.values():
             spine.set_visible(False)
-        bar = fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
-        bar.set_label("Mean proportion of cells")
+        # a bar of fixed width (0.12 in) beside the cells, whatever the figure's size
+        cax = ax.inset_axes([1.03, 0.0, 0.12 / width / 0.8, 1.0])
+        bar = fig.colorbar(image, cax=cax)
+        bar.locator = MaxNLocator(nbins=4)
+        bar.update_ticks()
+        bar.set_label("% of cells")
         bar.outline.set_linewidth(0.4)
         ax.set_title(f"{level[0].upper()}{level[1:]} composition (% of cells)")
         fig.tight_layout()
@@ -368,14 +388,19 @@ def plot_marker_dotplot(
         ax.set_xlim(-0.6, len(genes) - 0.4)
         ax.set_ylim(len(clusters) - 0.5, -0.5)
         ax.set_ylabel(level)
+        runs = [(cluster, len(list(run)))
+                for cluster, run in itertools.groupby(c for c, _ in gene_groups)]
+        # a label wider than its bracket (6 pt characters about 3.6 pt wide) stands upright
+        slot = (width - 1.6) / max(len(genes), 1) * 72  # points per gene, about
+        upright = any(3.6 * len(cluster) > 0.9 * slot * n for cluster, n in runs)
         start = 0
-        for cluster, run in itertools.groupby(c for c, _ in gene_groups):
-            stop = start + len(list(run)) - 1
+        for cluster, n in runs:
+            stop = start + n - 1
             ax.annotate("", xy=(start - 0.3, -0.75), xytext=(stop + 0.3, -0.75),
                         xycoords="data", annotation_clip=False,
                         arrowprops={"arrowstyle": "-", "lw": 0.6})
             ax.text((start + stop) / 2, -0.95, cluster, ha="center", va="bottom",
-                    fontsize=6, clip_on=False)
+                    fontsize=6, clip_on=False, rotation=90 if upright else 0)
             start = stop + 1
         bar = fig.colorbar(points, ax=ax, fraction=0.03, pad=0.01, aspect=15)
         bar.set_label("Mean expression\n(scaled per gene)")
@@ -428,5 +453,5 @@ def plot_elbo_traces(traces: pd.DataFrame, best_seed: int) -> Figure:
         ax2.set_xlabel("Seed")
         ax2.set_ylabel("Final ELBO minus best")
         ax2.set_title("Final ELBO")
-        fig.tight_layout()
+        fig.tight_layout(w_pad=2.0)
     return fig

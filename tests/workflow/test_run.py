@@ -83,6 +83,9 @@ def test_cell_types_group_atoms_and_leave_the_fit_alone(small_run):
     assert set(tsv(res / "composition" / "posterior.tsv")["cell_cluster"]) <= set(groups["group"])
     atoms = tsv(res / "composition" / "posterior_atoms.tsv")
     assert set(atoms["cell_cluster"]) <= set(groups["atom"])
+    substates = tsv(res / "cell_types" / "atoms.tsv")
+    assert sorted(substates["atom"]) == sorted(groups["atom"])
+    assert (substates.groupby("group")["share_of_type"].sum() - 1).abs().max() < 1e-3
     proc = snakemake(small_run["dir"], "-n", "--cores", 2, "--configfile", SMALL_CONFIG,
                      "--forcerun", "group_cell_atoms")
     planned = planned_jobs(proc)
@@ -105,7 +108,13 @@ def test_composition_outputs_and_demo_checks(small_run):
     assert {"effect", "lower", "upper", "log_ratio", "prob_null", "fdr",
             "cell_type"} <= set(differences.columns)
     assert len(tsv(res / "composition" / "propeller.tsv")) > 0
-    assert len(tsv(res / "composition" / "genotype_association.tsv")) > 0
+    genotype = tsv(res / "composition" / "genotype_association.tsv")
+    assert {"trait", "term", "beta", "se", "t", "p", "fdr", "n", "r2"} <= set(genotype.columns)
+    assert set(tsv(res / "composition" / "genotype_omnibus.tsv")["term"]) == set(genotype["term"])
+    n_donors = cells.obs["individual"].nunique()
+    traits = tsv(res / "composition" / "traits.tsv")
+    assert list(traits.columns[:2]) == ["FID", "IID"] and len(traits) == n_donors
+    assert len(tsv(res / "composition" / "donors.tsv")) == n_donors
     mantel = tsv(res / "composition" / "mantel.tsv")
     assert list(mantel["method"]) == ["pearson", "spearman"]
     assert mantel["p"].between(0.001, 1).all() and (mantel["n_permutations"] == 999).all()
@@ -115,16 +124,62 @@ def test_composition_outputs_and_demo_checks(small_run):
     assert permuted["p_perm"].between(0.001, 1).all()
     posterior = tsv(res / "composition" / "posterior.tsv")
     assert (posterior["lower"] <= posterior["mean"]).all()
-    assert list(tsv(res / "fit" / "alternatives.tsv").columns)[-3:] == ["gap_nats", "near_tie",
-                                                                       "accepted"]
+    assert list(tsv(res / "fit" / "alternatives.tsv").columns)[-2:] == ["gap_nats", "near_tie"]
     n = cells.obs["individual"].nunique()
     assert pd.read_csv(res / "fit" / "coclustering.tsv", sep="\t", index_col=0).shape == (n, n)
+
+
+def markdown_table(text, header_start):
+    """Rows (lists of cells) of the Markdown table whose header line starts with header_start."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    return rows
+
+
+def test_summary_against_the_truth_and_manifest(small_run):
+    import hashlib
+    import json
+
+    res = small_run["results"]
+    text = (res / "summary.md").read_text()
+    truth = tsv(res / "demo_cohort" / "truth_individuals.tsv")
+    individuals = tsv(res / "individuals.tsv")
+    clusters = markdown_table(text, "| cluster | individuals")
+    # as many individual clusters as ancestry groups, of the sizes in individuals.tsv
+    assert len(clusters) == truth["ancestry"].nunique()
+    assert {row[0]: int(row[1]) for row in clusters} == \
+        individuals["cluster"].value_counts().to_dict()
+    assert f"**{len(individuals)} individuals**" in text
+    # the named cell types are the demo's true types, with the cell counts of type_names.tsv
+    types = markdown_table(text, "| type | name")
+    true_types = set(tsv(res / "demo_cohort" / "truth_cells.tsv")["cell_type"])
+    assert {row[1] for row in types} == true_types
+    type_names = tsv(res / "cell_types" / "type_names.tsv")
+    assert sum(int(row[2].replace(",", "")) for row in types) == type_names["n_cells"].sum()
+    # the called differences, as many as differences.tsv calls
+    differences = tsv(res / "composition" / "differences.tsv")
+    n_called = int(differences["called"].sum())
+    assert f"{n_called} of {len(differences)} contrasts" in text
+    assert "| `evaluation.tsv` | ari_individuals |" in text and "**fail**" not in text
+    manifest = json.loads((res / "manifest.json").read_text())
+    listed = {entry["path"]: entry["sha256"] for entry in manifest["outputs"]}
+    on_disk = {str(p.relative_to(res)) for p in res.rglob("*") if p.is_file()}
+    assert set(listed) == on_disk - {"manifest.json", "logs/summarise_run.log",
+                                     "benchmarks/summarise_run.tsv"}
+    assert listed["summary.md"] == hashlib.sha256((res / "summary.md").read_bytes()).hexdigest()
+    assert manifest["config"]["cohort"] == "small" and manifest["versions"]["snakemake"]
+    assert {entry["name"] for entry in manifest["inputs"]} >= {"counts", "genotypes_bed"}
 
 
 def test_every_rule_logs_and_benchmarks(small_run):
     res = small_run["results"]
     logs = sorted(p.relative_to(res / "logs") for p in (res / "logs").rglob("*.log"))
-    assert len(logs) == 34  # 32 rules, fit_nam once per seed (3 seeds)
+    assert len(logs) == 35  # 33 rules, fit_nam once per seed (3 seeds)
     for log in logs:
         assert (res / "logs" / log).stat().st_size > 0, f"{log} is empty"
     assert "sweep" in (res / "logs" / "fit_nam" / "seed0.log").read_text()
@@ -144,14 +199,16 @@ def test_deleting_an_output_reruns_only_what_depends_on_it(small_run):
     res = small_run["results"]
     (res / "figures" / "elbo_traces.pdf").unlink()
     proc = snakemake(small_run["dir"], "-n", "--cores", 2, "--configfile", SMALL_CONFIG)
-    assert planned_jobs(proc) == {"plot_elbo_traces": 1, "all": 1}, output_of(proc)
+    assert planned_jobs(proc) == {"plot_elbo_traces": 1, "summarise_run": 1, "all": 1}, \
+        output_of(proc)
 
     (res / "markers.tsv").unlink()
     proc = snakemake(small_run["dir"], "--cores", 2, "--configfile", SMALL_CONFIG)
     assert proc.returncode == 0, output_of(proc)
     ran = {line.split("Rule: ")[1].rstrip(")") for line in output_of(proc).splitlines()
            if "Finished jobid" in line and "Rule: " in line}
-    assert ran == {"find_markers", "evaluate_demo", "plot_elbo_traces", "all"}  # dot plot: types
+    # the dot plot shows the types; the summary and manifest list every output
+    assert ran == {"find_markers", "evaluate_demo", "plot_elbo_traces", "summarise_run", "all"}
     proc = snakemake(small_run["dir"], "-n", "--cores", 2, "--configfile", SMALL_CONFIG)
     assert planned_jobs(proc) == {}, output_of(proc)
 

@@ -214,3 +214,17 @@ def test_fits_saved_before_the_redesign_still_load(name):
         assert model.elbo_ == float(expected["elbo"])
         if name != "ndp":
             np.testing.assert_array_equal(model.predict(d["Y"], d["group"]), expected["predicted"])
+
+
+def test_float32_rounding_dips_are_info_and_larger_drops_warn(caplog):
+    """A float32 dip of rounding size is logged at INFO; a larger drop is a warning."""
+    import logging
+
+    import torch
+
+    fit = NAM(K=2, L=2)
+    with caplog.at_level(logging.INFO, logger="nam_core.engine.estimator"):
+        fit._report_decrease(5, -122737.38, -122737.41, torch.float32)  # relative 2.4e-7
+        fit._report_decrease(6, -1000.0, -1010.0, torch.float32)  # relative 1e-2
+    levels = [(r.levelname, "expected" in r.message) for r in caplog.records]
+    assert levels == [("INFO", True), ("WARNING", False)]

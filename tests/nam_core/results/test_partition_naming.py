@@ -29,10 +29,12 @@ def test_alternatives_sorted_by_gap_with_near_ties():
     model = SimpleNamespace(elbo_=-995.0, alternatives_=alternatives)
     table, note = pt.alternatives_table(model, near_tie_nats=3.0)
     assert list(table.columns) == pt.ALTERNATIVE_COLUMNS
-    assert list(table["gap_nats"]) == [0.5, 5.0, 15.0]
-    assert list(table["near_tie"]) == [True, False, False]
-    assert list(table["search"]) == [1, 0, 0] and table["accepted"].dtype == bool
-    assert "1 within 3 nats" in note
+    # the accepted merge is the fit itself: left out; searches from 1, clusters as I-names
+    assert list(table["gap_nats"]) == [0.5, 15.0]
+    assert list(table["near_tie"]) == [True, False]
+    assert list(table["search"]) == [2, 1]
+    assert list(table["keep"]) == ["I1", "I1"] and list(table["drop"]) == ["I2", "I2"]
+    assert "1 accepted merges left out" in note and "1 within 3 nats" in note
 
 
 def test_alternatives_of_an_older_fit_are_an_empty_table():
@@ -145,3 +147,16 @@ def test_demo_checks_against_a_hand_made_truth():
     assert evaluation.loc["names_match_truth", "pass"]
     assert detail["must_call"].all() and len(detail) == 4
     assert not detail.loc[detail["contrast"] == "I2 vs rest", "called"].any()  # not in the table
+
+
+def test_name_overrides_rename_by_hand_and_name_unknown_keys():
+    from nam_core.results.naming import apply_name_overrides
+
+    types = pd.DataFrame({"group": ["T1", "T2"], "cell_type": ["CD4 T", "CD14 Monocyte"],
+                          "assigned": [True, True]})
+    out = apply_name_overrides(types, {"T2": "CD16 Monocyte", "C9": "B"}, "group", "T")
+    assert list(out["cell_type"]) == ["CD4 T", "CD16 Monocyte"]
+    assert list(out["overridden"]) == [False, True]
+    assert list(types["cell_type"]) == ["CD4 T", "CD14 Monocyte"]  # input left alone
+    with pytest.raises(NAMInputError, match="T7 not among this run's groups"):
+        apply_name_overrides(types, {"T7": "NK"}, "group", "T")
