@@ -29,7 +29,9 @@ effect on expression, none on composition. ``--harmony`` corrects y for the pool
 (:func:`nam_core.inputs.batch.correct_pcs`, Harmony alone: the simulated cells have no library
 size). ``--covariates`` gives every donor an age (uniform 20-80) and a sex, unrelated to
 composition, and the tests adjust for them (``--adjust-pool`` adds the pool as a categorical
-covariate); the null still holds for every test.
+covariate); the null still holds for every test. With pools, a fourth test is counted
+(``permutation``): each type's ANOVA across the genotype-only groups with 999 relabellings
+within pools (:func:`~nam_core.results.composition.permutation.permutation_table`, FDR < 0.05).
 
 Example (20 seeds, as in the README)::
 
@@ -59,6 +61,7 @@ from nam_core.inputs.batch import BatchSettings, correct_pcs
 from nam_core.results.cell_types import group_atoms
 from nam_core.results.checks import DEFAULT_MIN_SHARE, DEFAULT_TRUE_EFFECT, true_differences
 from nam_core.results.composition import cohort_cell_labels, composition_tables
+from nam_core.results.composition.permutation import genotype_group_counts, permutation_table
 from nam_core.synthetic.pools import assign_pools
 
 GENERATOR = dict(J=200, n_clusters=3, q=5, p=10, n_cell_types=6, mean_cells=100, delta_x=3.0,
@@ -173,8 +176,14 @@ def one_seed(seed: int, n_draws: int, fits_dir: Path | None = None, eta: float =
     if pool is not None:
         row["individual_clusters_vs_pool_ari"] = round(float(adjusted_rand_score(
             pool, model.individual_labels_)), 3)
-    for name, table in (("bayes", tables["differences"]), ("propeller", tables["propeller"]),
-                        ("genotype", genotype)):
+    tested = [("bayes", tables["differences"]), ("propeller", tables["propeller"]),
+              ("genotype", genotype)]
+    if pool is not None:  # the ANOVA with groups relabelled within pools
+        counts = genotype_group_counts(model, inputs, tables["groups"], atom_to_group)
+        pools = pd.Series(pool, index=inputs.individuals)
+        tested.append(("permutation", permutation_table(counts, pools, n_permutations=999,
+                                                        seed=seed)))
+    for name, table in tested:
         row[f"{name}_tests"] = int(len(table))
         row[f"{name}_calls"] = int(table["called"].sum()) if len(table) else 0
     # the truth of the compared groups and cells: true cell types' shares, as the demo check
@@ -230,13 +239,15 @@ def main() -> None:
     if "individual_clusters_vs_pool_ari" in df:
         summary["max_individual_clusters_vs_pool_ari"] = float(
             df["individual_clusters_vs_pool_ari"].max())
-    for name in ("bayes", "propeller", "genotype"):
+    for name in ("bayes", "propeller", "genotype", "permutation"):
+        if f"{name}_tests" not in df:
+            continue
         tests, calls = int(df[f"{name}_tests"].sum()), int(df[f"{name}_calls"].sum())
         summary[f"{name}_call_rate"] = round(calls / tests, 4) if tests else None
         summary[f"{name}_calls"] = calls
         summary[f"{name}_tests"] = tests
         summary[f"{name}_seeds_with_a_call"] = int((df[f"{name}_calls"] > 0).sum())
-        if name != "genotype":
+        if name in ("bayes", "propeller"):
             summary[f"{name}_true_called"] = int(df[f"{name}_true_called"].sum())
     summary["n_true_differences"] = int(df["n_true_differences"].sum())
     print(json.dumps({"summary": summary}))

@@ -255,6 +255,7 @@ def get_composition_outputs():
         out("composition/propeller.tsv"),
         out("composition/genotype_association.tsv"),
         out("composition/mantel.tsv"),
+        out("composition/propeller_permutation.tsv"),
         out("figures/composition_vs_genetic_distance.png"),
         out("cell_types/names.tsv"),
         out("cell_types/groups.tsv"),
@@ -294,6 +295,16 @@ def get_composition_settings():
         **(covariates.get("obs_columns") or {}),
     }
     return settings
+
+
+def get_composition_permutation_settings():
+    """Arguments of nam_core.results.composition.permutation.permutation_table."""
+    block = config["composition_permutation"]
+    return {
+        "n_permutations": block["n_permutations"],
+        "seed": block["seed"],
+        "transform": config["composition"]["transform"],
+    }
 
 
 def get_permutation_settings():

@@ -1,7 +1,9 @@
 rule compare_donor_distances:
     input:
-        counts=out("composition/cells_per_individual.tsv"),
-        groups=out("cell_types/groups.tsv"),
+        fit=out("fit/best.npz"),
+        inputs=out("fit/inputs.npz"),
+        groups=out("composition/groups.tsv"),
+        cell_types=out("cell_types/groups.tsv"),
         pcs=out("genotypes/pcs.tsv"),
         donors=out("covariates/donors.tsv"),
     output:
@@ -25,8 +27,8 @@ rule compare_donor_distances:
     conda:
         "../envs/nam.yaml"
     resources:
-        # two J x J distance matrices: 0.1 GB at 1,000 donors
-        mem_mb=2000,
+        # the fit inputs, one pass of q(M), and two J x J distance matrices
+        mem_mb=lambda wildcards, input: max(2000, 4 * input.size_mb),
     params:
         pool_column=config["expression"].get("batch_key") or "pool",
         settings=config["donor_distance"],
@@ -35,3 +37,36 @@ rule compare_donor_distances:
         "Mantel tests of donor composition distance against genetic distance ({params.settings[n_permutations]} permutations)"
     script:
         "../scripts/compare_donor_distances.py"
+
+
+rule permute_composition_groups:
+    input:
+        fit=out("fit/best.npz"),
+        inputs=out("fit/inputs.npz"),
+        groups=out("composition/groups.tsv"),
+        cell_types=out("cell_types/groups.tsv"),
+        type_names=out("cell_types/type_names.tsv"),
+        donors=out("covariates/donors.tsv"),
+    output:
+        table=report(
+            out("composition/propeller_permutation.tsv"),
+            caption="report/propeller_permutation.rst",
+            category="Composition",
+        ),
+    log:
+        out("logs/permute_composition_groups.log"),
+    benchmark:
+        out("benchmarks/permute_composition_groups.tsv")
+    conda:
+        "../envs/nam.yaml"
+    resources:
+        # the fit inputs (y of every cell) and one pass of q(M): as summarise_composition
+        mem_mb=lambda wildcards, input: max(2000, 4 * input.size_mb),
+    params:
+        pool_column=config["expression"].get("batch_key") or "pool",
+        settings=get_composition_permutation_settings(),
+        nam_version=NAM_VERSION,
+    message:
+        "Permutation ANOVA of each cell type's share across genotype-only groups, labels relabelled within pools"
+    script:
+        "../scripts/permute_composition_groups.py"

@@ -111,6 +111,10 @@ def test_composition_outputs_and_demo_checks(small_run):
     mantel = tsv(res / "composition" / "mantel.tsv")
     assert list(mantel["method"]) == ["pearson", "spearman"]
     assert mantel["p"].between(0.001, 1).all() and (mantel["n_permutations"] == 999).all()
+    permuted = tsv(res / "composition" / "propeller_permutation.tsv")
+    anova = tsv(res / "composition" / "propeller.tsv").query("contrast == 'all'")
+    assert np.allclose(permuted["statistic"], anova["statistic"])  # same F, permutation p
+    assert permuted["p_perm"].between(0.001, 1).all()
     posterior = tsv(res / "composition" / "posterior.tsv")
     assert (posterior["lower"] <= posterior["mean"]).all()
     assert list(tsv(res / "fit" / "alternatives.tsv").columns)[-2:] == ["gap_nats", "near_tie"]
@@ -174,7 +178,7 @@ def test_summary_against_the_truth_and_manifest(small_run):
 def test_every_rule_logs_and_benchmarks(small_run):
     res = small_run["results"]
     logs = sorted(p.relative_to(res / "logs") for p in (res / "logs").rglob("*.log"))
-    assert len(logs) == 34  # 32 rules, fit_nam once per seed (3 seeds)
+    assert len(logs) == 35  # 33 rules, fit_nam once per seed (3 seeds)
     for log in logs:
         assert (res / "logs" / log).stat().st_size > 0, f"{log} is empty"
     assert "sweep" in (res / "logs" / "fit_nam" / "seed0.log").read_text()

@@ -21,13 +21,22 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ...errors import NAMInputError
-from .counts import MIN_MEAN_CELLS, counts_with_cells, tested_cell_clusters
+from .contrasts import with_cell_types
+from .counts import (
+    MIN_MEAN_CELLS,
+    cell_counts,
+    counts_with_cells,
+    group_counts,
+    tested_cell_clusters,
+)
 from .donor_distance import permute_within
 from .frequentist import transform_proportions
+from .groups import cohort_cell_labels
 
-__all__ = ["anova_f", "permutation_anova"]
+__all__ = ["anova_f", "genotype_group_counts", "permutation_anova", "permutation_table"]
 
 
 def anova_f(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -134,3 +143,51 @@ def permutation_anova(
     return pd.DataFrame({"cell_cluster": tested, "statistic": observed, "p_perm": p,
                          "n_permutations": n_permutations,
                          "permuted_within": "all" if strata is None else "stratum"})
+
+
+def genotype_group_counts(model, inputs, groups: pd.DataFrame,
+                          atom_to_group: dict | None = None) -> pd.DataFrame:
+    """The counts the composition tests compare: cohort cell labels, genotype-only clusters.
+
+    Parameters
+    ----------
+    model : fitted NAM
+    inputs : FitInputs
+        ``fit/inputs.npz`` (y, group, individuals).
+    groups : DataFrame
+        ``composition/groups.tsv``: individual and its genotype-only ``cluster``.
+    atom_to_group : dict or None
+        Atom -> cell type (``cell_types/groups.tsv``); given, the counts are per type.
+
+    Returns
+    -------
+    DataFrame individual, cluster (genotype-only), then cells per atom or type.
+    """
+    individuals = np.asarray(inputs.individuals, dtype=str)
+    cluster_of = groups.set_index(groups["individual"].astype(str))["cluster"].astype(str)
+    missing = pd.Index(individuals).difference(cluster_of.index)
+    if len(missing):
+        raise NAMInputError(f"{len(missing)} individuals of the fit have no group in the groups "
+                            f"table: {list(missing[:5])}")
+    labels = cohort_cell_labels(model, inputs.y, inputs.group)
+    counts = cell_counts(labels, inputs.group, individuals, cluster_of.loc[individuals].to_numpy())
+    return counts if atom_to_group is None else group_counts(counts, atom_to_group)
+
+
+def permutation_table(counts: pd.DataFrame, strata=None, names: dict | None = None,
+                      **kwargs) -> pd.DataFrame:
+    """:func:`permutation_anova` with the cell-type names and a Benjamini-Hochberg FDR.
+
+    Returns
+    -------
+    DataFrame cell_cluster, [cell_type,] statistic, p_perm, fdr_perm, called (fdr_perm < 0.05),
+    n_permutations, permuted_within.
+    """
+    table = permutation_anova(counts, strata, **kwargs)
+    ok = table["p_perm"].notna().to_numpy()
+    fdr = np.full(len(table), np.nan)
+    if ok.any():
+        fdr[ok] = stats.false_discovery_control(table.loc[ok, "p_perm"].to_numpy(), method="bh")
+    table.insert(3, "fdr_perm", fdr)
+    table.insert(4, "called", fdr < 0.05)
+    return with_cell_types(table, names)

@@ -60,3 +60,30 @@ def test_p_has_the_plus_one_correction_and_missing_strata_are_named():
     assert (res["p_perm"] >= 0.1).all() and (res["p_perm"] <= 1).all()
     with pytest.raises(NAMInputError, match="D19"):
         permutation_anova(table, pd.Series(0, index=table["individual"][:19]), n_permutations=9)
+
+
+def test_workflow_counts_of_a_fit_give_the_propeller_f_with_names_and_fdr():
+    from types import SimpleNamespace
+
+    from nam_core import NAM, simulate
+    from nam_core.results.composition import genotype_groups
+    from nam_core.results.composition.permutation import genotype_group_counts, permutation_table
+
+    data = simulate(J=30, n_clusters=2, q=2, p=3, n_cell_types=3, mean_cells=30, seed=0)
+    model = NAM(K=4, L=6, n_init=1, seed=0, device="cpu", verbose=False, max_iter=50).fit(
+        data.X, data.Y, data.group)
+    individuals = np.array([f"D{j}" for j in range(30)])
+    pcs = pd.DataFrame(data.X, columns=["PC1", "PC2"]).assign(individual=individuals)
+    groups = genotype_groups(model, pcs)
+    inputs = SimpleNamespace(y=data.Y, group=data.group, individuals=individuals)
+    counts = genotype_group_counts(model, inputs, groups)
+    assert counts.drop(columns=["individual", "cluster"]).to_numpy().sum() == len(data.group)
+    assert (counts.set_index("individual")["cluster"] == groups.set_index("individual")[
+        "cluster"]).all()
+    assert counts["cluster"].nunique() >= 2
+    table = permutation_table(counts, None, {"C1": "B"}, n_permutations=19)
+    para = propeller_test(counts).query("contrast == 'all'")
+    assert np.allclose(table["statistic"], para["statistic"])
+    assert {"cell_type", "fdr_perm", "called"} <= set(table.columns)
+    with pytest.raises(NAMInputError, match="no group"):
+        genotype_group_counts(model, inputs, groups.iloc[1:])
