@@ -139,15 +139,15 @@ def _individual_clusters(folder: Path, individuals: pd.DataFrame) -> list[str]:
                     [[str(c), _n(r.n), _n(r.cells), f"{_n(r.sure)} of {_n(r.n)}"]
                      for c, r in sizes.iterrows()])
     unsure = individuals[individuals["probability"] < SURE]
-    lines += ["", f"{len(unsure)} individuals are assigned with probability below {SURE}"
+    lines += ["", f"- {len(unsure)} individuals are assigned with probability below {SURE}"
               + (f" (lowest {individuals['probability'].min():.2f})." if len(unsure) else ".")]
     alternatives = _read(folder, "fit/alternatives.tsv")
     if alternatives is not None and "near_tie" in alternatives:
         near = alternatives[alternatives["near_tie"].astype(str).str.lower() == "true"]
         if "accepted" in near:
             near = near[near["accepted"].astype(str).str.lower() != "true"]
-        lines.append(f"{len(near)} alternative partitions of the merge search came within the "
-                     "near-tie margin of the chosen one"
+        lines.append(f"- {len(near)} alternative partitions of the merge search came within "
+                     "the near-tie margin (`partition.near_tie_nats`) of the chosen one"
                      + (": the number of clusters is uncertain." if len(near) else "."))
     lines += ["", "Read next: `individuals.tsv` (columns `cluster`, `probability`), "
               "`fit/alternatives.tsv`, `figures/genotype_pcs.png`."]
