@@ -9,16 +9,26 @@ cohort, the realistic cohort (> 50,000 cells), the ten-type generator
 (``nam_core.synthetic.many_types``; log-normalised or analytic Pearson residuals, optionally
 with the log library size regressed out of the PCs) and scanpy's ``pbmc68k_reduced`` (its PCs,
 FACS ``bulk_labels``). The generated data sets without individuals get cells spread at random
-over 50 individuals with random genotype PCs, so NAM can fit them.
+over 50 individuals with random genotype PCs, so NAM can fit them. The case ``fit_inputs`` reads
+a workflow run's ``fit/inputs.npz`` (its expression PCs, genotype PCs and individuals) and the
+cohort's ``truth_cells.tsv``: the 1.27M-cell generated cohort of ``benchmarks/bench_scale.py``.
+Fewer PCs than the file holds take its first PCs (PCA components are nested).
+
+NAM is fitted with the workflow's settings, read from a config file's ``fit`` block (the demo
+config by default: Student-t atoms, atom merges, one restart per seed, the best ELBO kept).
 
 Example::
 
     OMP_NUM_THREADS=1 python benchmarks/cell_types.py --cases pbmc68k many_types --pcs 10 20
+    OMP_NUM_THREADS=1 python benchmarks/cell_types.py --cases fit_inputs --pcs 10 20 \
+        --fit-inputs WORKDIR/results/scale1270000/fit/inputs.npz \
+        --truth WORKDIR/cohort/truth_cells.tsv --fit-config config/onek1k.yaml
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 import tracemalloc
 import warnings
@@ -36,7 +46,11 @@ from nam_core.study.cell_clusters import draw_case
 from nam_core.study.methods import fit_method
 from nam_core.synthetic.many_types import CLOSE_PAIRS, many_types_cells
 
-CASES = ["demo", "realistic", "many_types", "many_types_pearson", "many_types_regressed", "pbmc68k"]
+CASES = ["demo", "realistic", "many_types", "many_types_pearson", "many_types_regressed", "pbmc68k",
+         "fit_inputs"]
+# The workflow's preprocessing options on the demo and realistic cohorts
+# (nam_core.study.cell_clusters.CASES: expression.normalisation, expression.regress_library).
+CASES += ["demo_pearson", "realistic_pearson", "realistic_regressed"]
 
 
 def _regress_library(pcs, library):
@@ -72,8 +86,28 @@ def _pbmc68k(n_pcs):
         pbmc.obs["bulk_labels"].astype(str).to_numpy()
 
 
-def load(case, n_pcs, seed, n_cells):
+def _fit_inputs(n_pcs, path, truth_path):
+    """A workflow's fit inputs, its first ``n_pcs`` expression PCs, and the cells' true types."""
+    from nam_core.inputs.fit_inputs import read_fit_inputs
+
+    inputs = read_fit_inputs(path)
+    truth = pd.read_csv(truth_path, sep="\t", usecols=["cell", "cell_type"], dtype=str)
+    types = truth.set_index("cell")["cell_type"].reindex(inputs.cells.astype(str))
+    if types.isna().any():
+        raise SystemExit(f"{truth_path}: no true type for {int(types.isna().sum())} fitted cells")
+    if n_pcs > inputs.y.shape[1]:
+        raise SystemExit(f"{path} holds {inputs.y.shape[1]} PCs; asked for {n_pcs}")
+    return (np.ascontiguousarray(inputs.y[:, :n_pcs], dtype=np.float64), types.to_numpy(),
+            inputs.x, inputs.group)
+
+
+def load(case, n_pcs, seed, n_cells, paths=None):
     """(pcs (N, p), true labels (N,), genotype PCs (J, q), individual of each cell (N,))."""
+    if case == "fit_inputs":
+        return _fit_inputs(n_pcs, *paths)
+    if case in ("demo_pearson", "realistic_pearson", "realistic_regressed"):
+        data = draw_case(case, seed=seed, n_pcs=n_pcs)
+        return data.Y, np.asarray(data.cell_labels).astype(str), data.X, data.group
     if case in ("demo", "realistic"):
         name = {"demo": f"demo_pcs{n_pcs}", "realistic": "realistic"}[case]
         data = draw_case(name, seed=seed, n_pcs=n_pcs) if case == "realistic" else draw_case(name, seed=seed)
@@ -106,13 +140,13 @@ def score(truth, labels):
             **pair_merge_rates(truth, np.asarray(labels))}
 
 
-def run(case, n_pcs, settings, seed, n_cells):
-    pcs, truth, X, group = load(case, n_pcs, seed, n_cells)
+def run(case, n_pcs, settings, seed, n_cells, paths=None, criteria=tuple(CRITERIA)):
+    pcs, truth, X, group = load(case, n_pcs, seed, n_cells, paths)
     base = {"case": case, "pcs": n_pcs, "N": len(pcs)}
     res = fit_method("nam", X, pcs, group, settings=settings, seed=seed)
     atoms = np.asarray(res.cell_labels).astype(str)
     rows = [{**base, "method": "nam_atoms", **score(truth, atoms), "seconds": res.seconds}]
-    for criterion in CRITERIA:
+    for criterion in criteria:
         tracemalloc.start()
         t0 = time.perf_counter()
         ct = group_atoms(pcs, atoms, criterion=criterion, seed=seed)
@@ -129,22 +163,42 @@ def run(case, n_pcs, settings, seed, n_cells):
     return rows
 
 
+def fit_settings(config_path, n_init=None):
+    """The workflow's fit settings from a config file's ``fit`` block, on the CPU; restarts:
+    ``n_init`` or one per seed of the block."""
+    from nam_core.io import read_yaml_config
+
+    block = read_yaml_config(config_path).get("fit", {})
+    restarts = n_init or len(block.get("seeds", [0]))
+    return dataclasses.replace(FitSettings.from_config(block, ignore=("seeds",)),
+                               n_init=restarts, device="cpu")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=CASES, choices=CASES)
     parser.add_argument("--pcs", nargs="+", type=int, default=[10, 20])
-    parser.add_argument("--n-init", type=int, default=1, help="restarts of each NAM fit")
+    parser.add_argument("--fit-config", default="config/config.yaml",
+                        help="config file whose fit block sets NAM (its seeds: the restarts)")
+    parser.add_argument("--n-init", type=int, default=None,
+                        help="restarts of each NAM fit (default: the config's number of seeds)")
+    parser.add_argument("--criteria", nargs="+", default=list(CRITERIA), choices=list(CRITERIA),
+                        help="grouping criteria to score (PAGA builds a kNN graph: slow)")
+    parser.add_argument("--fit-inputs", help="fit/inputs.npz of a workflow run (case fit_inputs)")
+    parser.add_argument("--truth", help="truth_cells.tsv of that cohort (case fit_inputs)")
     parser.add_argument("--n-cells", type=int, default=20_000, help="cells of the ten-type data")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/cell_types.tsv")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
-    settings = FitSettings(K=10, L=30, n_init=args.n_init, device="cpu")
+    settings = fit_settings(args.fit_config, args.n_init)
+    print(f"NAM settings: {settings}", flush=True)
     rows = []
     for case in args.cases:
         for n_pcs in args.pcs:
-            rows += run(case, n_pcs, settings, args.seed, args.n_cells)
+            rows += run(case, n_pcs, settings, args.seed, args.n_cells,
+                        (args.fit_inputs, args.truth), args.criteria)
             table = pd.DataFrame(rows)
             print(table.tail(6).to_string(index=False), flush=True)
             with open(args.out, "w") as fh:

@@ -13,13 +13,33 @@ against the truth as the demo check does: of the (contrast, cell cluster with at
 the cells) whose true difference in share between the compared groups is at least 0.05, how
 many are called.
 
+With ``--level types`` the tests are per cell type, as the workflow reports them: NAM's atoms
+are grouped by :func:`nam_core.results.cell_types.group_atoms` (its default criterion) on the
+fit's own cell labels, and a type's share is the sum of its atoms'.
+
 The tests compare genotype-only groups and cohort cell labels (``composition_tables`` with the
 fit inputs), as the workflow does. ``--fits-dir`` keeps each seed's fit, so a second run with
 another test setting skips the fits.
 
+Pools and covariates. ``--n-pools`` assigns the donors to sequencing pools
+(:func:`nam_core.synthetic.pools.assign_pools`, ``--pool-confounding`` of them in their
+genotype cluster's own pools; 0: independent) and moves every cell of a pool by the pool's
+shift, a normal vector of sd ``--pool-shift`` per dimension of y (within-type sd 1): a technical
+effect on expression, none on composition. ``--harmony`` corrects y for the pool before the fit
+(:func:`nam_core.inputs.batch.correct_pcs`, Harmony alone: the simulated cells have no library
+size). ``--covariates`` gives every donor an age (uniform 20-80) and a sex, unrelated to
+composition, and the tests adjust for them (``--adjust-pool`` adds the pool as a categorical
+covariate); the null still holds for every test.
+
 Example (20 seeds, as in the README)::
 
     OMP_NUM_THREADS=1 python benchmarks/composition_null.py --seeds 20
+    OMP_NUM_THREADS=1 python benchmarks/composition_null.py --seeds 20 --level types
+
+With 24 pools, Harmony and covariates (docs/pools.md)::
+
+    OMP_NUM_THREADS=1 python benchmarks/composition_null.py --seeds 20 --n-pools 24 \\
+        --pool-shift 1.0 --harmony --covariates
 """
 
 from __future__ import annotations
@@ -32,10 +52,14 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import adjusted_rand_score
 
 from nam_core import NAM, simulate
+from nam_core.inputs.batch import BatchSettings, correct_pcs
+from nam_core.results.cell_types import group_atoms
 from nam_core.results.checks import DEFAULT_MIN_SHARE, DEFAULT_TRUE_EFFECT, true_differences
 from nam_core.results.composition import cohort_cell_labels, composition_tables
+from nam_core.synthetic.pools import assign_pools
 
 GENERATOR = dict(J=200, n_clusters=3, q=5, p=10, n_cell_types=6, mean_cells=100, delta_x=3.0,
                  delta_y=4.0, eta=0.0, kappa=100.0)
@@ -53,43 +77,113 @@ def counts_table(model, group: np.ndarray, J: int) -> pd.DataFrame:
     return table
 
 
-def fitted(seed: int, fits_dir: Path | None, eta: float = 0.0):
-    """The cohort of one seed and its NAM fit (read from fits_dir when saved there before)."""
+#: No pools, no correction, no covariates: the cohorts and tests of the original null check.
+NO_POOLS = SimpleNamespace(n_pools=0, pool_shift=0.0, pool_confounding=0.0, harmony=False,
+                           covariates=False, adjust_pool=False)
+
+
+def with_pools(data, seed: int, options) -> tuple[np.ndarray, np.ndarray | None]:
+    """y with each pool's shift added (and Harmony-corrected with ``options.harmony``).
+
+    Returns
+    -------
+    (y (N, p), pool (J,) of int or None): the cells' y the fit sees and each donor's pool.
+    """
+    if not options.n_pools:
+        return data.Y, None
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(19,)))
+    pool = assign_pools(data.individual_labels, options.n_pools, options.pool_confounding, rng)
+    shift = rng.normal(0.0, options.pool_shift, size=(options.n_pools, data.Y.shape[1]))
+    y = data.Y + shift[pool[data.group]]
+    if options.harmony:
+        y, _ = correct_pcs(y, pool[data.group], None, BatchSettings(regress_library=False,
+                                                                     seed=seed))
+    return y, pool
+
+
+def donor_covariates(J: int, seed: int, pool: np.ndarray | None, options):
+    """Age and sex of each donor (unrelated to everything else), and the pool when asked.
+
+    Returns
+    -------
+    (table, types) for ``composition_tables``, or (None, None) without ``options.covariates``.
+    """
+    if not options.covariates and not options.adjust_pool:
+        return None, None
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(20,)))
+    table = pd.DataFrame({"individual": [f"IND{j}" for j in range(J)]})
+    types = {}
+    if options.covariates:
+        table["age"] = rng.integers(20, 81, J).astype(np.float64)
+        table["sex"] = rng.choice(["female", "male"], J)
+        types |= {"age": "numeric", "sex": "categorical"}
+    if options.adjust_pool and pool is not None:
+        table["pool"] = [f"P{p}" for p in pool]
+        types["pool"] = "categorical"
+    return table, types
+
+
+def fitted(seed: int, fits_dir: Path | None, eta: float = 0.0, options=NO_POOLS):
+    """The cohort of one seed, the y the fit saw, the donors' pools and the NAM fit.
+
+    The fit is read from ``fits_dir`` when saved there before (its name holds the pool settings).
+    """
     data = simulate(seed=seed, **(GENERATOR | {"eta": eta}))
-    path = None if fits_dir is None else fits_dir / f"eta{eta:g}_seed{seed}.npz"
+    y, pool = with_pools(data, seed, options)
+    tag = "" if not options.n_pools else (
+        f"_pools{options.n_pools}_shift{options.pool_shift:g}_conf{options.pool_confounding:g}"
+        f"{'_harmony' if options.harmony else ''}")
+    path = None if fits_dir is None else fits_dir / f"eta{eta:g}{tag}_seed{seed}.npz"
     t0 = time.perf_counter()
     if path is not None and path.exists():
         model = NAM.load(path)
     else:
         model = NAM(K=10, L=20, n_init=1, seed=seed, device="cpu", verbose=False).fit(
-            data.X, data.Y, data.group)
+            data.X, y, data.group)
         if path is not None:
             model.save(path)
-    return data, model, time.perf_counter() - t0
+    return data, y, pool, model, time.perf_counter() - t0
 
 
-def one_seed(seed: int, n_draws: int, fits_dir: Path | None = None, eta: float = 0.0) -> dict:
-    data, model, seconds = fitted(seed, fits_dir, eta)
+def atom_groups(model, Y) -> dict[str, str]:
+    """Atom (``C<l>``) -> cell type (``T<g>``) of the fit's own labels, as the workflow groups."""
+    atoms = np.array([f"C{l + 1}" for l in model.cell_labels_])
+    return group_atoms(Y, atoms, seed=0).atom_to_group
+
+
+def one_seed(seed: int, n_draws: int, fits_dir: Path | None = None, eta: float = 0.0,
+             level: str = "atoms", options=NO_POOLS) -> dict:
+    data, y, pool, model, seconds = fitted(seed, fits_dir, eta, options)
+    atom_to_group = atom_groups(model, y) if level == "types" else None
     J = data.X.shape[0]
     pcs = pd.DataFrame(data.X, columns=[f"PC{i + 1}" for i in range(data.X.shape[1])])
     pcs.insert(0, "individual", [f"IND{j}" for j in range(J)])
-    inputs = SimpleNamespace(x=data.X, y=data.Y, group=data.group,
+    inputs = SimpleNamespace(x=data.X, y=y, group=data.group,
                              individuals=pcs["individual"].to_numpy())
+    covariates, types = donor_covariates(J, seed, pool, options)
+    adjusted = {} if covariates is None else {"covariates": covariates, "covariate_types": types}
     tables = composition_tables(model, counts_table(model, data.group, J), pcs, n_draws=n_draws,
-                                seed=seed, inputs=inputs)
+                                seed=seed, inputs=inputs, atom_to_group=atom_to_group,
+                                **adjusted)
     genotype = tables["genotype"][tables["genotype"]["term"] == "all"]
     row = {"seed": seed, "fit_seconds": round(seconds, 1),
            "n_individual_clusters": int(model.n_individual_clusters_),
-           "n_cell_clusters": int(model.n_cell_clusters_)}
+           "n_cell_clusters": int(model.n_cell_clusters_),
+           "n_cell_types": len(set(atom_to_group.values())) if atom_to_group else None}
+    if pool is not None:
+        row["individual_clusters_vs_pool_ari"] = round(float(adjusted_rand_score(
+            pool, model.individual_labels_)), 3)
     for name, table in (("bayes", tables["differences"]), ("propeller", tables["propeller"]),
                         ("genotype", genotype)):
         row[f"{name}_tests"] = int(len(table))
         row[f"{name}_calls"] = int(table["called"].sum()) if len(table) else 0
     # the truth of the compared groups and cells: true cell types' shares, as the demo check
-    labels = cohort_cell_labels(model, data.Y, data.group)
+    labels = cohort_cell_labels(model, y, data.group)
     obs = pd.DataFrame({"individual": inputs.individuals[data.group],
                         "cell_type": data.cell_labels.astype(str),
                         "nam_cell_cluster": [f"C{l + 1}" for l in labels]})
+    if atom_to_group is not None:
+        obs["nam_cell_cluster"] = obs["nam_cell_cluster"].map(atom_to_group)
     truth = true_differences(obs, tables["groups"][["individual", "cluster"]])
     share = obs["nam_cell_cluster"].value_counts(normalize=True)
     truth = truth[(truth["cell_cluster"].map(share) >= DEFAULT_MIN_SHARE)
@@ -111,15 +205,31 @@ def main() -> None:
                         help="save each seed's fit here and reuse it on the next run")
     parser.add_argument("--eta", type=float, default=0.0,
                         help="composition distinctness of the ancestries (0: the null)")
+    parser.add_argument("--level", choices=["atoms", "types"], default="atoms",
+                        help="test per NAM atom or per cell type (atoms grouped as the workflow does)")
+    parser.add_argument("--n-pools", type=int, default=0, help="sequencing pools (0: none)")
+    parser.add_argument("--pool-shift", type=float, default=1.0,
+                        help="sd of each pool's shift of y, per dimension")
+    parser.add_argument("--pool-confounding", type=float, default=0.0,
+                        help="share of donors in their genotype cluster's own pools")
+    parser.add_argument("--harmony", action="store_true", help="Harmony on y before the fit")
+    parser.add_argument("--covariates", action="store_true",
+                        help="donor age and sex, adjusted for by every test")
+    parser.add_argument("--adjust-pool", action="store_true",
+                        help="adjust the tests for the pool too (categorical)")
     args = parser.parse_args()
     if args.fits_dir is not None:
         args.fits_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        rows.append(one_seed(seed, args.n_draws, args.fits_dir, args.eta))
+        rows.append(one_seed(seed, args.n_draws, args.fits_dir, args.eta, args.level, args))
         print(json.dumps(rows[-1]), flush=True)
     df = pd.DataFrame(rows)
-    summary = {"seeds": len(df), "generator": GENERATOR | {"eta": args.eta}}
+    summary = {"seeds": len(df), "level": args.level, "generator": GENERATOR | {"eta": args.eta},
+               "pools": {k: getattr(args, k) for k in vars(NO_POOLS)}}
+    if "individual_clusters_vs_pool_ari" in df:
+        summary["max_individual_clusters_vs_pool_ari"] = float(
+            df["individual_clusters_vs_pool_ari"].max())
     for name in ("bayes", "propeller", "genotype"):
         tests, calls = int(df[f"{name}_tests"].sum()), int(df[f"{name}_calls"].sum())
         summary[f"{name}_call_rate"] = round(calls / tests, 4) if tests else None

@@ -22,14 +22,14 @@ import os
 import re
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 
 __all__ = [
     "atomic_path", "atomic_write_text", "corrupt_file_message", "intact_problem",
     "find_damaged_outputs", "mark_damaged_outputs", "read_intermediate", "read_tsv", "write_tsv",
-    "read_yaml_config", "remove_pending_temporaries", "inject_write_fault",
+    "read_yaml_config", "remove_pending_temporaries", "inject_write_fault", "check_finite",
 ]
 
 T = TypeVar("T")
@@ -354,8 +354,90 @@ def read_tsv(path: str | os.PathLike, **kwargs):
 FLOAT_FORMAT = "%.10g"
 
 
-def write_tsv(df, path: str | os.PathLike, index: bool = False) -> None:
-    """Write ``df`` as a tab-separated table, atomically, floats as :data:`FLOAT_FORMAT`."""
+ANY_COLUMN = "*"
+"""Key of ``missing`` in :func:`check_finite` that lets every column hold NaN."""
+
+
+def _non_finite(values, name: str, labels, missing: Mapping[str, str]) -> str | None:
+    """What is wrong with the float values of one column or array (None if allowed)."""
+    import numpy as np
+
+    values = np.atleast_1d(np.asarray(values))
+    if values.dtype.kind not in "fc" or values.size == 0:
+        return None
+    nan, inf = np.isnan(values), np.isinf(values)
+    allowed = missing.get(name, missing.get(ANY_COLUMN))
+    bad = inf | (nan & (allowed is None))
+    if allowed is not None and nan.any():
+        logger.info("%s: %d missing values (NaN): %s", name, int(nan.sum()), allowed)
+    if not bad.any():
+        return None
+    rows = np.flatnonzero(bad.reshape(len(bad), -1).any(axis=1))
+    shown = ", ".join(str(labels[r]) for r in rows[:5]) if labels is not None else \
+        ", ".join(map(str, rows[:5]))
+    kinds = " and ".join(k for k, m in (("NaN", nan & bad), ("+-inf", inf)) if m.any())
+    return f"{name}: {int(bad.sum())} {kinds} (rows {shown}{', ...' if len(rows) > 5 else ''})"
+
+
+def check_finite(data, path: str | os.PathLike, missing: Mapping[str, str] | None = None,
+                 row_labels=None) -> None:
+    """Raise unless every float value of ``data``, about to be written to ``path``, is finite.
+
+    Called by the writers before they write (:func:`write_tsv`, the fit and fit-inputs
+    ``.npz``, the ``.h5ad`` PCs and UMAP), so a NaN or infinity from a numerical failure
+    stops the job instead of reaching a result file silently.
+
+    Parameters
+    ----------
+    data : DataFrame or mapping of str to array
+        A table (its numeric columns are checked) or named arrays (float arrays are checked).
+    path : str or path
+        The file it is written to, named in the error.
+    missing : mapping of str to str, optional
+        Columns (or arrays) where NaN is legitimate, each with what NaN means there (e.g.
+        ``{"p_value": "a contrast with fewer than two individuals on a side is not tested"}``);
+        the key :data:`ANY_COLUMN` allows NaN in every column. Infinities are never allowed.
+        The count of NaN in an allowed column is logged with its meaning.
+    row_labels : sequence, optional
+        Names of the rows for the message (a table's first column or index by default).
+
+    Raises
+    ------
+    NonFiniteOutputError
+        Naming the file, each column at fault, how many values and the first rows.
+    """
+    from .errors import NonFiniteOutputError
+
+    missing = dict(missing or {})
+    problems = []
+    if hasattr(data, "columns"):
+        if row_labels is None:
+            first = data.iloc[:, 0] if data.shape[1] and data.iloc[:, 0].dtype == object \
+                else data.index
+            row_labels = list(first)
+        for name in data.columns:
+            if data[name].dtype.kind in "fc":
+                problems.append(_non_finite(data[name].to_numpy(), str(name), row_labels, missing))
+    else:
+        for name, values in data.items():
+            problems.append(_non_finite(values, str(name), row_labels, missing))
+    problems = [p for p in problems if p]
+    if problems:
+        raise NonFiniteOutputError(
+            f"{os.fspath(path)} was not written: its values must be finite, but "
+            f"{'; '.join(problems)}. A numerical failure upstream (a degenerate input or a "
+            "diverged fit) produces these; the log of this job names the step"
+        )
+
+
+def write_tsv(df, path: str | os.PathLike, index: bool = False,
+              missing: Mapping[str, str] | None = None) -> None:
+    """Write ``df`` as a tab-separated table, atomically, after :func:`check_finite`.
+
+    Floats are written as :data:`FLOAT_FORMAT`. ``missing``: the columns where NaN is legitimate, each with its meaning (written as an
+    empty field); NaN elsewhere, and infinity anywhere, raise ``NonFiniteOutputError``.
+    """
+    check_finite(df.reset_index() if index else df, path, missing)
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=index, float_format=FLOAT_FORMAT)
     logger.info("wrote %s: %d rows, %d columns", path, len(df), df.shape[1] + index)

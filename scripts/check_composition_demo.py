@@ -13,8 +13,8 @@ def check(paths: dict, path_evaluation, path_detail, min_true_effect: float):
         types, read_tsv(paths["groups"]), read_tsv(paths["differences"]),
         read_tsv(paths["names"]).rename(columns={"group": "cluster"}),
         read_tsv(paths["permutation"]), min_true_effect=min_true_effect)
-    write_tsv(evaluation, path_evaluation)
-    write_tsv(detail, path_detail)
+    write_tsv(evaluation, path_evaluation, missing={"threshold": "a metric reported without a pass threshold"})
+    write_tsv(detail, path_detail, missing={"threshold": "a metric reported without a pass threshold"})
     return evaluation
 
 

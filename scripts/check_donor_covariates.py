@@ -31,7 +31,8 @@ def check(path_bfile, path_counts, path_covariates, path_out, individual_column:
         from_obs = obs_covariates(obs, individual_column, settings["obs_columns"], str(path_counts))
     table = donor_covariates(donors, tsv, str(path_covariates), from_obs, str(path_counts),
                              settings.get("missing", "error"))
-    write_tsv(table, path_out)
+    write_tsv(table, path_out, missing={"*": "a covariate missing from the donor file "
+                                           "(kept empty; covariates.missing: drop)"})
     return table
 
 

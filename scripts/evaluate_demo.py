@@ -3,6 +3,8 @@ from _common import logged, read_annotations, read_tsv, write_tsv
 
 from nam_core.results.evaluate import evaluate_demo
 
+NO_SCORE = {"*": "a cluster without a known cell type has no recovery score"}
+
 
 def evaluate(paths: dict, path_evaluation, path_recovery, thresholds: dict):
     """ARI of the clusters against the demo truth and marker recovery, as TSVs."""
@@ -20,8 +22,8 @@ def evaluate(paths: dict, path_evaluation, path_recovery, thresholds: dict):
         **thresholds,
         leiden=read_tsv(paths["leiden"]) if "leiden" in paths else None,
     )
-    write_tsv(evaluation, path_evaluation)
-    write_tsv(recovery, path_recovery)
+    write_tsv(evaluation, path_evaluation, missing={"threshold": "a metric reported without a pass threshold"})
+    write_tsv(recovery, path_recovery, missing=NO_SCORE)
     return evaluation
 
 

@@ -17,7 +17,9 @@ def find(path_cells, path_markers, n_genes: int = 10, method: str = "wilcoxon",
     rows = subsample_groups(cells.obs[groupby].astype(str), max_cells_per_cluster, seed=0)
     adata = ad.AnnData(X=read_rows(path_cells, rows), obs=cells.obs.iloc[rows], var=cells.var)
     markers = rank_markers(adata, groupby, n_genes=n_genes, method=method)
-    write_tsv(markers, path_markers)
+    write_tsv(markers, path_markers, missing={
+        "logfoldchange": "the test (markers.method logreg) gives no fold change",
+        "pval_adj": "the test (markers.method logreg) gives no p-value"})
     return markers
 
 

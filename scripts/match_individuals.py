@@ -2,6 +2,7 @@ from _common import logged, write_tsv
 
 from nam_core.inputs.batch import check_batch_column
 from nam_core.inputs.cohort import match_individuals
+from nam_core.inputs.degenerate import check_enough_individuals
 from nam_core.inputs.expression import read_cell_table
 from nam_core.inputs.genotypes import validate_plink
 from nam_core.inputs.h5ad import open_counts
@@ -40,6 +41,9 @@ def match(
         uncalled=plink.uncalled,
         max_lost_fraction=max_lost_fraction,
     )
+    if n_pcs is not None:
+        check_enough_individuals(len(result.individuals), n_pcs,
+                                 f"of {path_bfile}.fam with cells in {path_counts}")
     write_tsv(result.report, path_table)
     return result
 

@@ -8,6 +8,9 @@ from nam_core.results.naming import (
     read_marker_table,
 )
 
+UNSCORED = {"*": "a cell type with fewer than naming.min_markers of its markers among the genes "
+                 "(or a cluster holding no cell or every cell) has no score"}
+
 
 def name(path_cells, path_markers, path_names, path_scores, min_score: float, min_markers: int,
          max_cells_per_cluster=None, path_groups=None, path_type_names=None, overrides=None):
@@ -24,14 +27,14 @@ def name(path_cells, path_markers, path_names, path_scores, min_score: float, mi
                     x_rows=lambda rows: read_rows(path_cells, rows))
     names, scores, _ = name_cell_clusters(cells, markers, **settings)
     names = apply_name_overrides(names, overrides, "cluster", "C")
-    write_tsv(names, path_names)
-    write_tsv(scores, path_scores)
+    write_tsv(names, path_names, missing=UNSCORED)
+    write_tsv(scores, path_scores, missing=UNSCORED)
     if path_groups is not None:
         cells.obs = add_cell_groups(cells.obs, read_tsv(path_groups))
         types, _, _ = name_cell_clusters(cells, markers, groupby="nam_cell_group", **settings)
         types = apply_name_overrides(types.rename(columns={"cluster": "group"}), overrides,
                                      "group", "T")
-        write_tsv(types, path_type_names)
+        write_tsv(types, path_type_names, missing=UNSCORED)
     return names
 
 

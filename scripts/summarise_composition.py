@@ -1,8 +1,20 @@
 from _common import logged, read_tsv, write_tsv
 
 from nam_core import NAM
+from nam_core.inputs.cohort import normalise_ids
 from nam_core.inputs.fit_inputs import read_fit_inputs
+from nam_core.inputs.genotypes.plink import read_fam
 from nam_core.results.composition import composition_tables
+from nam_core.results.composition.donors import donor_shares_long, donor_table, plink_traits
+
+NOT_APPLICABLE = {
+    "prop_a": "the omnibus row (contrast all) compares every group at once",
+    "prop_b": "the omnibus row (contrast all) compares every group at once",
+    "estimate": "the omnibus row (term all) has no single coefficient",
+    "statistic": "a contrast with fewer than two individuals on a side is not tested",
+    "p_value": "a contrast with fewer than two individuals on a side is not tested",
+    "fdr": "a contrast with fewer than two individuals on a side is not tested",
+}
 
 
 def _names(path):
@@ -13,27 +25,45 @@ def _names(path):
 
 
 def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, paths_out: dict,
-              settings: dict, path_groups=None, path_type_names=None):
+              settings: dict, path_groups=None, path_type_names=None, path_covariates=None,
+              path_bfile=None):
     """Posterior composition; differences and tests between genotype-only groups.
 
     Given cell_types/groups.tsv and the types' names, the tables keyed without suffix are per
     cell type (a type's share is the sum of its atoms') and those keyed ``<key>_atoms`` per atom.
+    The tests adjust for the covariates of ``path_covariates`` (covariates/donors.tsv). Given
+    ``path_bfile`` (for the FIDs), the donor tables (keys traits, donors, donor_shares_long)
+    are written too, per cell type when the types are given.
     """
     model, counts = NAM.load(path_fit), read_tsv(path_counts)
     individuals, inputs = read_tsv(path_individuals), read_fit_inputs(path_inputs)
+    if path_covariates is not None:
+        settings = {**settings, "covariates": read_tsv(path_covariates)}
     atoms = composition_tables(model, counts, individuals, _names(path_names), inputs=inputs,
                                **settings)
+    names = _names(path_names)
     if path_groups is None:
         tables = atoms
     else:
+        names = _names(path_type_names)
         groups = read_tsv(path_groups)
         atom_to_group = dict(zip(groups["atom"].astype(str), groups["group"].astype(str),
                                  strict=True))
         tables = composition_tables(model, counts, individuals, _names(path_type_names),
                                     inputs=inputs, atom_to_group=atom_to_group, **settings)
         tables.update({f"{k}_atoms": v for k, v in atoms.items() if k != "groups"})
+    if path_bfile is not None:
+        fam = read_fam(path_bfile)
+        fam["iid"] = normalise_ids(fam["iid"], "IIDs", f"{path_bfile}.fam")
+        counts = tables["test_counts"]
+        tables["traits"] = plink_traits(counts, fam, settings.get("transform", "logit"), names,
+                                        settings.get("lineages"))
+        tables["donors"] = donor_table(individuals, counts, tables["groups"],
+                                       settings.get("covariates"))
+        tables["donor_shares_long"] = donor_shares_long(counts, names)
     for key, table in tables.items():
-        write_tsv(table, paths_out[key])
+        if key in paths_out:
+            write_tsv(table, paths_out[key], missing=NOT_APPLICABLE)
     return tables
 
 
@@ -42,4 +72,5 @@ if "snakemake" in globals():
     with logged(snakemake.log[0]):
         summarise(snakemake.input.fit, snakemake.input.counts, snakemake.input.individuals,
                   snakemake.input.inputs, snakemake.input.names, dict(snakemake.output.items()),
-                  snakemake.params.settings, snakemake.input.groups, snakemake.input.type_names)
+                  snakemake.params.settings, snakemake.input.groups, snakemake.input.type_names,
+                  snakemake.input.covariates, snakemake.params.bfile)

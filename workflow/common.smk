@@ -117,6 +117,17 @@ def check_device():
 check_device()
 
 
+def check_results_writable():
+    """results/<cohort>/ writable (or creatable), before any job runs (nam_core.folders)."""
+    if workflow.is_main_process:
+        from nam_core.folders import check_writable
+
+        check_writable(out(""))
+
+
+check_results_writable()
+
+
 def get_producers(wildcards, input):
     """{input path: rule that writes it} for the inputs made by this workflow (a param, so a
     script can name the rule and the fix when an input is damaged)."""
@@ -243,8 +254,11 @@ def get_composition_outputs():
         out("composition/differences.tsv"),
         out("composition/propeller.tsv"),
         out("composition/genotype_association.tsv"),
+        out("composition/mantel.tsv"),
+        out("figures/composition_vs_genetic_distance.png"),
         out("cell_types/names.tsv"),
         out("cell_types/groups.tsv"),
+        out("cell_types/atoms.tsv"),
         out("cell_types/marker_permutation.tsv"),
         out("fit/coclustering.tsv"),
         out("fit/alternatives.tsv"),
@@ -265,8 +279,14 @@ def get_marker_table():
 
 def get_composition_settings():
     """Arguments of nam_core.results.composition.composition_tables."""
-    keys = ("n_draws", "seed", "null_log_ratio", "transform")
-    return {key: config["composition"][key] for key in keys}
+    keys = ("n_draws", "seed", "null_log_ratio", "transform", "lineages")
+    settings = {key: config["composition"].get(key) for key in keys}
+    covariates = config["covariates"]
+    settings["covariate_types"] = {
+        **(covariates.get("columns") or {}),
+        **(covariates.get("obs_columns") or {}),
+    }
+    return settings
 
 
 def get_permutation_settings():
@@ -290,6 +310,8 @@ def get_preprocess_settings():
         "n_top_genes",
         "n_pcs",
         "target_sum",
+        "normalisation",
+        "regress_library",
     )
     settings = {key: config["expression"][key] for key in keys}
     if config["expression"].get("batch_key"):

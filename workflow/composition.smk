@@ -130,6 +130,8 @@ rule summarise_composition:
         names=out("cell_types/names.tsv"),
         groups=out("cell_types/groups.tsv"),
         type_names=out("cell_types/type_names.tsv"),
+        covariates=out("covariates/donors.tsv"),
+        fam=get_plink_files()["fam"],
     output:
         groups=out("composition/groups.tsv"),
         posterior=report(
@@ -152,6 +154,10 @@ rule summarise_composition:
             caption="report/genotype_association.rst",
             category="Composition",
         ),
+        genotype_omnibus=out("composition/genotype_omnibus.tsv"),
+        traits=out("composition/traits.tsv"),
+        donors=out("composition/donors.tsv"),
+        donor_shares_long=out("composition/donor_shares_long.tsv"),
         posterior_atoms=out("composition/posterior_atoms.tsv"),
         differences_atoms=out("composition/differences_atoms.tsv"),
         propeller_atoms=out("composition/propeller_atoms.tsv"),
@@ -164,6 +170,7 @@ rule summarise_composition:
         "../envs/nam.yaml"
     params:
         settings=get_composition_settings(),
+        bfile=get_bfile(),
         nam_version=NAM_VERSION,
     message:
         "Composition of each individual cluster under q(u); differences and tests between genotype-only groups"

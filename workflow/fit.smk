@@ -207,3 +207,29 @@ rule find_type_markers:
         "Ranking marker genes ({params.method}) of each cell type"
     script:
         "../scripts/find_markers.py"
+
+
+rule describe_cell_atoms:
+    input:
+        groups=out("cell_types/groups.tsv"),
+        names=out("cell_types/names.tsv"),
+        type_names=out("cell_types/type_names.tsv"),
+        markers=out("markers.tsv"),
+    output:
+        atoms=report(
+            out("cell_types/atoms.tsv"),
+            caption="report/cell_type_atoms.rst",
+            category="Cell types",
+        ),
+    log:
+        out("logs/describe_cell_atoms.log"),
+    benchmark:
+        out("benchmarks/describe_cell_atoms.tsv")
+    conda:
+        "../envs/nam.yaml"
+    params:
+        nam_version=NAM_VERSION,
+    message:
+        "Each NAM cell atom as a sub-state of its cell type"
+    script:
+        "../scripts/describe_cell_atoms.py"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import atomic_path
+from ..io import atomic_path, check_finite
 
 __all__ = ["Checkpoint", "Resumed", "flatten_state", "unflatten_state"]
 
@@ -155,6 +155,7 @@ class Checkpoint:
     def _write(self, current: dict[str, np.ndarray]) -> None:
         meta = dict(self._meta, identity=self.identity)
         arrays = self._finished | current
+        check_finite(arrays, self.path)
         arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path, suffix=".npz") as tmp:

@@ -35,7 +35,7 @@ import torch
 
 from ..components.cells import QUAD_MODES
 from ..errors import NAMInputError
-from ..io import atomic_path
+from ..io import atomic_path, check_finite
 from ..validation import check_int_at_least, resolve_dtype
 from .checkpoint import Checkpoint
 from .merges import greedy_merges
@@ -271,9 +271,9 @@ class VariationalEstimator:
         if settings is None:
             return None
         path, every = settings
-        return Checkpoint(path, every, type(self).__name__,
-                          {k: v for k, v in self.get_params().items() if k not in self._run_only_params},
-                          data)
+        # the seed too: a checkpoint of another seed's restarts is never resumed
+        identity = {k: v for k, v in self.get_params().items() if k not in self._run_only_params}
+        return Checkpoint(path, every, type(self).__name__, identity | {"seed": self.seed}, data)
 
     def fit(self, X, Y, group):
         """Fit by CAVI with ``n_init`` restarts and keep the run with the largest final ELBO.
@@ -383,6 +383,7 @@ class VariationalEstimator:
         }
         arrays = {f"state__{k}": v for k, v in self._state_arrays().items()}
         arrays["elbo_trace"] = self.elbo_trace_
+        check_finite(arrays, path)  # a diverged fit is never saved as a result
         arrays["meta_json"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         path = Path(path)
         with atomic_path(path, suffix=".npz") as tmp:

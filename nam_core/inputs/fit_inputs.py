@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NAMInputError
-from ..io import atomic_path
+from ..io import atomic_path, check_finite
 from .cohort import normalise_ids
 
 __all__ = [
@@ -144,7 +144,8 @@ def assemble_fit_inputs(
 
 
 def write_fit_inputs(path: str | os.PathLike, inputs: FitInputs) -> None:
-    """Write ``inputs`` to ``path`` (.npz, atomically; no pickled objects)."""
+    """Write ``inputs`` to ``path`` (.npz, atomically; no pickled objects; finite values)."""
+    check_finite({"x": inputs.x, "y": inputs.y}, path)
     with atomic_path(path) as tmp:
         np.savez(tmp, **dataclasses.asdict(inputs))
     logger.info(

@@ -21,7 +21,7 @@ import pandas as pd
 from ..errors import NAMInputError
 from ..inputs.fit_inputs import read_fit_inputs
 from ..inputs.h5ad import annotate_h5ad, read_annotations
-from ..io import atomic_path, read_intermediate, read_tsv, write_tsv
+from ..io import ANY_COLUMN, atomic_path, check_finite, read_intermediate, read_tsv, write_tsv
 from ..models.nam import NAM
 from .pools import warn_if_clusters_follow_batches
 
@@ -35,6 +35,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+NO_CELLS = {ANY_COLUMN: "an individual without cells (matching.individuals_without_cells: keep), "
+                        "or a cluster of such individuals, has no shares"}
+"""Where the composition tables hold NaN."""
 
 def individual_cluster_names(labels) -> np.ndarray:
     """``I1, I2, ...`` for 0-based individual-cluster labels (J,)."""
@@ -241,6 +245,7 @@ def write_results(
             f"{path_to_cells} and {path_to_inputs} list different cells; rerun the fit")
     obs, obsm, uns = cell_annotations(obs_names, model, inputs.group,
                                       read(path_to_umap, read_tsv, index_col="cell"))
+    check_finite({**obs, **obsm}, path_to_cells_out, row_labels=obs_names)
     with atomic_path(path_to_cells_out) as tmp:  # copied with the new columns: O(cells) memory
         annotate_h5ad(path_to_cells, tmp, obs, obsm, uns)
     logger.info("wrote %s: %d cells in %d NAM cell clusters, %d individuals",
@@ -260,4 +265,4 @@ def write_results(
                                 pd.Series(ind_clusters, index=inputs.individuals))
     for key, path in (("counts", path_to_counts), ("proportions", path_to_proportions),
                       ("by_individual_cluster", path_to_by_cluster)):
-        write_tsv(tables[key], path)
+        write_tsv(tables[key], path, missing=NO_CELLS if key != "counts" else None)

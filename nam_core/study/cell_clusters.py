@@ -32,7 +32,8 @@ _REALISTIC_180 = dataclasses.replace(REALISTIC_COHORT, mean_cells=180)
 #: Data sets by name -> (generator, its arguments). The demo cases use the demo config's cohort
 #: (200 individuals, ~100 cells each, 20,000 SNPs); "realistic" is the README's cohort of "Cell
 #: clusters against Leiden" (300 donors, ~180 cells each, > 50,000 cells after QC),
-#: "realistic_regressed" the same cells with the log library size regressed out of the PCs;
+#: "realistic_regressed" the same cells with the log library size regressed out of the PCs,
+#: "demo_pearson" and "realistic_pearson" with PCs of analytic Pearson residuals;
 #: "gaussian" is data drawn from the model itself. A cohort's seed is set by :func:`draw_case`.
 CASES: dict[str, tuple] = {
     "demo_pcs10": (simulate_realistic_counts, {"spec": DEMO_COHORT, "n_pcs": 10}),
@@ -40,6 +41,11 @@ CASES: dict[str, tuple] = {
     "realistic": (simulate_realistic_counts, {"spec": _REALISTIC_180, "n_pcs": 10}),
     "realistic_regressed": (simulate_realistic_counts,
                             {"spec": _REALISTIC_180, "n_pcs": 10, "regress_library": True}),
+    "demo_pearson": (simulate_realistic_counts,
+                     {"spec": DEMO_COHORT, "n_pcs": 10, "normalisation": "pearson_residuals"}),
+    "realistic_pearson": (simulate_realistic_counts,
+                          {"spec": _REALISTIC_180, "n_pcs": 10,
+                           "normalisation": "pearson_residuals"}),
     "gaussian": (simulate,
                  {"J": 500, "n_clusters": 4, "q": 10, "p": 10, "n_cell_types": 8,
                   "mean_cells": 200}),

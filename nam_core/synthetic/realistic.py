@@ -36,6 +36,7 @@ def simulate_realistic_counts(
     n_top_genes: int = 500,
     target_sum: float = 1000.0,
     regress_library: bool = False,
+    normalisation: str = "log1p",
 ) -> SimulatedData:
     """Draw NB counts, preprocess them as the workflow does and return (X, Y, group, truth).
 
@@ -55,9 +56,13 @@ def simulate_realistic_counts(
         default is 1e4). The other QC settings are those of the workflow config, which are
         :func:`~nam_core.inputs.expression.preprocess`'s defaults.
     regress_library : bool
-        Regress the log library size out of the PCs (:func:`regress_out_library`): a low
-        library moves a cell in PC space, and NAM otherwise gives a large type's low-library
-        cells an atom of their own (README, "Cell clusters against Leiden").
+        Regress the log library size out of the PCs (:func:`regress_out_library`, through
+        :func:`~nam_core.inputs.expression.preprocess` as the workflow's
+        ``expression.regress_library``): a low library moves a cell in PC space, and NAM
+        otherwise gives a large type's low-library cells an atom of their own (README, "Cell
+        clusters against Leiden").
+    normalisation : {"log1p", "pearson_residuals"}
+        The workflow's ``expression.normalisation``: what the HVGs and the PCA are computed on.
 
     Returns
     -------
@@ -70,7 +75,7 @@ def simulate_realistic_counts(
     cohort = draw_demo_cohort(spec)
     adata = preprocess(
         demo_anndata(cohort), n_pcs=n_pcs, n_top_genes=n_top_genes, target_sum=target_sum,
-        seed=spec.seed,
+        seed=spec.seed, normalisation=normalisation, regress_library=regress_library,
     )
     iids = np.asarray(cohort["iids"])
     index = {iid: j for j, iid in enumerate(iids)}
@@ -84,11 +89,10 @@ def simulate_realistic_counts(
         "n_ancestries": spec.n_ancestries, "n_pcs": n_pcs, "q": q, "n_snps": spec.n_snps,
         "fst": spec.fst, "library_sdlog": spec.library_sdlog,
         "gene_dispersion": spec.gene_dispersion, "n_top_genes": n_top_genes,
-        "target_sum": target_sum, "regress_library": regress_library, "seed": spec.seed,
+        "target_sum": target_sum, "regress_library": regress_library,
+        "normalisation": normalisation, "seed": spec.seed,
     }
     Y = np.asarray(adata.obsm["X_pca"], dtype=np.float64)
-    if regress_library:
-        Y = regress_out_library(Y, adata.obs["total_counts"].to_numpy())
     logger.info(
         "realistic counts: %d individuals, %d of %d cells after QC, %d expression PCs, in %.1f s",
         spec.n_individuals, group.size, cohort["group"].size, adata.obsm["X_pca"].shape[1],

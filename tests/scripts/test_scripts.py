@@ -268,12 +268,28 @@ def test_composition_scripts(run, cohort, tmp_path):
     assert set(perm["cluster"]) <= set(atom_to_group)
     outs = {f"{k}{s}": tmp_path / f"{k}{s}.tsv" for s in ("", "_atoms")
             for k in ("groups", "posterior", "differences", "propeller", "genotype")}
+    outs.update({k: tmp_path / f"{k}.tsv" for k in ("genotype_omnibus", "traits", "donors",
+                                                    "donor_shares_long")})
+    donors = tsv(p["individuals.tsv"])["individual"]
+    covariates = tmp_path / "covariates.tsv"
+    pd.DataFrame({"individual": donors, "age": np.linspace(20, 80, len(donors)),
+                  "pool": np.resize(["P1", "P2", "P3"], len(donors))}).to_csv(
+        covariates, sep="\t", index=False)
     tables = load_script("summarise_composition").summarise(
         p["best.npz"], p["counts.tsv"], p["individuals.tsv"], p["inputs.npz"],
         tmp_path / "names.tsv", outs,
-        {"n_draws": 500, "seed": 0, "null_log_ratio": 0.1, "transform": "logit"},
-        groups, tmp_path / "type_names.tsv")
+        {"n_draws": 500, "seed": 0, "null_log_ratio": 0.1, "transform": "logit",
+         "covariate_types": {"age": "numeric", "pool": "categorical"},
+         "lineages": {"CD4 T": "T", "CD8 T": "T"}},
+        groups, tmp_path / "type_names.tsv", covariates, cohort["bfile"])
     assert {"cell_type", "prob_null", "fdr", "lower", "upper"} <= set(tables["differences"].columns)
+    assert {"age", "pool[P2]", "pool[P3]", "all"} <= set(tsv(outs["genotype"])["term"])
+    assert (tsv(outs["propeller"])["adjusted_for"] == "age,pool").all()
+    assert set(tsv(outs["genotype_omnibus"])["term"]) == set(tsv(outs["genotype"])["term"])
+    traits = tsv(outs["traits"])
+    assert list(traits.columns[:2]) == ["FID", "IID"] and len(traits) == len(donors)
+    assert {"age", "pool", "nam_cluster", "PC1", "n_T1", "share_T1"} <= set(tsv(outs["donors"]))
+    assert len(tsv(outs["donor_shares_long"])) == len(donors) * atom_to_group.nunique()
     for suffix, labels in (("", set(atom_to_group)), ("_atoms", set(atom_to_group.index))):
         posterior = tables[f"posterior{suffix}"]
         assert np.allclose(posterior.groupby("individual_cluster")["mean"].sum(), 1.0)

@@ -83,6 +83,9 @@ def test_cell_types_group_atoms_and_leave_the_fit_alone(small_run):
     assert set(tsv(res / "composition" / "posterior.tsv")["cell_cluster"]) <= set(groups["group"])
     atoms = tsv(res / "composition" / "posterior_atoms.tsv")
     assert set(atoms["cell_cluster"]) <= set(groups["atom"])
+    substates = tsv(res / "cell_types" / "atoms.tsv")
+    assert sorted(substates["atom"]) == sorted(groups["atom"])
+    assert (substates.groupby("group")["share_of_type"].sum() - 1).abs().max() < 1e-3
     proc = snakemake(small_run["dir"], "-n", "--cores", 2, "--configfile", SMALL_CONFIG,
                      "--forcerun", "group_cell_atoms")
     planned = planned_jobs(proc)
@@ -105,7 +108,16 @@ def test_composition_outputs_and_demo_checks(small_run):
     assert {"effect", "lower", "upper", "log_ratio", "prob_null", "fdr",
             "cell_type"} <= set(differences.columns)
     assert len(tsv(res / "composition" / "propeller.tsv")) > 0
-    assert len(tsv(res / "composition" / "genotype_association.tsv")) > 0
+    genotype = tsv(res / "composition" / "genotype_association.tsv")
+    assert {"trait", "term", "beta", "se", "t", "p", "fdr", "n", "r2"} <= set(genotype.columns)
+    assert set(tsv(res / "composition" / "genotype_omnibus.tsv")["term"]) == set(genotype["term"])
+    n_donors = cells.obs["individual"].nunique()
+    traits = tsv(res / "composition" / "traits.tsv")
+    assert list(traits.columns[:2]) == ["FID", "IID"] and len(traits) == n_donors
+    assert len(tsv(res / "composition" / "donors.tsv")) == n_donors
+    mantel = tsv(res / "composition" / "mantel.tsv")
+    assert list(mantel["method"]) == ["pearson", "spearman"]
+    assert mantel["p"].between(0.001, 1).all() and (mantel["n_permutations"] == 999).all()
     posterior = tsv(res / "composition" / "posterior.tsv")
     assert (posterior["lower"] <= posterior["mean"]).all()
     assert list(tsv(res / "fit" / "alternatives.tsv").columns)[-2:] == ["gap_nats", "near_tie"]
@@ -163,7 +175,7 @@ def test_summary_against_the_truth_and_manifest(small_run):
 def test_every_rule_logs_and_benchmarks(small_run):
     res = small_run["results"]
     logs = sorted(p.relative_to(res / "logs") for p in (res / "logs").rglob("*.log"))
-    assert len(logs) == 32  # 30 rules, fit_nam once per seed (3 seeds)
+    assert len(logs) == 34  # 32 rules, fit_nam once per seed (3 seeds)
     for log in logs:
         assert (res / "logs" / log).stat().st_size > 0, f"{log} is empty"
     assert "sweep" in (res / "logs" / "fit_nam" / "seed0.log").read_text()

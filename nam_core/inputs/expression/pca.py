@@ -1,4 +1,4 @@
-"""Exact standardised PCA from column moments accumulated over dense row chunks."""
+"""Exact PCA (standardised, or centred only) from column moments accumulated over dense row chunks."""
 
 from __future__ import annotations
 
@@ -35,11 +35,15 @@ def column_moments(chunks: Iterator[np.ndarray], n_cols: int) -> tuple[int, np.n
     return n, total / max(n, 1), gram
 
 
-def pca_from_moments(n: int, mean: np.ndarray, gram: np.ndarray, n_pcs: int) -> dict:
-    """Eigendecomposition of the correlation matrix; the projection that gives the scores."""
+def pca_from_moments(n: int, mean: np.ndarray, gram: np.ndarray, n_pcs: int,
+                     scale: bool = True) -> dict:
+    """Eigendecomposition of the correlation (``scale``) or covariance matrix, and the scores' projection."""
     cov = (gram - n * np.outer(mean, mean)) / max(n - 1, 1)
-    sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
-    inv_sd = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 0)
+    if scale:
+        sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+        inv_sd = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 0)
+    else:
+        inv_sd = np.ones(mean.size)
     corr = cov * np.outer(inv_sd, inv_sd)
     eigval, eigvec = np.linalg.eigh(corr)
     order = np.argsort(eigval)[::-1][:n_pcs]

@@ -8,6 +8,8 @@ not grow with the number of cells: it holds per-cell QC vectors (N,), per-gene m
 HVG covariance (H, H) and one block of rows. It reproduces scanpy's ``calculate_qc_metrics``,
 ``normalize_total``, ``log1p`` and ``highly_variable_genes(flavor="seurat")`` followed by an
 exact standardised PCA; ``tests/nam_core/inputs/test_expression.py`` checks the equality against scanpy.
+The option ``normalisation="pearson_residuals"`` replaces the HVGs and the PCA input by scanpy's
+analytic Pearson residuals, streamed as well (:mod:`.pearson`, tested in ``test_pearson.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import anndata as ad
 import numpy as np
@@ -22,13 +25,15 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ...errors import NAMInputError
-from ..batch import BatchSettings, check_batch_column, correct_pcs
+from ..batch import BatchSettings, check_batch_column, correct_pcs, regress_out_library
 from ..h5ad import ROW_CHUNK, CountsFile, open_counts
 from .pca import column_moments, dense_chunks, pca_from_moments, pca_scores
+from .pearson import PEARSON_THETA, pearson_hvgs, residual_chunks, residual_variances
 from .qc import (
     MT_PREFIX,
     Blocks,
     kept_blocks,
+    kept_counts,
     log_individuals_lost,
     qc_pass,
     removed_by_filter,
@@ -52,6 +57,77 @@ def _check_block(counts: CountsFile) -> Callable[[sp.csr_matrix], None]:
             counts.validate_values()
 
     return check
+
+class _Moments(NamedTuple):
+    """Per-gene sums over the kept cells (G',) and each kept cell's total over kept genes (N',)."""
+
+    total: np.ndarray  # normalised expression
+    total_sq: np.ndarray
+    counts: np.ndarray  # raw counts
+    counts_sq: np.ndarray
+    cell_totals: np.ndarray
+
+
+def _stream_kept(blocks: Blocks, keep, genes, target_sum: float, sink) -> _Moments:
+    """One pass over the kept cells: write them to ``sink`` and sum the per-gene moments."""
+    n_genes = int(genes.sum())
+    m = _Moments(*(np.zeros(n_genes) for _ in range(4)), np.zeros(int(keep.sum())))
+    at = 0
+    for counts, lognorm in kept_blocks(blocks, keep, genes, target_sum):
+        sink.add(counts, lognorm)
+        normalised = np.expm1(lognorm.data).astype(np.float64)
+        m.total[:] += np.bincount(lognorm.indices, weights=normalised, minlength=n_genes)
+        m.total_sq[:] += np.bincount(lognorm.indices, weights=normalised**2, minlength=n_genes)
+        raw = counts.data.astype(np.float64)
+        m.counts[:] += np.bincount(counts.indices, weights=raw, minlength=n_genes)
+        m.counts_sq[:] += np.bincount(counts.indices, weights=raw**2, minlength=n_genes)
+        m.cell_totals[at : at + counts.shape[0]] = np.asarray(counts.sum(axis=1), np.float64).ravel()
+        at += counts.shape[0]
+    return m
+
+
+def _log1p_input(blocks: Blocks, keep, genes, params: dict, m: _Moments, n_hvg: int):
+    """Seurat HVGs of the log-normalised data, and its HVG columns in dense chunks (scaled)."""
+    n = int(keep.sum())
+    mean = m.total / n
+    variance = (m.total_sq / n - mean**2) * (n / max(n - 1, 1))
+    hvg_table = seurat_hvgs(mean, np.clip(variance, 0.0, None), n_hvg)
+    hvg = hvg_table["highly_variable"].to_numpy()
+
+    def hvg_chunks():
+        return dense_chunks(ln[:, hvg] for _, ln in kept_blocks(blocks, keep, genes,
+                                                                  params["target_sum"]))
+
+    return hvg_table, hvg_chunks, {"values": "log1p", "scaled": True}
+
+
+def _pearson_input(blocks: Blocks, keep, genes, m: _Moments, n_hvg: int):
+    """Pearson-residual HVGs, and the HVGs' residuals in dense chunks (centred, not scaled).
+
+    Two passes over the counts: the residual variance of every gene, then each cell's total
+    over the HVGs, on which the HVGs' residuals are recomputed (scanpy's convention).
+    """
+    t0 = time.perf_counter()
+    n = int(keep.sum())
+    residual_var = residual_variances(kept_counts(blocks, keep, genes), m.cell_totals, m.counts,
+                                      PEARSON_THETA)
+    hvg_table = pearson_hvgs(m.counts, m.counts_sq, n, residual_var, n_hvg)
+    hvg = np.flatnonzero(hvg_table["highly_variable"].to_numpy())
+    hvg_cell_totals = np.concatenate([np.asarray(c[:, hvg].sum(axis=1), np.float64).ravel()
+                                      for c in kept_counts(blocks, keep, genes)])
+    gene_p = m.counts[hvg] / m.counts[hvg].sum()
+    logger.info("Pearson residual variances of %d genes in %.1f s (%d distinct library sizes); "
+                "%d cells without counts in the %d HVGs", residual_var.size,
+                time.perf_counter() - t0, np.unique(m.cell_totals).size,
+                int((hvg_cell_totals == 0).sum()), hvg.size)
+
+    def hvg_chunks():
+        return residual_chunks(kept_counts(blocks, keep, genes), hvg, hvg_cell_totals, gene_p,
+                               PEARSON_THETA)
+
+    info = {"values": "pearson_residuals", "scaled": False, "theta": PEARSON_THETA,
+            "clip": float(np.sqrt(n)), "library_size": "over the highly variable genes"}
+    return hvg_table, hvg_chunks, info
 
 
 def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink, params: dict,
@@ -85,18 +161,16 @@ def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink
 
     n_kept = int(qc.keep.sum())
     sink = sink(int(qc.gene_cells_kept[genes].sum()))
-    total, total_sq = np.zeros(int(genes.sum())), np.zeros(int(genes.sum()))
-    for counts, lognorm in kept_blocks(blocks, qc.keep, genes, params["target_sum"]):
-        sink.add(counts, lognorm)
-        normalised = np.expm1(lognorm.data).astype(np.float64)
-        total += np.bincount(lognorm.indices, weights=normalised, minlength=total.size)
-        total_sq += np.bincount(lognorm.indices, weights=normalised**2, minlength=total.size)
-    mean = total / n_kept
-    variance = (total_sq / n_kept - mean**2) * (n_kept / max(n_kept - 1, 1))
-    n_hvg = min(params["n_top_genes"], total.size)
+    moments = _stream_kept(blocks, qc.keep, genes, params["target_sum"], sink)
+    n_hvg = min(params["n_top_genes"], moments.total.size)
     if n_hvg < params["n_top_genes"]:
         logger.info("n_top_genes=%d capped at the %d genes kept", params["n_top_genes"], n_hvg)
-    hvg_table = seurat_hvgs(mean, np.clip(variance, 0.0, None), n_hvg)
+    normalisation = params.get("normalisation", "log1p")
+    if normalisation == "pearson_residuals":
+        hvg_table, hvg_chunks, pca_input = _pearson_input(blocks, qc.keep, genes, moments, n_hvg)
+    else:
+        hvg_table, hvg_chunks, pca_input = _log1p_input(blocks, qc.keep, genes, params, moments,
+                                                        n_hvg)
     hvg = hvg_table["highly_variable"].to_numpy()
     n_hvg = int(hvg.sum())
 
@@ -105,13 +179,12 @@ def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink
         logger.warning("n_pcs=%d capped at %d (%d highly variable genes, %d cells)",
                        params["n_pcs"], n_pcs, n_hvg, n_kept)
 
-    def hvg_chunks():
-        return dense_chunks(ln[:, hvg] for _, ln in kept_blocks(blocks, qc.keep, genes,
-                                                                  params["target_sum"]))
-
     n_rows, hvg_mean, gram = column_moments(hvg_chunks(), n_hvg)
-    pca = pca_from_moments(n_rows, hvg_mean, gram, n_pcs)
+    pca = pca_from_moments(n_rows, hvg_mean, gram, n_pcs, scale=pca_input["scaled"])
     scores = pca_scores(hvg_chunks(), pca, n_kept)
+    if params.get("regress_library"):
+        scores = regress_out_library(scores, qc.total_counts[qc.keep]).astype(np.float32)
+        logger.info("log library size regressed out of the %d PCs", n_pcs)
 
     out_obs = obs.loc[qc.keep].copy()
     qc_columns = {
@@ -145,12 +218,18 @@ def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink
         "n_mt_genes": int(mt.sum()),
         "n_highly_variable": n_hvg,
         "n_pcs": n_pcs,
+        "normalisation": normalisation,
+        "pca_input": pca_input,
+        "X": "log1p(normalize_total(counts, target_sum))",
+        "regress_library": bool(params.get("regress_library", False)),
     }
     uns = {
         "preprocess": summary,
         "pca": {"variance": pca["variance"], "variance_ratio": pca["variance_ratio"],
-                "params": {"n_comps": n_pcs, "genes": "highly_variable", "scaled": True}},
-        "hvg": {"flavor": "seurat"},
+                "params": {"n_comps": n_pcs, "genes": "highly_variable",
+                           "scaled": pca_input["scaled"]}},
+        "hvg": {"flavor": "pearson_residuals" if normalisation == "pearson_residuals"
+                else "seurat"},
     }
     obsm = {"X_pca": scores}
     if params.get("batch_key"):
@@ -168,7 +247,17 @@ def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink
 
 
 _DEFAULTS = dict(min_genes=200, min_cells=3, min_counts=500, max_pct_mt=20.0, n_top_genes=2000,
-                 n_pcs=30, target_sum=1e4, seed=0)
+                 n_pcs=30, target_sum=1e4, seed=0, normalisation="log1p", regress_library=False)
+
+#: Values of the ``normalisation`` setting.
+NORMALISATIONS = ("log1p", "pearson_residuals")
+
+
+def _check_settings(params: dict) -> None:
+    """Raise on an unknown normalisation before any pass over the cells."""
+    if params.get("normalisation", "log1p") not in NORMALISATIONS:
+        raise NAMInputError(f"expression normalisation must be one of {', '.join(NORMALISATIONS)}; "
+                            f"got {params['normalisation']!r}")
 
 
 def preprocess(
@@ -184,6 +273,8 @@ def preprocess(
     seed: int = 0,
     batch_key: str | None = None,
     harmony: dict | None = None,
+    normalisation: str = "log1p",
+    regress_library: bool = False,
 ) -> ad.AnnData:
     """QC-filter, normalise, select highly variable genes and compute expression PCs.
 
@@ -191,8 +282,11 @@ def preprocess(
     than ``min_genes`` detected genes, fewer than ``min_counts`` UMIs or more than
     ``max_pct_mt`` % mitochondrial UMIs (in that order); drop genes detected in fewer than
     ``min_cells`` kept cells; keep raw counts in ``layers["counts"]``; ``normalize_total`` to
-    ``target_sum`` and ``log1p``; ``n_top_genes`` highly variable genes (flavor "seurat");
-    PCA of the HVGs scaled to unit variance. The cells are processed in row blocks, as by
+    ``target_sum`` and ``log1p`` (into ``X``). With ``normalisation="log1p"``: ``n_top_genes``
+    highly variable genes (flavor "seurat") and the PCA of their log-normalised values scaled to
+    unit variance. With ``"pearson_residuals"``: the genes of largest analytic Pearson residual
+    variance (scanpy's flavor "pearson_residuals", theta 100, clip sqrt(N)) and the centred PCA
+    of their residuals (:mod:`.pearson`); ``X`` stays log-normalised, for the markers. The cells are processed in row blocks, as by
     :func:`preprocess_h5ad`, which does the same for a file without loading it.
 
     Parameters
@@ -220,6 +314,11 @@ def preprocess(
         ``obsm["X_pca_uncorrected"]``. None: no correction.
     harmony : dict or None
         Fields of :class:`nam_core.inputs.batch.BatchSettings`.
+    normalisation : {"log1p", "pearson_residuals"}
+        What the HVGs and the PCA are computed on (above).
+    regress_library : bool
+        Regress the centred log library size (``total_counts``) out of the PCs
+        (:func:`nam_core.inputs.batch.regress_out_library`), before any batch correction.
 
     Returns
     -------
@@ -237,8 +336,9 @@ def preprocess(
     params = dict(individual_key=individual_key, min_genes=min_genes, min_cells=min_cells,
                   min_counts=min_counts, max_pct_mt=max_pct_mt, n_top_genes=n_top_genes,
                   n_pcs=n_pcs, target_sum=target_sum, seed=seed, batch_key=batch_key,
-                  harmony=harmony)
+                  harmony=harmony, normalisation=normalisation, regress_library=regress_library)
     params = {k: v for k, v in params.items() if v is not None}  # .h5ad uns cannot hold None
+    _check_settings(params)
     check_individual_column(adata.obs, individual_key, "expression data")
     if batch_key:
         check_batch_column(adata.obs, batch_key, "expression data")
@@ -267,8 +367,8 @@ def preprocess_h5ad(
 ) -> dict:
     """:func:`preprocess` an .h5ad of raw counts into an .h5ad, streaming cells in row blocks.
 
-    Memory is O(N + G + H^2 + chunk x G) for N cells, G genes and H HVGs: neither the counts
-    nor the log-normalised matrix is ever held whole. The output is written block by block to
+    Memory is O(N + G + H^2 + chunk x G) for N cells, G genes and H HVGs (plus a 32 MB table
+    for Pearson residuals): neither the counts nor the normalised matrix is ever held whole. The output is written block by block to
     a temporary file, renamed into place at the end (nothing half-written is left).
 
     Parameters
@@ -286,7 +386,8 @@ def preprocess_h5ad(
     chunk : int
         Cells read per block.
     **settings
-        The thresholds and sizes of :func:`preprocess` (min_genes, ..., seed).
+        The settings of :func:`preprocess` (min_genes, ..., seed, normalisation,
+        regress_library).
 
     Returns
     -------
@@ -297,6 +398,7 @@ def preprocess_h5ad(
 
     params = {**_DEFAULTS, **settings, "individual_key": individual_key}
     params = {k: v for k, v in params.items() if v is not None}  # .h5ad uns cannot hold None
+    _check_settings(params)
     with open_counts(path_counts, counts_layer) as counts:
         obs = validated_cell_table(counts, individual_key)
         if params.get("batch_key"):

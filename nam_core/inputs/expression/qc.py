@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from ..h5ad import examples
 
 __all__ = [
-    "MT_PREFIX", "Blocks", "CellQC", "kept_blocks", "log_individuals_lost", "qc_pass",
+    "MT_PREFIX", "Blocks", "CellQC", "kept_blocks", "kept_counts", "log_individuals_lost", "qc_pass",
     "removed_by_filter", "seurat_hvgs", "warn_if_no_mt",
 ]
 
@@ -136,8 +136,8 @@ def _select(block: sp.csr_matrix, rows: np.ndarray, new_column: np.ndarray) -> s
     return out
 
 
-def kept_blocks(blocks: Blocks, keep: np.ndarray, genes: np.ndarray, target_sum: float):
-    """Counts and log-normalised expression of the kept cells and genes, block by block."""
+def kept_counts(blocks: Blocks, keep: np.ndarray, genes: np.ndarray) -> Iterator[sp.csr_matrix]:
+    """Counts of the kept cells and genes, block by block (CSR, kept genes as columns)."""
     new_column = np.where(genes, np.cumsum(genes) - 1, -1)
     at = 0
     for _, block in blocks():
@@ -145,8 +145,13 @@ def kept_blocks(blocks: Blocks, keep: np.ndarray, genes: np.ndarray, target_sum:
         rows = keep[at : at + n]
         at += n
         if rows.any():
-            counts = _select(block, rows, new_column)
-            yield counts, _lognormalise(counts, target_sum)
+            yield _select(block, rows, new_column)
+
+
+def kept_blocks(blocks: Blocks, keep: np.ndarray, genes: np.ndarray, target_sum: float):
+    """Counts and log-normalised expression of the kept cells and genes, block by block."""
+    for counts in kept_counts(blocks, keep, genes):
+        yield counts, _lognormalise(counts, target_sum)
 
 
 def seurat_hvgs(mean: np.ndarray, var: np.ndarray, n_top_genes: int) -> pd.DataFrame:

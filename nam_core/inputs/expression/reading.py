@@ -37,7 +37,12 @@ def unique_index(index: pd.Index, what: str, source: str) -> pd.Index:
     """``index`` with duplicated names made unique (with a warning naming ``what``)."""
     if index.is_unique:
         return index
-    logger.warning("%s: duplicated %s names, made unique", source, what)
+    duplicated = index[index.duplicated()].unique()
+    logger.warning(
+        "%s: %d duplicated %s names (e.g. %s), made unique by appending -1, -2, ... (as "
+        "anndata's make_index_unique); the outputs use the new names", source,
+        len(duplicated), what, ", ".join(map(str, duplicated[:3])),
+    )
     return pd.Index(ad.utils.make_index_unique(index.astype(str)))
 
 

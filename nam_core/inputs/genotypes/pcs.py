@@ -272,7 +272,9 @@ def compute_genotype_pcs(
             f"{n_used} of the {n_snps_total} SNPs in {paths['bed']} pass the filters "
             f"(MAF >= {min_maf}: {counts['failed_maf']} fail; missing fraction <= "
             f"{max_missing}: {counts['failed_missing']} fail); {n_pcs} PCs need at least "
-            f"{n_pcs} SNPs"
+            f"{n_pcs} SNPs. Every SNP failing MAF means the genotypes do not vary (monomorphic "
+            f"SNPs, or a .bed of one genotype): check the file; otherwise lower "
+            f"genotypes.min_maf, raise genotypes.max_missing or lower genotypes.n_pcs"
         )
     values, vectors = top_eigenpairs(cross, n_pcs)
     scores = pd.DataFrame(

@@ -14,17 +14,21 @@
     each group's individuals, per cell cluster the difference and log-ratio between groups
     with sccomp's posterior probability of a null effect (pH0) and Bayesian FDR;
   - :func:`propeller_test`, as propeller (Phipson et al. 2022) does it: per-individual
-    proportions, a logit or arcsine-square-root transform, t-tests and ANOVA across groups,
-    Benjamini-Hochberg FDR;
-  - :func:`genotype_regression`: per cell cluster, least squares of the transformed
-    per-individual proportion on the genotype PCs, an F-test of all PCs and a t-test of each.
+    proportions, a logit, arcsine-square-root or inverse-normal transform, a linear model of
+    the group indicators (t-tests, and an F-test across groups), Benjamini-Hochberg FDR;
+  - :func:`genotype_association`: per cell type (share of all cells, and of its lineage),
+    least squares of the transformed share on the genotype PCs (PLINK2-glm-like rows), with
+    :func:`association_omnibus` across types.
+  All three adjust for the donor covariates (:class:`Covariates`) when the config names them.
 """
 
+from .adjust import Covariates
 from .analysis import composition_tables
+from .association import association_omnibus, genotype_association, share_traits
 from .bootstrap import bootstrap_compositions
 from .contrasts import contrasts
 from .counts import MIN_MEAN_CELLS, cell_counts, group_counts, tested_cell_clusters
-from .frequentist import genotype_regression, propeller_test, transform_proportions
+from .frequentist import propeller_test, transform_proportions
 from .groups import cohort_cell_labels, genotype_groups
 from .posterior import (
     DEFAULT_NULL_LOG_RATIO,
@@ -53,5 +57,8 @@ __all__ = [
     "bayesian_fdr",
     "transform_proportions",
     "propeller_test",
-    "genotype_regression",
+    "genotype_association",
+    "association_omnibus",
+    "share_traits",
+    "Covariates",
 ]

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 
 from ...errors import NAMInputError
+from .adjust import Covariates
+from .association import association_omnibus, genotype_association
 from .bootstrap import bootstrap_compositions
 from .counts import cell_counts, group_counts
-from .frequentist import genotype_regression, propeller_test
+from .frequentist import propeller_test
 from .groups import cohort_cell_labels, genotype_groups
 from .posterior import (
     DEFAULT_NULL_LOG_RATIO,
@@ -36,6 +38,9 @@ def composition_tables(
     transform: str = "logit",
     inputs=None,
     atom_to_group: dict | None = None,
+    covariates: pd.DataFrame | None = None,
+    covariate_types: dict | None = None,
+    lineages: dict | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every table of the composition analysis of one fit.
 
@@ -45,7 +50,8 @@ def composition_tables(
     :func:`cohort_cell_labels`; neither sees which cluster the individual's cells put it in.
     ``differences`` draws each group's mean composition from a Bayesian bootstrap over its
     individuals (:func:`bootstrap_compositions`), ``propeller`` tests the individuals'
-    proportions and ``genotype`` regresses them on the genotype PCs.
+    proportions and ``genotype`` regresses them on the genotype PCs; all three adjust for the
+    donor covariates when given, and ``genotype_omnibus`` combines each term over cell types.
 
     Parameters
     ----------
@@ -62,7 +68,7 @@ def composition_tables(
         Monte Carlo draws (from q(u) and from the Bayesian bootstrap) and their seed.
     null_log_ratio : float
         Threshold of a null effect (:func:`posterior_differences`).
-    transform : {"logit", "asin"}
+    transform : {"logit", "asin", "inverse_normal"}
         Scale of the per-individual proportions (propeller and genotype regression).
     inputs : FitInputs or None
         ``fit/inputs.npz`` (x, y, group, individuals). Without it the tests count cells by the
@@ -71,12 +77,26 @@ def composition_tables(
         Atom (``C<l>``) -> cell type (``T<g>``, cell_types/groups.tsv). Given, every table is
         per cell type: a type's share in each draw and its count per individual are the sums
         over its atoms, and ``names`` names the types. None: per atom.
+    covariates : DataFrame or None
+        ``covariates/donors.tsv``: column individual, then the checked covariates (None or no
+        covariate column: unadjusted tests).
+    covariate_types : dict or None
+        ``{column: "numeric" | "categorical"}`` of the covariates (config covariates.columns and
+        obs_columns); a column without a type is numeric when it reads as numbers.
+    lineages : dict or None
+        Cell-type name -> lineage: the genotype association adds each type's share of its
+        lineage (:func:`~.association.share_traits`).
 
     Returns
     -------
     dict with DataFrames ``posterior``, ``groups`` (individual, nam_cluster, cluster,
-    probability: the grouping of the tests), ``differences``, ``propeller`` and ``genotype``.
+    probability: the grouping of the tests), ``differences``, ``propeller``, ``genotype``,
+    ``genotype_omnibus`` and ``test_counts`` (the cells the tests counted: individual,
+    cluster (genotype-only), cells per cell cluster).
     """
+    adjust = Covariates(covariates, covariate_types) if covariates is not None else None
+    if adjust:
+        logger.info("composition tests adjusted for %s", adjust.names)
     nam_cluster = counts.set_index(counts["individual"].astype(str))["cluster"].astype(str)
     if inputs is not None:
         individuals = np.asarray(inputs.individuals, dtype=str)
@@ -112,13 +132,17 @@ def composition_tables(
         by_genotype = group_counts(by_genotype, atom_to_group)
         test_counts = group_counts(test_counts, atom_to_group)
         draws = group_draws(draws, atom_to_group)
-    boot = bootstrap_compositions(by_genotype, n_draws=n_draws, seed=seed)
+    boot = bootstrap_compositions(by_genotype, n_draws=n_draws, seed=seed, covariates=adjust)
+    genotype = genotype_association(test_counts, pcs, transform, names, covariates=adjust,
+                                    lineages=lineages)
     tables = {
         "posterior": posterior_summary(draws, names),
         "groups": groups,
         "differences": posterior_differences(boot, boot["sizes"], null_log_ratio, names),
-        "propeller": propeller_test(by_genotype, transform, names),
-        "genotype": genotype_regression(test_counts, pcs, transform, names),
+        "propeller": propeller_test(by_genotype, transform, names, covariates=adjust),
+        "genotype": genotype,
+        "genotype_omnibus": association_omnibus(genotype),
+        "test_counts": by_genotype,
     }
     for key in ("differences", "propeller", "genotype"):
         logger.info("%s: %d of %d tests called at FDR < 0.05", key,

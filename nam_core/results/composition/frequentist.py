@@ -1,20 +1,27 @@
-"""Frequentist tests of composition: propeller's t-tests and ANOVA, and a regression on genotype PCs.
+"""Frequentist tests of composition: propeller's tests by a linear model, adjusted for covariates.
 
-Both transform each individual's proportions (:func:`transform_proportions`), test the cell
-clusters of :func:`~.counts.tested_cell_clusters` and adjust p-values by Benjamini-Hochberg.
+Transforms each individual's proportions (:func:`transform_proportions`), tests the cell
+clusters of :func:`~.counts.tested_cell_clusters` and adjusts p-values by Benjamini-Hochberg.
+The genotype association is in :mod:`.association`.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ...errors import NAMInputError
+from .adjust import Covariates, covariate_columns
 from .contrasts import contrasts, with_cell_types
 from .counts import MIN_MEAN_CELLS, PSEUDO_COUNT, counts_with_cells, tested_cell_clusters
+from .glm import bh, nested_f_test, ols_fit
 
-__all__ = ["genotype_regression", "inverse_normal", "propeller_test", "transform_proportions"]
+__all__ = ["inverse_normal", "propeller_test", "transform_proportions"]
+
+logger = logging.getLogger(__name__)
 
 
 def transform_proportions(counts: np.ndarray, transform: str = "logit") -> np.ndarray:
@@ -58,14 +65,28 @@ def inverse_normal(values: np.ndarray) -> np.ndarray:
     return stats.norm.ppf((ranks - 0.375) / (values.shape[0] + 0.25))
 
 
-def _bh(pvalues) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (NaN stays NaN)."""
-    p = np.asarray(pvalues, dtype=np.float64)
-    out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = stats.false_discovery_control(p[ok], method="bh")
-    return out
+def _group_test(values: np.ndarray, indicators: np.ndarray, covariates: Covariates | None,
+                individuals: np.ndarray, label: str,
+                joint: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Test of the group indicators (n, g) given the covariates: t (one, not joint) or F, and p.
+
+    Least squares of each column of ``values`` (n, m) on an intercept, the indicators and the
+    covariates (:func:`covariate_columns` over these donors). One indicator: its t-test (Student's
+    two-sample t-test when there are no covariates); ``joint``: the F-test of all of them (one-way
+    ANOVA without covariates). NaN, with a warning, when the design is singular.
+    """
+    cov, _ = covariate_columns(covariates, individuals)
+    X = np.column_stack([indicators, cov])
+    m = values.shape[1]
+    try:
+        if not joint:
+            fit = ols_fit(values, X)
+            return fit["t"][1], fit["p"][1]
+        tested = np.arange(X.shape[1]) < indicators.shape[1]
+        return nested_f_test(values, X, tested)
+    except NAMInputError as err:
+        logger.warning("contrast %s not tested: %s", label, err)
+        return np.full(m, np.nan), np.full(m, np.nan)
 
 
 def propeller_test(
@@ -73,15 +94,21 @@ def propeller_test(
     transform: str = "logit",
     names: dict | None = None,
     min_mean_cells: float = MIN_MEAN_CELLS,
+    covariates: Covariates | None = None,
 ) -> pd.DataFrame:
     """Propeller-style tests of each cell cluster's proportion across individual clusters.
 
-    Per cell cluster, the transformed per-individual proportions are compared with Student's
-    t-test for each contrast of :func:`contrasts` (each cluster against the pooled rest, each
-    pair) and with a one-way ANOVA across all individual clusters (contrast ``"all"``);
-    p-values are Benjamini-Hochberg adjusted within each contrast over cell clusters. Unlike
-    propeller, variances are not moderated (no limma); with tens of individuals per cluster
-    this changes little.
+    As propeller does with limma (Phipson et al. 2022), a linear model per cell cluster of the
+    transformed per-individual proportion on the group indicator(s) and the donor covariates
+    (numeric centred, categorical one-hot with the first level dropped): for each contrast of
+    :func:`contrasts` (each cluster against the pooled rest, each pair) the t-test of the
+    indicator of side A over the individuals of both sides, and across all individual clusters
+    (contrast ``"all"``) the F-test of the K - 1 cluster indicators. Without covariates these
+    are Student's t-test and the one-way ANOVA. p-values are Benjamini-Hochberg adjusted within
+    each contrast over cell clusters. Unlike limma, variances are not moderated: with tens of
+    individuals per cluster and a handful of cell types the prior's degrees of freedom are
+    poorly estimated and change little. Individuals without covariates (``covariates.missing:
+    drop``) are left out.
 
     Parameters
     ----------
@@ -93,12 +120,14 @@ def propeller_test(
         Cell-type name of each cell cluster.
     min_mean_cells : float
         Only the cell clusters of :func:`tested_cell_clusters` are tested (transforms use all).
+    covariates : Covariates or None
+        Donor covariates adjusted for (None: none).
 
     Returns
     -------
     DataFrame with columns contrast, group_a, group_b, cell_cluster, [cell_type,] prop_a,
     prop_b (mean per-individual proportions; NaN for "all"), statistic (t or F), p_value, fdr,
-    called (fdr < 0.05).
+    called (fdr < 0.05), adjusted_for (the covariate columns, comma-separated; empty: none).
     """
     tested = tested_cell_clusters(counts, min_mean_cells)
     counts, all_cols = counts_with_cells(counts)
@@ -106,8 +135,14 @@ def propeller_test(
     values = transform_proportions(counts[all_cols].to_numpy(), transform)[:, keep]
     shares = counts[all_cols].to_numpy(dtype=np.float64)
     shares = (shares / shares.sum(axis=1, keepdims=True))[:, keep]
+    individuals = counts["individual"].astype(str).to_numpy()
+    with_cov = covariates.kept(individuals) if covariates is not None else np.ones(len(counts), bool)
+    if not with_cov.all():
+        logger.info("propeller-style tests: %d individuals without covariates left out",
+                    int((~with_cov).sum()))
+    values, shares, individuals = values[with_cov], shares[with_cov], individuals[with_cov]
+    clusters = counts["cluster"].astype(str).to_numpy()[with_cov]
     cell_cols = tested
-    clusters = counts["cluster"].astype(str).to_numpy()
     k_names = sorted(set(clusters), key=lambda n: int(n[1:]))
     sizes = np.array([(clusters == k).sum() for k in k_names])
     frames = []
@@ -117,89 +152,26 @@ def propeller_test(
         if in_a.sum() < 2 or in_b.sum() < 2:
             t, p = np.full(len(cell_cols), np.nan), np.full(len(cell_cols), np.nan)
         else:
-            t, p = stats.ttest_ind(values[in_a], values[in_b], axis=0)
+            both = in_a | in_b
+            t, p = _group_test(values[both], in_a[both, None].astype(np.float64), covariates,
+                               individuals[both], label)
         group_a, group_b = label.split(" vs ")
         frames.append(pd.DataFrame({
             "contrast": label, "group_a": group_a, "group_b": group_b, "cell_cluster": cell_cols,
             "prop_a": shares[in_a].mean(0), "prop_b": shares[in_b].mean(0),
-            "statistic": t, "p_value": p, "fdr": _bh(p)}))
-    groups = [values[clusters == k] for k in k_names if (clusters == k).sum() >= 2]
-    if len(groups) >= 2:
-        f, p = stats.f_oneway(*groups, axis=0)
+            "statistic": t, "p_value": p, "fdr": bh(p)}))
+    present = [k for k in k_names if (clusters == k).sum() >= 2]
+    if len(present) >= 2:
+        rows = np.isin(clusters, present)
+        indicators = (clusters[rows, None] == np.asarray(present[1:])[None]).astype(np.float64)
+        f, p = _group_test(values[rows], indicators, covariates, individuals[rows], "all",
+                           joint=True)
         frames.append(pd.DataFrame({
             "contrast": "all", "group_a": "all", "group_b": "", "cell_cluster": cell_cols,
-            "prop_a": np.nan, "prop_b": np.nan, "statistic": f, "p_value": p, "fdr": _bh(p)}))
+            "prop_a": np.nan, "prop_b": np.nan, "statistic": f, "p_value": p, "fdr": bh(p)}))
     columns = ["contrast", "group_a", "group_b", "cell_cluster", "prop_a", "prop_b",
                "statistic", "p_value", "fdr"]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     table["called"] = table["fdr"].astype(float) < 0.05
-    return with_cell_types(table, names)
-
-
-def genotype_regression(
-    counts: pd.DataFrame,
-    pcs: pd.DataFrame,
-    transform: str = "logit",
-    names: dict | None = None,
-    min_mean_cells: float = MIN_MEAN_CELLS,
-) -> pd.DataFrame:
-    """Per cell cluster, least squares of the transformed proportion on the genotype PCs.
-
-    Model: t(p_jl) = b0 + sum_q b_q PC_jq + e_j over individuals j with cells. Term ``all`` is
-    the F-test of every PC together (R^2 in its own column), ``PC<q>`` the t-test of one.
-    p-values are Benjamini-Hochberg adjusted within each term over cell clusters.
-
-    Parameters
-    ----------
-    counts : DataFrame
-        ``composition/cells_per_individual.tsv`` (individual, cluster, cells per cell cluster).
-    pcs : DataFrame
-        Genotype PCs: column individual, then PC columns (``individuals.tsv`` or
-        ``genotypes/pcs.tsv``); columns starting with ``PC`` are used.
-    transform : {"logit", "asin", "inverse_normal"}
-    names : dict or None
-    min_mean_cells : float
-        Only the cell clusters of :func:`tested_cell_clusters` are tested (transforms use all).
-
-    Returns
-    -------
-    DataFrame with columns cell_cluster, [cell_type,] term, estimate (NaN for "all"),
-    statistic (t or F), p_value, fdr, r2, n_individuals, called (fdr < 0.05).
-    """
-    tested = tested_cell_clusters(counts, min_mean_cells)
-    counts, all_cols = counts_with_cells(counts)
-    pc_cols = [c for c in pcs.columns if str(c).startswith("PC")]
-    if "individual" not in pcs.columns or not pc_cols:
-        raise NAMInputError(f"genotype PC table needs columns individual and PC1..; has {list(pcs.columns)}")
-    pcs = pcs.set_index(pcs["individual"].astype(str))
-    missing = pd.Index(counts["individual"].astype(str)).difference(pcs.index)
-    if len(missing):
-        raise NAMInputError(f"{len(missing)} individuals have no genotype PCs: {list(missing[:5])}")
-    Y = transform_proportions(counts[all_cols].to_numpy(), transform)
-    Y, cell_cols = Y[:, [all_cols.index(c) for c in tested]], tested
-    X = pcs.loc[counts["individual"].astype(str), pc_cols].to_numpy(dtype=np.float64)
-    n, q = X.shape
-    if n <= q + 1:
-        raise NAMInputError(f"{n} individuals with cells cannot fit {q} genotype PCs and an intercept")
-    design = np.column_stack([np.ones(n), X])
-    coef, *_ = np.linalg.lstsq(design, Y, rcond=None)
-    resid = Y - design @ coef
-    df_resid = n - q - 1
-    sigma2 = (resid**2).sum(0) / df_resid
-    se = np.sqrt(np.outer(np.diag(np.linalg.pinv(design.T @ design)), sigma2))
-    t = coef / se
-    p_t = 2 * stats.t.sf(np.abs(t), df_resid)
-    tss = ((Y - Y.mean(0)) ** 2).sum(0)
-    r2 = 1 - (resid**2).sum(0) / tss
-    f = (r2 / q) / ((1 - r2) / df_resid)
-    p_f = stats.f.sf(f, q, df_resid)
-    frames = [pd.DataFrame({"cell_cluster": cell_cols, "term": "all", "estimate": np.nan,
-                            "statistic": f, "p_value": p_f, "fdr": _bh(p_f), "r2": r2})]
-    for i, pc in enumerate(pc_cols, start=1):
-        frames.append(pd.DataFrame({"cell_cluster": cell_cols, "term": pc, "estimate": coef[i],
-                                    "statistic": t[i], "p_value": p_t[i], "fdr": _bh(p_t[i]),
-                                    "r2": r2}))
-    table = pd.concat(frames, ignore_index=True)
-    table["n_individuals"] = n
-    table["called"] = table["fdr"] < 0.05
+    table["adjusted_for"] = ",".join(covariates.names) if covariates is not None else ""
     return with_cell_types(table, names)

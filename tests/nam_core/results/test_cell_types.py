@@ -47,14 +47,33 @@ def test_deterministic_and_table_columns():
     assert (a.table["joined_with"] != "").all()
 
 
-def test_tiny_atom_stays_alone():
-    pcs, atoms, _ = _blobs()
+def test_tiny_atom_joins_the_type_of_the_nearest_atom():
+    pcs, atoms, types = _blobs()
     atoms = atoms.astype(object)
-    atoms[:3] = "C99"
+    tiny = np.flatnonzero(types == 1)[:3]  # three cells of the second type, in an atom of their own
+    atoms[tiny] = "C99"
     ct = group_atoms(pcs, atoms)
     row = ct.table.set_index("atom").loc["C99"]
     assert row["statistic"] == "too_few_cells"
-    assert ct.atom_to_group["C99"] == "T4"
+    assert row["joined_with"] in {"C3", "C4"}
+    assert np.isnan(row["threshold"])
+    means = {a: pcs[atoms == a].mean(0) for a in ("C99", row["joined_with"])}
+    assert row["value"] == pytest.approx(np.linalg.norm(means["C99"] - means[row["joined_with"]]))
+    assert ct.atom_to_group["C99"] == ct.atom_to_group["C3"] == "T2"
+    assert len(set(ct.atom_to_group.values())) == 3
+
+
+def test_subsample_keeps_enough_cells_of_a_rare_atom():
+    pcs, atoms, types = _blobs()
+    atoms = atoms.astype(object)
+    rare = np.flatnonzero(types == 2)[:40]  # a far-apart atom of 40 cells in 1,800
+    atoms[rare] = "C50"
+    pcs = pcs.copy()
+    pcs[rare] += 40.0
+    ct = group_atoms(pcs, atoms, max_cells=200, seed=1)  # expects ~4 of its cells by chance
+    row = ct.table.set_index("atom").loc["C50"]
+    assert row["statistic"] != "too_few_cells"
+    assert ct.atom_to_group["C50"] not in {ct.atom_to_group[a] for a in set(atoms) - {"C50"}}
 
 
 def test_bad_input():

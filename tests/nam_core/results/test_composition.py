@@ -115,7 +115,7 @@ def test_transform_logit_uses_the_pseudo_count():
         comp.transform_proportions(np.array([[0, 0]]))
 
 
-def test_genotype_regression_agrees_with_statsmodels():
+def test_genotype_association_agrees_with_statsmodels():
     import statsmodels.api as sm
 
     rng = np.random.default_rng(0)
@@ -123,20 +123,21 @@ def test_genotype_regression_agrees_with_statsmodels():
     pcs = pd.DataFrame({"individual": counts["individual"], "PC1": rng.normal(size=40),
                         "PC2": rng.normal(size=40)})
     counts["C1"] += (60 * (pcs["PC1"] - pcs["PC1"].min())).round().astype(int)
-    table = comp.genotype_regression(counts, pcs).set_index(["cell_cluster", "term"])
+    table = comp.genotype_association(counts, pcs).set_index(["trait", "term"])
     y = comp.transform_proportions(counts[["C1", "C2", "C3"]].to_numpy())[:, 0]
     ols = sm.OLS(y, sm.add_constant(pcs[["PC1", "PC2"]].to_numpy())).fit()
-    assert table.loc[("C1", "all"), "p_value"] == pytest.approx(ols.f_pvalue, rel=1e-8)
-    assert table.loc[("C1", "PC1"), "p_value"] == pytest.approx(ols.pvalues[1], rel=1e-8)
+    assert table.loc[("C1", "all"), "p"] == pytest.approx(ols.f_pvalue, rel=1e-8)
+    assert table.loc[("C1", "PC1"), "p"] == pytest.approx(ols.pvalues[1], rel=1e-8)
+    assert table.loc[("C1", "PC1"), "se"] == pytest.approx(ols.bse[1], rel=1e-8)
     assert table.loc[("C1", "all"), "r2"] == pytest.approx(ols.rsquared)
     assert table.loc[("C1", "PC1"), "called"]
 
 
-def test_genotype_regression_names_missing_individuals():
+def test_genotype_association_names_missing_individuals():
     counts = counts_table([[0.4, 0.6]], n_ind=5)
     pcs = pd.DataFrame({"individual": counts["individual"][:4], "PC1": np.arange(4.0)})
     with pytest.raises(NAMInputError, match="I1_4"):
-        comp.genotype_regression(counts, pcs)
+        comp.genotype_association(counts, pcs)
 
 
 # ---------------------------------------------------------------- tests that do not double dip
@@ -240,8 +241,8 @@ def test_near_empty_clusters_are_not_tested():
     assert unfiltered.loc[("I1 vs rest", "C5"), "p_value"] < 1e-6  # it tests the totals
     filtered = comp.propeller_test(table)
     assert "C5" not in set(filtered["cell_cluster"])
-    assert "C5" not in set(comp.genotype_regression(
-        table, pd.DataFrame({"individual": table["individual"], "PC1": np.arange(60.0)}))["cell_cluster"])
+    assert "C5" not in set(comp.genotype_association(
+        table, pd.DataFrame({"individual": table["individual"], "PC1": np.arange(60.0)}))["trait"])
     assert list(comp.bootstrap_compositions(table, 100)["cell_clusters"]) == ["C1", "C2", "C3", "C4"]
 
 

@@ -1,0 +1,69 @@
+"""Whether the workflow can write its results folder, checked before any job runs.
+
+Standard library only, so the workflow can import it at parse time without importing torch.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import NAMInputError
+
+__all__ = ["unwritable_folders", "check_writable"]
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists (where a new folder would be created)."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def unwritable_folders(folder: str | os.PathLike) -> list[Path]:
+    """Folders a run writing into ``folder`` cannot write: none when the run can go ahead.
+
+    When ``folder`` does not exist yet, its closest existing ancestor must be writable (the run
+    creates it there); when it exists, it and every folder below it must be. ``os.access``
+    tells a read-only file system, an immutable folder (``chattr +i``) and missing permissions
+    apart from a writable folder; nothing is created.
+
+    Parameters
+    ----------
+    folder : str or path
+        The results folder of a run (``results/<cohort>``).
+
+    Returns
+    -------
+    list of Path
+        The folders that cannot be written, top first.
+    """
+    top = _nearest_existing(Path(folder))
+    candidates = [top]
+    if top == Path(folder).absolute() and top.is_dir():
+        candidates += [Path(root) / name for root, dirs, _ in os.walk(top) for name in dirs]
+    return [path for path in candidates
+            if path.is_dir() and not os.access(path, os.W_OK | os.X_OK)]
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Raise :class:`NAMInputError` naming the folders of ``folder`` that cannot be written.
+
+    Raises
+    ------
+    NAMInputError
+        With the first folders, and what to do: make them writable, or run elsewhere.
+    """
+    bad = unwritable_folders(folder)
+    if not bad:
+        return
+    shown = ", ".join(str(path) for path in bad[:5]) + (", ..." if len(bad) > 5 else "")
+    read_only = any(os.statvfs(path).f_flag & os.ST_RDONLY for path in bad[:5])
+    raise NAMInputError(
+        f"the results folder {folder} cannot be written: {len(bad)} folder"
+        f"{'s' if len(bad) != 1 else ''} not writable ({shown})"
+        + ("; it is on a read-only file system" if read_only else "")
+        + ": make it writable (permissions, chattr -i, a read-write mount) or run from a "
+        "working directory where results/ can be written; no job was started"
+    )
