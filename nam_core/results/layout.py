@@ -17,6 +17,8 @@ __all__ = ["drawn_texts", "overlapping_texts", "separate_labels"]
 
 def _drawn_tick_labels(axis) -> list[Text]:
     """Tick labels that the axis draws: those of ticks inside its view interval."""
+    if not axis.get_visible():  # e.g. the shared x axis of a twinx
+        return []
     ticks = axis._update_ticks()  # the ticks draw() uses (get_ticklabels also lists others)
     return [label for tick in ticks for label in (tick.label1, tick.label2)
             if label.get_visible()]

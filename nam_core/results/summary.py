@@ -59,6 +59,12 @@ def _p(value: float) -> str:
     return "< 0.001" if value < 0.001 else f"{value:.2g}"
 
 
+def _p_is(value: float) -> str:
+    """'= 0.012' or '< 0.001', to follow a 'p'."""
+    text = _p(value)
+    return text if text.startswith("<") else f"= {text}"
+
+
 def _n(value) -> str:
     """A count with thousands separators: 5389 -> '5,389'."""
     return f"{int(round(float(value))):,}"
@@ -139,15 +145,15 @@ def _individual_clusters(folder: Path, individuals: pd.DataFrame) -> list[str]:
                     [[str(c), _n(r.n), _n(r.cells), f"{_n(r.sure)} of {_n(r.n)}"]
                      for c, r in sizes.iterrows()])
     unsure = individuals[individuals["probability"] < SURE]
-    lines += ["", f"{len(unsure)} individuals are assigned with probability below {SURE}"
+    lines += ["", f"- {len(unsure)} individuals are assigned with probability below {SURE}"
               + (f" (lowest {individuals['probability'].min():.2f})." if len(unsure) else ".")]
     alternatives = _read(folder, "fit/alternatives.tsv")
     if alternatives is not None and "near_tie" in alternatives:
         near = alternatives[alternatives["near_tie"].astype(str).str.lower() == "true"]
         if "accepted" in near:
             near = near[near["accepted"].astype(str).str.lower() != "true"]
-        lines.append(f"{len(near)} alternative partitions of the merge search came within the "
-                     "near-tie margin of the chosen one"
+        lines.append(f"- {len(near)} alternative partitions of the merge search came within "
+                     "the near-tie margin (`partition.near_tie_nats`) of the chosen one"
                      + (": the number of clusters is uncertain." if len(near) else "."))
     lines += ["", "Read next: `individuals.tsv` (columns `cluster`, `probability`), "
               "`fit/alternatives.tsv`, `figures/genotype_pcs.png`."]
@@ -220,6 +226,12 @@ def _genotype(folder: Path) -> list[str]:
     lines += _table(["cell type", "variance explained (R²)", "F", "FDR"],
                     [[str(r.cell_type), _pct(r.r2), f"{r.statistic:.1f}", _p(r.fdr)]
                      for r in called.itertuples()])
+    mantel = _read(folder, "composition/mantel.tsv")
+    if mantel is not None and {"method", "r", "p"} <= set(mantel.columns):
+        tests = "; ".join(f"{r.method} r = {r.r:.2f}, p {_p_is(r.p)}" for r in mantel.itertuples())
+        lines += ["", "Donors close genetically have similar compositions? Mantel tests of "
+                  f"composition distance against genetic distance: {tests} "
+                  "(`composition/mantel.tsv`, `figures/composition_vs_genetic_distance.png`)."]
     lines += ["", "Read next: `composition/genotype_association.tsv` (one row per PC as well)."]
     return lines
 

@@ -101,7 +101,7 @@ def test_best_restart_kept(run):
     assert restarts["kept"].sum() == 1
     assert restarts.loc[restarts["kept"], "elbo"].iloc[0] == restarts["elbo"].max()
     best = NAM.load(p["best.npz"])
-    assert np.isclose(best.elbo_, restarts["elbo"].max(), rtol=1e-14)
+    assert np.isclose(best.elbo_, restarts["elbo"].max(), rtol=1e-9)  # tables: 10 digits
     traces = tsv(p["traces.tsv"])
     assert set(traces["seed"]) == {0, 1}
     last = traces.groupby("seed")["elbo"].last()

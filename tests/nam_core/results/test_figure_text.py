@@ -14,6 +14,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from nam_core.results.composition_plots import (  # noqa: E402
+    plot_coclustering,
     plot_composition_posterior,
     plot_differences_forest,
     plot_typed_umap,
@@ -22,7 +23,9 @@ from nam_core.results.layout import overlapping_texts  # noqa: E402
 from nam_core.results.plots import (  # noqa: E402
     plot_composition_heatmap,
     plot_elbo_traces,
+    plot_genotype_pcs,
     plot_marker_dotplot,
+    plot_scree,
 )
 
 DEMO = ["CD4 T", "CD14 Monocyte", "CD8 T", "Dendritic", "NK", "B"]
@@ -121,3 +124,16 @@ def test_elbo_traces():
                                       "elbo": -1.2e5 - 4e3 * np.exp(-sweeps / 20) - 50 * seed})
                         for seed in range(8)])
     _no_overlap(plot_elbo_traces(traces, best_seed=0))
+
+
+@pytest.mark.parametrize("k", [3, 14])
+def test_genotype_and_coclustering_figures(k):
+    rng = np.random.default_rng(3)
+    clusters = np.array([f"I{i % k + 1}" for i in range(200)])
+    pcs = pd.DataFrame(rng.normal(size=(200, 5)), columns=[f"PC{i}" for i in range(1, 6)])
+    pcs.insert(0, "individual", [f"IND{i:04d}" for i in range(200)])
+    ratio = np.sort(rng.dirichlet(np.ones(20)))[::-1]
+    _no_overlap(plot_scree(ratio, n_snps_used=123456))
+    _no_overlap(plot_genotype_pcs(pcs, clusters, ratio))
+    same = (clusters[:, None] == clusters[None, :]).astype(float)
+    _no_overlap(plot_coclustering(same, np.argsort(clusters, kind="stable"), clusters))

@@ -38,6 +38,8 @@ def results(tmp_path):
         "cell_type": ["CD4 T", "NK", "CD4 T"], "term": ["all", "all", "PC1"],
         "statistic": [30.0, 1.0, 5.0], "p_value": [1e-6, 0.4, 1e-5], "fdr": [2e-6, 0.4, 2e-5],
         "r2": [0.41, 0.01, 0.41], "called": [True, False, True]})
+    _tsv(tmp_path, "composition/mantel.tsv", {"method": ["pearson"], "r": [0.4123],
+                                              "p": [0.0005], "n_donors": [5]})
     logs = tmp_path / "logs"
     (logs / "fit").mkdir(parents=True)
     (logs / "match.log").write_text(
@@ -64,6 +66,7 @@ def test_summary_reads_every_section_from_the_tables(results):
     assert "-0.4 pp" not in text  # uncalled rows are not listed
     assert "share of 1 of 2 cell types follows the genotype" in text
     assert "| CD4 T | 41.0% | 30.0 | < 0.001 |" in text
+    assert "pearson r = 0.41, p < 0.001" in text
     assert "clusters follow the pools (`logs/fit/seed0.log`)" in text
     assert "2 such lines in the logs" in text  # per-sweep messages grouped
     assert "Checks against the demo" not in text  # no demo tables in this folder
