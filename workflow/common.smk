@@ -356,3 +356,19 @@ def get_data_inputs(wildcards=None):
     inputs.update(get_covariate_file())
     inputs["markers"] = get_marker_table()
     return inputs
+
+
+def get_input_stamps(*names):
+    """Size and modification time of your input files ``names`` (bed, bim, fam, counts,
+    covariates; none for the demo): a param of the rule that reads them first, so a replaced
+    input reruns everything made from it, even when the new file is older than the outputs
+    (copied with its old date), which Snakemake's time check misses.
+    """
+    if is_demo():
+        return {}
+    paths = {**get_plink_files(), "counts": get_counts(), **get_covariate_file()}
+    return {
+        name: f"{Path(paths[name]).stat().st_size}:{Path(paths[name]).stat().st_mtime_ns}"
+        for name in names
+        if name in paths and Path(paths[name]).is_file()
+    }

@@ -23,6 +23,7 @@ rule check_donor_covariates:
         covariates=config["inputs"].get("donor_covariates"),
         individual_column=get_individual_column(),
         settings=get_covariate_settings(),
+        input_stamps=get_input_stamps("covariates"),
         nam_version=NAM_VERSION,
     message:
         "Checking the donor covariates against {input.fam} and {input.counts}"

@@ -27,6 +27,7 @@ rule match_individuals:
             "min_maf": config["genotypes"]["min_maf"],
             "max_missing": config["genotypes"]["max_missing"],
         },
+        input_stamps=get_input_stamps("bed", "bim", "fam", "counts"),
         nam_version=NAM_VERSION,
     message:
         "Checking {input.bed} and {input.counts} and matching their individuals"
