@@ -58,6 +58,7 @@ def _check_block(counts: CountsFile) -> Callable[[sp.csr_matrix], None]:
 
     return check
 
+
 class _Moments(NamedTuple):
     """Per-gene sums over the kept cells (G',) and each kept cell's total over kept genes (N',)."""
 
@@ -81,7 +82,7 @@ def _stream_kept(blocks: Blocks, keep, genes, target_sum: float, sink) -> _Momen
         raw = counts.data.astype(np.float64)
         m.counts[:] += np.bincount(counts.indices, weights=raw, minlength=n_genes)
         m.counts_sq[:] += np.bincount(counts.indices, weights=raw**2, minlength=n_genes)
-        m.cell_totals[at : at + counts.shape[0]] = np.asarray(counts.sum(axis=1), np.float64).ravel()
+        m.cell_totals[at : at + counts.shape[0]] = np.asarray(counts.sum(axis=1, dtype=np.float64)).ravel()
         at += counts.shape[0]
     return m
 
@@ -113,7 +114,7 @@ def _pearson_input(blocks: Blocks, keep, genes, m: _Moments, n_hvg: int):
                                       PEARSON_THETA)
     hvg_table = pearson_hvgs(m.counts, m.counts_sq, n, residual_var, n_hvg)
     hvg = np.flatnonzero(hvg_table["highly_variable"].to_numpy())
-    hvg_cell_totals = np.concatenate([np.asarray(c[:, hvg].sum(axis=1), np.float64).ravel()
+    hvg_cell_totals = np.concatenate([np.asarray(c[:, hvg].sum(axis=1, dtype=np.float64)).ravel()
                                       for c in kept_counts(blocks, keep, genes)])
     gene_p = m.counts[hvg] / m.counts[hvg].sum()
     logger.info("Pearson residual variances of %d genes in %.1f s (%d distinct library sizes); "
