@@ -14,7 +14,15 @@ NOT_APPLICABLE = {
     "statistic": "a contrast with fewer than two individuals on a side is not tested",
     "p_value": "a contrast with fewer than two individuals on a side is not tested",
     "fdr": "a contrast with fewer than two individuals on a side is not tested",
+    "beta": "the joint test of the genotype PCs (term all) has no single coefficient",
+    "se": "the joint test of the genotype PCs (term all) has no single coefficient",
+    "t": "the joint test of the genotype PCs (term all) is an F-test",
+    "p": "a trait with too few donors for its model is not tested",
+    "r2": "a trait with too few donors for its model is not tested",
 }
+#: Donor tables: a donor without cells, or without a value of a covariate, has no value there.
+DONOR_MISSING = {"*": "a donor without cells (or without that covariate) has no value"}
+DONOR_TABLES = ("traits", "donors", "donor_shares_long")
 
 
 def _names(path):
@@ -63,7 +71,8 @@ def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, 
         tables["donor_shares_long"] = donor_shares_long(counts, names)
     for key, table in tables.items():
         if key in paths_out:
-            write_tsv(table, paths_out[key], missing=NOT_APPLICABLE)
+            write_tsv(table, paths_out[key],
+                      missing=DONOR_MISSING if key in DONOR_TABLES else NOT_APPLICABLE)
     return tables
 
 

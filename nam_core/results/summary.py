@@ -219,12 +219,15 @@ def _genotype(folder: Path) -> list[str]:
     lines = ["## Genotype associations", ""]
     if table is None:
         return lines + ["No genotype association table in this run."]
-    omnibus = table[table["term"].astype(str) == "all"].sort_values("p_value")
+    omnibus = table[table["term"].astype(str) == "all"]
+    if "share_of" in omnibus.columns:  # shares of all cells; lineage shares are in the table
+        omnibus = omnibus[omnibus["share_of"].astype(str) == "all_cells"]
+    omnibus = omnibus.sort_values("p")
     called = _called(omnibus)
     lines += [f"The share of {len(called)} of {len(omnibus)} cell types follows the genotype "
               "PCs (all PCs together, FDR < 0.05):", ""]
     lines += _table(["cell type", "variance explained (R²)", "F", "FDR"],
-                    [[str(r.cell_type), _pct(r.r2), f"{r.statistic:.1f}", _p(r.fdr)]
+                    [[str(r.cell_type), _pct(r.r2), f"{r.t:.1f}", _p(r.fdr)]
                      for r in called.itertuples()])
     mantel = _read(folder, "composition/mantel.tsv")
     if mantel is not None and {"method", "r", "p"} <= set(mantel.columns):

@@ -36,7 +36,7 @@ def results(tmp_path):
         "fdr": [0.0001, 0.6], "called": [True, False]})
     _tsv(tmp_path, "composition/genotype_association.tsv", {
         "cell_type": ["CD4 T", "NK", "CD4 T"], "term": ["all", "all", "PC1"],
-        "statistic": [30.0, 1.0, 5.0], "p_value": [1e-6, 0.4, 1e-5], "fdr": [2e-6, 0.4, 2e-5],
+        "share_of": ["all_cells"] * 3, "t": [30.0, 1.0, 5.0], "p": [1e-6, 0.4, 1e-5], "fdr": [2e-6, 0.4, 2e-5],
         "r2": [0.41, 0.01, 0.41], "called": [True, False, True]})
     _tsv(tmp_path, "composition/mantel.tsv", {"method": ["pearson"], "r": [0.4123],
                                               "p": [0.0005], "n_donors": [5]})
