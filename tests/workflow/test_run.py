@@ -206,8 +206,10 @@ def test_deleting_an_output_reruns_only_what_depends_on_it(small_run):
     assert proc.returncode == 0, output_of(proc)
     ran = {line.split("Rule: ")[1].rstrip(")") for line in output_of(proc).splitlines()
            if "Finished jobid" in line and "Rule: " in line}
-    # the dot plot shows the types; the summary and manifest list every output
-    assert ran == {"find_markers", "evaluate_demo", "plot_elbo_traces", "summarise_run", "all"}
+    # the dot plot shows the types; the summary and manifest list every output; atoms.tsv
+    # lists each atom's top markers
+    assert ran == {"find_markers", "evaluate_demo", "describe_cell_atoms", "plot_elbo_traces",
+                   "summarise_run", "all"}
     proc = snakemake(small_run["dir"], "-n", "--cores", 2, "--configfile", SMALL_CONFIG)
     assert planned_jobs(proc) == {}, output_of(proc)
 
