@@ -158,6 +158,10 @@ def bayesian_fdr(prob_null) -> np.ndarray:
     return fdr
 
 
+#: Floor of a share in the log ratio: one cell in a million.
+MIN_LOG_SHARE = 1e-6
+
+
 def posterior_differences(
     compositions: dict,
     sizes,
@@ -196,8 +200,10 @@ def posterior_differences(
     for label, wa, wb in contrasts(compositions["individual_clusters"], sizes):
         a = np.einsum("k,dkl->dl", wa, draws)
         b = np.einsum("k,dkl->dl", wb, draws)
-        with np.errstate(divide="ignore", invalid="ignore"):  # a share of 0: +-inf
-            diff, log_ratio = a - b, np.log(a) - np.log(b)
+        # shares below MIN_LOG_SHARE (0, or below 0 in a covariate-adjusted draw) count as
+        # MIN_LOG_SHARE in the log ratio, so it stays finite and still far from the null
+        diff = a - b
+        log_ratio = np.log(np.maximum(a, MIN_LOG_SHARE)) - np.log(np.maximum(b, MIN_LOG_SHARE))
         lo, hi = np.quantile(diff, [0.025, 0.975], axis=0)
         rlo, rhi = np.quantile(log_ratio, [0.025, 0.975], axis=0)
         p_null = 1.0 - np.maximum((log_ratio > null_log_ratio).mean(0),
