@@ -11,9 +11,10 @@ pytestmark = pytest.mark.slow
 # Columns where NaN (an empty field) has a meaning, and tables whose every column may hold it
 NAN_COLUMNS = {"threshold", "prop_a", "prop_b", "estimate", "statistic", "p_value", "fdr",
                "value", "logfoldchange", "pval_adj", "score", "second_score", "margin",
-               "joined_with", "second_type"}
+               "joined_with", "second_type", "beta", "se", "t", "p", "r2", "adjusted_for"}
 NAN_TABLES = {"scores.tsv", "type_scores.tsv", "proportions_per_individual.tsv",
-              "by_individual_cluster.tsv", "donors.tsv", "marker_recovery.tsv"}
+              "by_individual_cluster.tsv", "donors.tsv", "marker_recovery.tsv",
+              "traits.tsv", "donor_shares_long.tsv"}
 
 
 def result_files(results, suffix):

@@ -31,7 +31,7 @@ def plan(workdir, **sections):
     for section, values in sections.items():
         cfg.setdefault(section, {}).update(values)
     path = workdir / "changed.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))  # the summary records the config as is
     proc = snakemake(workdir, "-n", "--cores", 1, "--configfile", path)
     assert proc.returncode == 0, output_of(proc)[-3000:]
     return planned_jobs(proc)
