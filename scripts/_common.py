@@ -75,6 +75,19 @@ def read_tsv(path, **kwargs):
     return read_intermediate(path, read_table, MADE_BY.get(str(path)), **kwargs)
 
 
+def read_atom_to_group(path):
+    """{atom (C<l>): cell type (T<g>)} of cell_types/groups.tsv."""
+    groups = read_tsv(path)
+    return dict(zip(groups["atom"].astype(str), groups["group"].astype(str), strict=True))
+
+
+def read_cell_type_names(path):
+    """{cluster or group: cell_type} of a names table (cell_types/names.tsv or type_names.tsv)."""
+    table = read_tsv(path)
+    key = "group" if "group" in table.columns else "cluster"
+    return dict(zip(table[key].astype(str), table["cell_type"], strict=True))
+
+
 def read_annotations(path):
     """obs, var, obsm and uns of an intermediate .h5ad without X or layers (X is None); a
     damaged file raises NAMInputError (see read_tsv). Take rows or columns of X with

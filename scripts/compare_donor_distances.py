@@ -1,4 +1,4 @@
-from _common import logged, read_tsv, write_tsv
+from _common import logged, read_atom_to_group, read_tsv, write_tsv
 
 from nam_core import NAM
 from nam_core.inputs.fit_inputs import read_fit_inputs
@@ -19,8 +19,7 @@ def compare(path_fit, path_inputs, path_groups, path_cell_types, path_pcs, path_
     (cell_types/groups.tsv); a ``pool_column`` of the donor table adds the partial tests
     controlling for 'same pool or not'.
     """
-    types = read_tsv(path_cell_types)
-    atom_to_group = dict(zip(types["atom"].astype(str), types["group"].astype(str), strict=True))
+    atom_to_group = read_atom_to_group(path_cell_types)
     counts = genotype_group_counts(NAM.load(path_fit), read_fit_inputs(path_inputs),
                                    read_tsv(path_groups), atom_to_group)
     pcs, donors = read_tsv(path_pcs), read_tsv(path_donors)

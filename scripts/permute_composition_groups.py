@@ -1,4 +1,4 @@
-from _common import logged, read_tsv, write_tsv
+from _common import logged, read_atom_to_group, read_cell_type_names, read_tsv, write_tsv
 
 from nam_core import NAM
 from nam_core.inputs.fit_inputs import read_fit_inputs
@@ -12,10 +12,8 @@ def permute_groups(path_fit, path_inputs, path_groups, path_cell_types, path_typ
     The donors' pools are the ``pool_column`` of the donor table; without it the labels are
     relabelled over all donors (the column ``permuted_within`` says which).
     """
-    types = read_tsv(path_cell_types)
-    atom_to_group = dict(zip(types["atom"].astype(str), types["group"].astype(str), strict=True))
-    names = read_tsv(path_type_names)
-    names = dict(zip(names["group"].astype(str), names["cell_type"], strict=True))
+    atom_to_group = read_atom_to_group(path_cell_types)
+    names = read_cell_type_names(path_type_names)
     counts = genotype_group_counts(NAM.load(path_fit), read_fit_inputs(path_inputs),
                                    read_tsv(path_groups), atom_to_group)
     donors = read_tsv(path_donors)

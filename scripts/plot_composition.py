@@ -1,4 +1,4 @@
-from _common import logged, read_tsv
+from _common import logged, read_atom_to_group, read_cell_type_names, read_tsv
 
 from nam_core.results.composition import group_counts
 from nam_core.results.naming import display_labels
@@ -16,15 +16,8 @@ def plot(path_by_cluster, path_png, path_pdf, path_names=None, path_groups=None)
     """
     by_cluster = read_tsv(path_by_cluster)
     if path_groups is not None:
-        groups = read_tsv(path_groups)
-        by_cluster = group_counts(by_cluster, dict(zip(groups["atom"].astype(str),
-                                                       groups["group"].astype(str), strict=True)),
-                                  fixed=FIXED)
-    names = None
-    if path_names is not None:
-        table = read_tsv(path_names)
-        key = "group" if "group" in table.columns else "cluster"
-        names = dict(zip(table[key].astype(str), table["cell_type"], strict=True))
+        by_cluster = group_counts(by_cluster, read_atom_to_group(path_groups), fixed=FIXED)
+    names = None if path_names is None else read_cell_type_names(path_names)
     cell_cols = [c for c in by_cluster.columns if c not in FIXED]
     by_cluster.columns = list(FIXED) + list(display_labels(cell_cols, names))
     level = "cell cluster" if path_groups is None else "cell type"

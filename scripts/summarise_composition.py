@@ -1,4 +1,4 @@
-from _common import logged, read_tsv, write_tsv
+from _common import logged, read_atom_to_group, read_cell_type_names, read_tsv, write_tsv
 
 from nam_core import NAM
 from nam_core.inputs.cohort import normalise_ids
@@ -25,13 +25,6 @@ DONOR_MISSING = {"*": "a donor without cells (or without that covariate) has no 
 DONOR_TABLES = ("traits", "donors", "donor_shares_long")
 
 
-def _names(path):
-    """{cluster or group: cell_type} of a names table (cell_types/names.tsv or type_names.tsv)."""
-    table = read_tsv(path)
-    key = "group" if "group" in table.columns else "cluster"
-    return dict(zip(table[key].astype(str), table["cell_type"], strict=True))
-
-
 def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, paths_out: dict,
               settings: dict, path_groups=None, path_type_names=None, path_covariates=None,
               path_fam=None):
@@ -47,18 +40,14 @@ def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, 
     individuals, inputs = read_tsv(path_individuals), read_fit_inputs(path_inputs)
     if path_covariates is not None:
         settings = {**settings, "covariates": read_tsv(path_covariates)}
-    atoms = composition_tables(model, counts, individuals, _names(path_names), inputs=inputs,
-                               **settings)
-    names = _names(path_names)
+    names = read_cell_type_names(path_names)
+    atoms = composition_tables(model, counts, individuals, names, inputs=inputs, **settings)
     if path_groups is None:
         tables = atoms
     else:
-        names = _names(path_type_names)
-        groups = read_tsv(path_groups)
-        atom_to_group = dict(zip(groups["atom"].astype(str), groups["group"].astype(str),
-                                 strict=True))
-        tables = composition_tables(model, counts, individuals, _names(path_type_names),
-                                    inputs=inputs, atom_to_group=atom_to_group, **settings)
+        names = read_cell_type_names(path_type_names)
+        tables = composition_tables(model, counts, individuals, names, inputs=inputs,
+                                    atom_to_group=read_atom_to_group(path_groups), **settings)
         tables.update({f"{k}_atoms": v for k, v in atoms.items() if k != "groups"})
     if path_fam is not None:
         fam = read_fam(str(path_fam).removesuffix(".fam"))
