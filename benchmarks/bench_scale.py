@@ -14,6 +14,10 @@ Every line printed is JSON. Example (the README's table)::
 
     OMP_NUM_THREADS=2 python benchmarks/bench_scale.py --cells 127000 --peer \\
         --workdir /tmp/nam_scale_127k
+
+With ``--pools 75 --harmony`` the cohort is sequenced in 75 pools (independent of ancestry) and
+the workflow corrects the PCs with Harmony (``expression.batch_key: pool``); use a new
+``--workdir`` for each cohort, since an existing cohort folder is reused as it is.
 """
 
 from __future__ import annotations
@@ -67,26 +71,32 @@ print(json.dumps({"tool": "scanpy", "step": "total", "seconds": round(sum(steps.
 """
 
 
-def make_cohort(folder: Path, n_cells: int) -> dict:
+def make_cohort(folder: Path, n_cells: int, n_pools: int = 0, pool_shift: float = 0.3) -> dict:
     from nam_core.synthetic.base import CohortSpec
     from nam_core.synthetic.scale_cohort import make_scale_cohort
 
     counts = folder / "counts.h5ad"
     if not counts.exists():
         t0 = time.perf_counter()
-        make_scale_cohort(folder, CohortSpec(n_individuals=DONORS, mean_cells=n_cells / DONORS, seed=0))
-        print(json.dumps({"step": "make_scale_cohort", "cells": n_cells,
+        spec = CohortSpec(n_individuals=DONORS, mean_cells=n_cells / DONORS, seed=0,
+                          n_pools=n_pools, pool_shift_sd=pool_shift)
+        make_scale_cohort(folder, spec)
+        print(json.dumps({"step": "make_scale_cohort", "cells": n_cells, "pools": n_pools,
                           "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
     return {"bfile": str(folder / "genotypes"), "counts": str(counts)}
 
 
-def run_workflow(workdir: Path, paths: dict, cores: int, restarts: int, cohort: str) -> float:
+def run_workflow(workdir: Path, paths: dict, cores: int, restarts: int, cohort: str,
+                 batch_key: str | None = None) -> float:
     override = workdir / "scale.yaml"
-    override.write_text(json.dumps({
+    settings = {
         "cohort": cohort,
         "inputs": {**paths, "individual_column": "donor_id", "counts_layer": None},
         "fit": {"seeds": list(range(restarts))},
-    }))
+    }
+    if batch_key:
+        settings["expression"] = {"batch_key": batch_key}
+    override.write_text(json.dumps(settings))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
            "--cores", str(cores), "--configfile", str(ROOT / "config" / "onek1k.yaml"),
            str(override)]
@@ -138,14 +148,23 @@ def main() -> None:
     parser.add_argument("--restarts", type=int, default=1)
     parser.add_argument("--peer", action="store_true", help="also run the plain scanpy pipeline")
     parser.add_argument("--skip-workflow", action="store_true")
+    parser.add_argument("--pools", type=int, default=0,
+                        help="sequencing pools in the generated cohort (0: none; OneK1K had 75)")
+    parser.add_argument("--pool-shift", type=float, default=0.3,
+                        help="sd of the natural log of each pool's gene and library factors")
+    parser.add_argument("--harmony", action="store_true",
+                        help="correct the expression PCs for the pools (expression.batch_key: pool)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
-    paths = make_cohort(args.workdir / "cohort", args.cells)
-    cohort = f"scale{args.cells}"
+    if args.harmony and not args.pools:
+        parser.error("--harmony needs --pools")
+    paths = make_cohort(args.workdir / "cohort", args.cells, args.pools, args.pool_shift)
+    cohort = f"scale{args.cells}" + (f"_pools{args.pools}" if args.pools else "")
     ours = None
     if not args.skip_workflow:
-        total = run_workflow(args.workdir, paths, args.cores, args.restarts, cohort)
+        total = run_workflow(args.workdir, paths, args.cores, args.restarts, cohort,
+                             "pool" if args.harmony else None)
         table = rule_table(args.workdir / "results" / cohort)
         for row in table.to_dict("records"):
             print(json.dumps({"tool": "nam", **row}), flush=True)

@@ -1,7 +1,7 @@
 import numpy as np
 from _common import logged, logger, read_annotations, write_tsv
 
-from nam_core.results.cell_types import group_atoms
+from nam_core.results.cell_types import TABLE_MISSING, group_atoms
 
 
 def group(path_to_cells, path_to_groups, criterion, max_cells, seed):
@@ -11,8 +11,7 @@ def group(path_to_cells, path_to_groups, criterion, max_cells, seed):
     pcs = np.asarray(adata.obsm["X_pca"], dtype=np.float64)
     atoms = adata.obs["nam_cell_cluster"].astype(str).to_numpy()
     types = group_atoms(pcs, atoms, criterion=criterion, max_cells=max_cells, seed=seed)
-    write_tsv(types.table, path_to_groups,  # atomically
-              missing={"value": "an atom with no other atom to compare with has no statistic"})
+    write_tsv(types.table, path_to_groups, missing=TABLE_MISSING)  # atomically
     logger.info("wrote %s: %d atoms in %d cell types (%s criterion)", path_to_groups,
                 len(types.atom_to_group), len(set(types.atom_to_group.values())), criterion)
 

@@ -25,11 +25,17 @@ from scipy.sparse.csgraph import connected_components
 from ..errors import NAMInputError
 from .atom_grouping import CRITERIA
 
-__all__ = ["DEFAULT_CRITERION", "MIN_ATOM_CELLS", "CellTypes", "atom_substates", "group_atoms"]
+__all__ = ["DEFAULT_CRITERION", "MIN_ATOM_CELLS", "TABLE_MISSING", "CellTypes", "atom_substates", "group_atoms"]
 
 DEFAULT_CRITERION = "dip"
 MIN_ATOM_CELLS = 10
 TABLE_COLUMNS = ["atom", "group", "n_cells", "joined_with", "statistic", "value", "threshold"]
+#: The columns of ``groups.tsv`` that may be empty, each with its meaning (for ``write_tsv``).
+TABLE_MISSING = {
+    "value": "an atom with no other atom to compare with has no statistic",
+    "threshold": f"an atom of fewer than {MIN_ATOM_CELLS} cells is not tested; it joins the "
+                 "type of the nearest atom",
+}
 
 
 @dataclass

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from nam_core.errors import NAMInputError
-from nam_core.results.cell_types import TABLE_COLUMNS, group_atoms
+from nam_core.io import write_tsv
+from nam_core.results.cell_types import TABLE_COLUMNS, TABLE_MISSING, group_atoms
 
 
 def _blobs(sizes=(900, 600, 300), seed=0):
@@ -47,7 +48,7 @@ def test_deterministic_and_table_columns():
     assert (a.table["joined_with"] != "").all()
 
 
-def test_tiny_atom_joins_the_type_of_the_nearest_atom():
+def test_tiny_atom_joins_the_type_of_the_nearest_atom(tmp_path):
     pcs, atoms, types = _blobs()
     atoms = atoms.astype(object)
     tiny = np.flatnonzero(types == 1)[:3]  # three cells of the second type, in an atom of their own
@@ -61,6 +62,8 @@ def test_tiny_atom_joins_the_type_of_the_nearest_atom():
     assert row["value"] == pytest.approx(np.linalg.norm(means["C99"] - means[row["joined_with"]]))
     assert ct.atom_to_group["C99"] == ct.atom_to_group["C3"] == "T2"
     assert len(set(ct.atom_to_group.values())) == 3
+    write_tsv(ct.table, tmp_path / "groups.tsv", missing=TABLE_MISSING)  # its empty threshold is allowed
+    assert (tmp_path / "groups.tsv").exists()
 
 
 def test_subsample_keeps_enough_cells_of_a_rare_atom():
