@@ -13,8 +13,9 @@ after every fit) and printed:
 - ``individual_ari``: individual clusters against ancestry;
 - ``individual_vs_pool_ari``: individual clusters against each donor's pool (a donor is
   sequenced in one pool: its majority pool), as the workflow's log check computes it
-  (:func:`nam_core.results.pools.warn_if_clusters_follow_batches`), and ``pool_warning``,
-  whether that check warns;
+  (:func:`nam_core.results.pools.warn_if_clusters_follow_batches`),
+  ``individual_vs_pool_homogeneity``, how well the donor's pool predicts its cluster beyond
+  chance (the same check), and ``pool_warning``, whether that check warns;
 - ``cell_ari``: cell clusters against the cell types, ``n_cell_clusters``, and
   ``atoms_one_pool``: cell clusters (of >= 0.5 % of the cells) more than half of whose cells
   come from one pool.
@@ -42,7 +43,7 @@ from sklearn.metrics import adjusted_rand_score
 from nam_core.engine.settings import FitSettings
 from nam_core.inputs.expression import preprocess
 from nam_core.io import atomic_write_text
-from nam_core.results.pools import POOL_ARI_WARNING, warn_if_clusters_follow_batches
+from nam_core.results.pools import warn_if_clusters_follow_batches
 from nam_core.study.methods import fit_method
 from nam_core.synthetic.base import CohortSpec, genotype_pcs
 from nam_core.synthetic.demo import demo_anndata, draw_demo_cohort
@@ -95,15 +96,17 @@ def atoms_mostly_one_pool(cell_labels: np.ndarray, cell_pool: np.ndarray,
 
 def score(data: dict, ind, cells) -> dict:
     """The columns of one fit's row (see the module docstring); NaN where they do not apply."""
-    row = {"individual_ari": np.nan, "individual_vs_pool_ari": np.nan, "pool_warning": "",
+    row = {"individual_ari": np.nan, "individual_vs_pool_ari": np.nan,
+           "individual_vs_pool_homogeneity": np.nan, "pool_warning": "",
            "n_individual_clusters": np.nan}
     if ind is not None:
         row["individual_ari"] = adjusted_rand_score(data["ancestry"], ind)
         row["n_individual_clusters"] = len(np.unique(ind))
         if data["n_pools"]:
-            ari = warn_if_clusters_follow_batches(ind, data["group"], data["cell_pool"], "pool")
-            row["individual_vs_pool_ari"] = ari
-            row["pool_warning"] = "yes" if ari > POOL_ARI_WARNING else "no"
+            check = warn_if_clusters_follow_batches(ind, data["group"], data["cell_pool"], "pool")
+            row["individual_vs_pool_ari"] = check.ari
+            row["individual_vs_pool_homogeneity"] = check.homogeneity
+            row["pool_warning"] = "yes" if check.warned else "no"
     row["cell_ari"] = adjusted_rand_score(data["types"], cells)
     row["n_cell_clusters"] = len(np.unique(cells))
     row["atoms_one_pool"] = (atoms_mostly_one_pool(cells, data["cell_pool"])

@@ -44,10 +44,11 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Markers of a type that must be among the data's genes for the type to be scored: with one
-#: or two the mean AUROC rests on single genes (a gene panel of a few hundred genes often lacks
-#: most of a type's markers).
-DEFAULT_MIN_MARKERS = 3
+#: Markers of a type that must be among the data's genes for the type to be scored: two, the
+#: fewest for which the score is an agreement of genes rather than one gene's AUROC (a gene panel
+#: of a few hundred genes often lacks most of a type's markers). Each name carries the number of
+#: markers its score rests on (column ``n_markers`` of the names tables).
+DEFAULT_MIN_MARKERS = 2
 #: Best mean AUROC below which a cluster stays unassigned: 0.7, the lower bound of "acceptable
 #: discrimination" in Hosmer & Lemeshow's convention for the area under the ROC curve.
 DEFAULT_MIN_SCORE = 0.7

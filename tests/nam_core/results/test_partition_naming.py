@@ -2,6 +2,8 @@
 
 from types import SimpleNamespace
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,6 +92,23 @@ def test_clusters_named_by_their_markers_or_unassigned(tmp_path):
     assert list(nm.display_labels(["C1", "C3"], {"C1": "A"})) == ["C1 A", "C3"]
 
 
+def test_a_type_with_two_of_its_markers_in_the_data_is_scored_by_default(tmp_path):
+    """Type B lists four markers, two of them in the data: scored (on those two) by default;
+    with one of them present it is not."""
+    X, clusters, _, genes = planted_cells()
+    names, codes = np.unique(clusters, return_inverse=True)
+    auc = pd.DataFrame(nm.cluster_auroc(nm.rank_matrix(X), codes, 3), index=names, columns=genes)
+    two = pd.DataFrame({"cell_type": ["B"] * 4, "gene": ["G2", "G3", "NOPE1", "NOPE2"]})
+    scores, used = nm.score_cell_types(auc, two)
+    assert nm.DEFAULT_MIN_MARKERS == 2
+    row = used.set_index("cell_type").loc["B"]
+    assert row["scored"] and row["n_found"] == 2 and row["genes_found"] == "G2,G3"
+    assert scores.loc["C2", "B"] == pytest.approx(auc.loc["C2", ["G2", "G3"]].mean())
+    one = two.assign(gene=["G2", "NOPE0", "NOPE1", "NOPE2"])
+    scores, used = nm.score_cell_types(auc, one)
+    assert np.isnan(scores["B"]).all() and not used.set_index("cell_type").loc["B", "scored"]
+
+
 def test_marker_table_errors_name_the_file(tmp_path):
     path = tmp_path / "bad.tsv"
     path.write_text("type\tgene\nA\tG0\n")
@@ -160,3 +179,16 @@ def test_name_overrides_rename_by_hand_and_name_unknown_keys():
     assert list(types["cell_type"]) == ["CD4 T", "CD14 Monocyte"]  # input left alone
     with pytest.raises(NAMInputError, match="T7 not among this run's groups"):
         apply_name_overrides(types, {"T7": "NK"}, "group", "T")
+
+
+def test_the_shipped_marker_tables_read_and_name_their_types():
+    """Both shipped tables parse; the OneK1K one holds the study's 14 labels, each with at least
+    the default number of markers, so every label can be scored when its genes are present."""
+    root = Path(__file__).resolve().parents[3] / "config"
+    coarse = nm.read_marker_table(root / "cell_type_markers.tsv")
+    onek1k = nm.read_marker_table(root / "onek1k_cell_type_markers.tsv")
+    assert coarse["cell_type"].nunique() == 12
+    counts = onek1k.groupby("cell_type").size()
+    assert len(counts) == 14 and (counts >= nm.DEFAULT_MIN_MARKERS).all()
+    assert {"CD4 NC", "CD4 SOX4", "CD8 S100B", "NK R", "Mono NC", "DC"} <= set(counts.index)
+    assert onek1k["gene"].str.fullmatch(r"[A-Z0-9-]+").all()

@@ -4,12 +4,19 @@ import logging
 
 import numpy as np
 
-from nam_core.results.pools import majority_batch, warn_if_clusters_follow_batches
+from nam_core.results.pools import (batch_predicts_clusters, majority_batch,
+                                    warn_if_clusters_follow_batches)
 
 
 def _cells(pool_of_individual, n_cells=5):
     group = np.repeat(np.arange(len(pool_of_individual)), n_cells)
     return group, np.asarray(pool_of_individual)[group]
+
+
+def _check(labels, pools, caplog):
+    group, batch = _cells(pools)
+    with caplog.at_level(logging.INFO, logger="nam_core.results.pools"):
+        return warn_if_clusters_follow_batches(np.asarray(labels), group, batch, "pool")
 
 
 def test_majority_batch():
@@ -18,16 +25,47 @@ def test_majority_batch():
 
 
 def test_warns_when_clusters_are_the_pools(caplog):
-    pools = np.repeat(["P1", "P2", "P3"], 4)
-    group, batch = _cells(pools)
-    with caplog.at_level(logging.WARNING, logger="nam_core.results.pools"):
-        ari = warn_if_clusters_follow_batches(np.repeat([0, 1, 2], 4), group, batch, "pool")
-    assert ari == 1.0 and "follow the 'pool' column" in caplog.text
+    check = _check(np.repeat([0, 1, 2], 4), np.repeat(["P1", "P2", "P3"], 4), caplog)
+    assert check.ari == 1.0 and check.homogeneity > 0.9 and check.warned
+    assert "follow the 'pool' column" in caplog.text
 
 
 def test_silent_when_clusters_cross_the_pools(caplog):
-    pools = np.tile(["P1", "P2", "P3"], 4)
-    group, batch = _cells(pools)
-    with caplog.at_level(logging.WARNING, logger="nam_core.results.pools"):
-        ari = warn_if_clusters_follow_batches(np.repeat([0, 1, 2], 4), group, batch, "pool")
-    assert ari < 0.5 and caplog.text == ""
+    check = _check(np.repeat([0, 1, 2], 4), np.tile(["P1", "P2", "P3"], 4), caplog)
+    assert check.ari < 0.5 and check.homogeneity < 0.5 and not check.warned
+    assert "follow" not in caplog.text
+
+
+def test_warns_when_pools_are_confounded_with_few_clusters(caplog):
+    """Three ancestries in 24 pools of ~12 donors, each pool reserved for one ancestry: the
+    clusters (= ancestries) are far from the 24 pools by ARI, yet every pool predicts them."""
+    rng = np.random.default_rng(0)
+    ancestry = np.repeat([0, 1, 2], [150, 100, 50])
+    pools = np.empty(ancestry.size, dtype=object)
+    for a, n_pools in zip(range(3), (12, 8, 4)):
+        members = np.flatnonzero(ancestry == a)
+        pools[members] = [f"P{a}_{i}" for i in rng.integers(0, n_pools, members.size)]
+    check = _check(ancestry, pools, caplog)
+    assert check.ari < 0.5  # the ARI alone would not warn
+    assert check.homogeneity > 0.9 and check.warned
+
+
+def test_small_random_pools_are_not_mistaken_for_structure(caplog):
+    """Donors in 75 pools of ~13 at random: raw homogeneity is well above 0 by chance alone;
+    the chance-corrected value is near 0 and nothing is logged as a warning."""
+    rng = np.random.default_rng(1)
+    ancestry = rng.integers(0, 3, 982)
+    pools = rng.integers(0, 75, 982).astype(str)
+    check = _check(ancestry, pools, caplog)
+    assert abs(check.homogeneity) < 0.1 and not check.warned
+
+
+def test_single_cluster_or_batch_predicts_nothing():
+    assert batch_predicts_clusters(np.zeros(10), np.arange(10)) == 0.0
+    assert batch_predicts_clusters(np.arange(10) % 2, np.zeros(10)) == 0.0
+
+
+def test_seeded():
+    rng = np.random.default_rng(2)
+    labels, batches = rng.integers(0, 3, 200), rng.integers(0, 20, 200)
+    assert batch_predicts_clusters(labels, batches) == batch_predicts_clusters(labels, batches)
