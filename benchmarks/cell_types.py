@@ -12,7 +12,11 @@ FACS ``bulk_labels``). The generated data sets without individuals get cells spr
 over 50 individuals with random genotype PCs, so NAM can fit them. The case ``fit_inputs`` reads
 a workflow run's ``fit/inputs.npz`` (its expression PCs, genotype PCs and individuals) and the
 cohort's ``truth_cells.tsv``: the 1.27M-cell generated cohort of ``benchmarks/bench_scale.py``.
-Fewer PCs than the file holds take its first PCs (PCA components are nested).
+Fewer PCs than the file holds take its first PCs (PCA components are nested). The case
+``workflow_cells`` refits nothing: it scores the atoms (obs ``nam_cell_cluster``) and types (obs
+``nam_cell_group``) that a finished workflow run wrote to ``cells.h5ad`` (``--cells-h5ad``), and
+runs Leiden on the PCs that run was fitted on (obsm ``X_pca``, all of them; ``--pcs`` is ignored):
+at a million cells the run's own fit is the one to score, and a second fit would double the cost.
 
 NAM is fitted with the workflow's settings, read from a config file's ``fit`` block (the demo
 config by default: Student-t atoms, atom merges, one restart per seed, the best ELBO kept).
@@ -23,6 +27,9 @@ Example::
     OMP_NUM_THREADS=1 python benchmarks/cell_types.py --cases fit_inputs --pcs 10 20 \
         --fit-inputs WORKDIR/results/scale1270000/fit/inputs.npz \
         --truth WORKDIR/cohort/truth_cells.tsv --fit-config config/onek1k.yaml
+    OMP_NUM_THREADS=2 python benchmarks/cell_types.py --cases workflow_cells \
+        --cells-h5ad WORKDIR/results/scale1270000_pools75/cells.h5ad \
+        --truth WORKDIR/cohort/truth_cells.tsv
 """
 
 from __future__ import annotations
@@ -51,6 +58,7 @@ CASES = ["demo", "realistic", "many_types", "many_types_pearson", "many_types_re
 # The workflow's preprocessing options on the demo and realistic cohorts
 # (nam_core.study.cell_clusters.CASES: expression.normalisation, expression.regress_library).
 CASES += ["demo_pearson", "realistic_pearson", "realistic_regressed"]
+CASES += ["workflow_cells"]
 
 
 def _regress_library(pcs, library):
@@ -91,14 +99,39 @@ def _fit_inputs(n_pcs, path, truth_path):
     from nam_core.inputs.fit_inputs import read_fit_inputs
 
     inputs = read_fit_inputs(path)
-    truth = pd.read_csv(truth_path, sep="\t", usecols=["cell", "cell_type"], dtype=str)
-    types = truth.set_index("cell")["cell_type"].reindex(inputs.cells.astype(str))
-    if types.isna().any():
-        raise SystemExit(f"{truth_path}: no true type for {int(types.isna().sum())} fitted cells")
+    types = _true_types(truth_path, inputs.cells)
     if n_pcs > inputs.y.shape[1]:
         raise SystemExit(f"{path} holds {inputs.y.shape[1]} PCs; asked for {n_pcs}")
-    return (np.ascontiguousarray(inputs.y[:, :n_pcs], dtype=np.float64), types.to_numpy(),
+    return (np.ascontiguousarray(inputs.y[:, :n_pcs], dtype=np.float64), types,
             inputs.x, inputs.group)
+
+
+def _true_types(truth_path, cells):
+    """True type of each of ``cells`` (N,) from a cohort's truth_cells.tsv; exits on a gap."""
+    truth = pd.read_csv(truth_path, sep="\t", usecols=["cell", "cell_type"], dtype=str)
+    types = truth.set_index("cell")["cell_type"].reindex(np.asarray(cells).astype(str))
+    if types.isna().any():
+        raise SystemExit(f"{truth_path}: no true type for {int(types.isna().sum())} fitted cells")
+    return types.to_numpy()
+
+
+def score_workflow_run(cells_path, truth_path, seed):
+    """Rows for a finished run: its atoms and types as written, and Leiden on its PCs."""
+    from nam_core.inputs.h5ad import read_annotations
+
+    adata = read_annotations(cells_path)  # obs and obsm only, no X
+    pcs = np.asarray(adata.obsm["X_pca"], dtype=np.float32)
+    truth = _true_types(truth_path, adata.obs_names)
+    base = {"case": "workflow_cells", "pcs": pcs.shape[1], "N": len(pcs)}
+    rows = [{**base, "method": method, **score(truth, adata.obs[column].astype(str).to_numpy())}
+            for method, column in (("nam_atoms", "nam_cell_cluster"),
+                                   ("nam_types[workflow]", "nam_cell_group"))]
+    t0 = time.perf_counter()
+    for res_, lab in leiden_labels(pcs, resolutions=(0.5, 1.0), seed=seed).items():
+        rows.append({**base, "method": f"leiden_{res_}", **score(truth, np.asarray(lab).astype(str)),
+                     "seconds": round(time.perf_counter() - t0, 2)})
+        print(rows[-1], flush=True)
+    return rows
 
 
 def load(case, n_pcs, seed, n_cells, paths=None):
@@ -185,7 +218,9 @@ def main() -> None:
     parser.add_argument("--criteria", nargs="+", default=list(CRITERIA), choices=list(CRITERIA),
                         help="grouping criteria to score (PAGA builds a kNN graph: slow)")
     parser.add_argument("--fit-inputs", help="fit/inputs.npz of a workflow run (case fit_inputs)")
-    parser.add_argument("--truth", help="truth_cells.tsv of that cohort (case fit_inputs)")
+    parser.add_argument("--cells-h5ad", help="cells.h5ad of a finished run (case workflow_cells)")
+    parser.add_argument("--truth",
+                        help="truth_cells.tsv of that cohort (cases fit_inputs, workflow_cells)")
     parser.add_argument("--n-cells", type=int, default=20_000, help="cells of the ten-type data")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="benchmarks/results/cell_types.tsv")
@@ -196,9 +231,11 @@ def main() -> None:
     print(f"NAM settings: {settings}", flush=True)
     rows = []
     for case in args.cases:
-        for n_pcs in args.pcs:
-            rows += run(case, n_pcs, settings, args.seed, args.n_cells,
-                        (args.fit_inputs, args.truth), args.criteria)
+        for n_pcs in ([None] if case == "workflow_cells" else args.pcs):
+            rows += (score_workflow_run(args.cells_h5ad, args.truth, args.seed)
+                     if case == "workflow_cells" else
+                     run(case, n_pcs, settings, args.seed, args.n_cells,
+                         (args.fit_inputs, args.truth), args.criteria))
             table = pd.DataFrame(rows)
             print(table.tail(6).to_string(index=False), flush=True)
             with open(args.out, "w") as fh:
