@@ -92,20 +92,22 @@ def test_clusters_named_by_their_markers_or_unassigned(tmp_path):
     assert list(nm.display_labels(["C1", "C3"], {"C1": "A"})) == ["C1 A", "C3"]
 
 
-def test_a_type_with_two_of_its_markers_in_the_data_is_scored_by_default(tmp_path):
-    """Type B lists four markers, two of them in the data: scored (on those two) by default;
-    with one of them present it is not."""
+def test_a_type_with_two_of_its_markers_in_the_data_can_be_scored(tmp_path):
+    """Type B lists four markers, two of them in the data: scored on those two with
+    min_markers=2 (or on all four, the absent ones at chance); with one present it is not."""
     X, clusters, _, genes = planted_cells()
     names, codes = np.unique(clusters, return_inverse=True)
     auc = pd.DataFrame(nm.cluster_auroc(nm.rank_matrix(X), codes, 3), index=names, columns=genes)
     two = pd.DataFrame({"cell_type": ["B"] * 4, "gene": ["G2", "G3", "NOPE1", "NOPE2"]})
-    scores, used = nm.score_cell_types(auc, two)
-    assert nm.DEFAULT_MIN_MARKERS == 2
+    assert np.isnan(nm.score_cell_types(auc, two)[0]["B"]).all()  # default: 3 needed
+    scores, used = nm.score_cell_types(auc, two, min_markers=2)
     row = used.set_index("cell_type").loc["B"]
     assert row["scored"] and row["n_found"] == 2 and row["genes_found"] == "G2,G3"
     assert scores.loc["C2", "B"] == pytest.approx(auc.loc["C2", ["G2", "G3"]].mean())
+    chance, _ = nm.score_cell_types(auc, two, min_markers=2, absent_as_chance=True)
+    assert chance.loc["C2", "B"] == pytest.approx((auc.loc["C2", ["G2", "G3"]].sum() + 1.0) / 4)
     one = two.assign(gene=["G2", "NOPE0", "NOPE1", "NOPE2"])
-    scores, used = nm.score_cell_types(auc, one)
+    scores, used = nm.score_cell_types(auc, one, min_markers=2)
     assert np.isnan(scores["B"]).all() and not used.set_index("cell_type").loc["B", "scored"]
 
 
