@@ -79,6 +79,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines
 
 
+def _section(title: str, body: list[str], read_next: str | None = None) -> list[str]:
+    """A section: its heading, its lines and, when given, the files to read next."""
+    lines = [f"## {title}", "", *body]
+    return lines + ["", f"Read next: {read_next}."] if read_next else lines
+
+
 def _called(table: pd.DataFrame) -> pd.DataFrame:
     """Rows whose ``called`` column is true (read as text or bool)."""
     return table[table["called"].astype(str).str.lower() == "true"]
@@ -114,8 +120,7 @@ def median_umis(logs: Path) -> float | None:
 def _cohort(folder: Path, individuals: pd.DataFrame) -> list[str]:
     """The cohort in numbers: donors, cells, median UMIs, donors dropped in matching."""
     cells = individuals["n_cells"].astype(float)
-    lines = ["## The cohort in numbers", "",
-             f"- **{len(individuals):,} individuals** with genotypes were analysed, with "
+    lines = [f"- **{len(individuals):,} individuals** with genotypes were analysed, with "
              f"**{_n(cells.sum())} cells** after QC (median {_n(cells.median())} cells per "
              f"individual, range {_n(cells.min())}-{_n(cells.max())})."]
     umis = median_umis(folder / "logs")
@@ -128,9 +133,8 @@ def _cohort(folder: Path, individuals: pd.DataFrame) -> list[str]:
         lines.append(f"- Matching genotypes to cells: {len(dropped)} individuals dropped"
                      + (f" ({', '.join(dropped['individual'].astype(str)[:5])}"
                         f"{', ...' if len(dropped) > 5 else ''})." if len(dropped) else "."))
-    lines += ["", "Read next: `individuals.tsv` (one row per individual), "
-              "`matching/individuals.tsv` (who was kept)."]
-    return lines
+    return _section("The cohort in numbers", lines, "`individuals.tsv` (one row per individual), "
+                    "`matching/individuals.tsv` (who was kept)")
 
 
 def _individual_clusters(folder: Path, individuals: pd.DataFrame) -> list[str]:
@@ -139,8 +143,7 @@ def _individual_clusters(folder: Path, individuals: pd.DataFrame) -> list[str]:
                                                cells=("n_cells", "sum"),
                                                sure=("probability", lambda p: (p >= SURE).sum()))
     sizes = sizes.loc[sorted(sizes.index, key=lambda c: int(str(c).lstrip("I") or 0))]
-    lines = ["## Individual clusters (genotype and composition together)", "",
-             f"NAM found **{len(sizes)} individual clusters**:", ""]
+    lines = [f"NAM found **{len(sizes)} individual clusters**:", ""]
     lines += _table(["cluster", "individuals", "cells", f"assigned with probability >= {SURE}"],
                     [[str(c), _n(r.n), _n(r.cells), f"{_n(r.sure)} of {_n(r.n)}"]
                      for c, r in sizes.iterrows()])
@@ -155,9 +158,9 @@ def _individual_clusters(folder: Path, individuals: pd.DataFrame) -> list[str]:
         lines.append(f"- {len(near)} alternative partitions of the merge search came within "
                      "the near-tie margin (`partition.near_tie_nats`) of the chosen one"
                      + (": the number of clusters is uncertain." if len(near) else "."))
-    lines += ["", "Read next: `individuals.tsv` (columns `cluster`, `probability`), "
-              "`fit/alternatives.tsv`, `figures/genotype_pcs.png`."]
-    return lines
+    return _section("Individual clusters (genotype and composition together)", lines,
+                    "`individuals.tsv` (columns `cluster`, `probability`), "
+                    "`fit/alternatives.tsv`, `figures/genotype_pcs.png`")
 
 
 def _cell_types(folder: Path) -> list[str]:
@@ -172,27 +175,24 @@ def _cell_types(folder: Path) -> list[str]:
              else f"not named (best: {r.cell_type})", _n(r.n_cells), _pct(r.share),
              members.get(r.group, ""), evidence.loc[i]]
             for i, r in zip(types.index, types.itertuples(), strict=True)]
-    lines = ["## Cell types", "",
-             f"{len(types)} cell types (groups of NAM's cell atoms), named from marker genes:", ""]
+    lines = [f"{len(types)} cell types (groups of NAM's cell atoms), named from marker genes:", ""]
     lines += _table(["type", "name", "cells", "share of cells", "atoms", "markers behind the name"],
                     rows)
-    lines += ["", "Read next: `cell_types/type_names.tsv` (scores and runner-up names), "
-              "`cell_types/markers.tsv`, `figures/marker_dotplot.png`, "
-              "`figures/umap_cell_types.png`."]
-    return lines
+    return _section("Cell types", lines, "`cell_types/type_names.tsv` (scores and runner-up "
+                    "names), `cell_types/markers.tsv`, `figures/marker_dotplot.png`, "
+                    "`figures/umap_cell_types.png`")
 
 
 def _differences(folder: Path) -> list[str]:
     """Called composition differences between individual clusters, largest first."""
+    title = "Composition differences between individual clusters"
     diffs = _read(folder, "composition/differences.tsv")
-    lines = ["## Composition differences between individual clusters", ""]
     if diffs is None:
-        return lines + ["No composition differences table in this run."]
+        return _section(title, ["No composition differences table in this run."])
     called = _called(diffs)
     called = called.reindex(called["effect"].abs().sort_values(ascending=False).index)
-    lines.append(f"{len(called)} of {len(diffs)} contrasts of a cell type's share are called "
-                 "(FDR < 0.05 and outside the null band); largest first:")
-    lines.append("")
+    lines = [f"{len(called)} of {len(diffs)} contrasts of a cell type's share are called "
+             "(FDR < 0.05 and outside the null band); largest first:", ""]
     lines += _table(["contrast", "cell type", "share in a", "share in b", "difference",
                      "95% interval", "FDR"],
                     [[r.contrast, str(r.cell_type), _pct(r.prop_a), _pct(r.prop_b), _pp(r.effect),
@@ -208,24 +208,22 @@ def _differences(folder: Path) -> list[str]:
         if extra is not None:
             count = f", {len(_called(extra))} called" if "called" in extra else ""
             lines += ["", f"`{name}`: {len(extra)} rows{count}."]
-    lines += ["", "Read next: `composition/differences.tsv`, "
-              "`figures/composition_differences.png`, `composition/posterior.tsv`."]
-    return lines
+    return _section(title, lines, "`composition/differences.tsv`, "
+                    "`figures/composition_differences.png`, `composition/posterior.tsv`")
 
 
 def _genotype(folder: Path) -> list[str]:
     """Cell types whose share follows the genotype PCs (omnibus test), strongest first."""
     table = _read(folder, "composition/genotype_association.tsv")
-    lines = ["## Genotype associations", ""]
     if table is None:
-        return lines + ["No genotype association table in this run."]
+        return _section("Genotype associations", ["No genotype association table in this run."])
     omnibus = table[table["term"].astype(str) == "all"]
     if "share_of" in omnibus.columns:  # shares of all cells; lineage shares are in the table
         omnibus = omnibus[omnibus["share_of"].astype(str) == "all_cells"]
     omnibus = omnibus.sort_values("p")
     called = _called(omnibus)
-    lines += [f"The share of {len(called)} of {len(omnibus)} cell types follows the genotype "
-              "PCs (all PCs together, FDR < 0.05):", ""]
+    lines = [f"The share of {len(called)} of {len(omnibus)} cell types follows the genotype "
+             "PCs (all PCs together, FDR < 0.05):", ""]
     lines += _table(["cell type", "variance explained (R²)", "F", "FDR"],
                     [[str(r.cell_type), _pct(r.r2), f"{r.t:.1f}", _p(r.fdr)]
                      for r in called.itertuples()])
@@ -235,8 +233,8 @@ def _genotype(folder: Path) -> list[str]:
         lines += ["", "Donors close genetically have similar compositions? Mantel tests of "
                   f"composition distance against genetic distance: {tests} "
                   "(`composition/mantel.tsv`, `figures/composition_vs_genetic_distance.png`)."]
-    lines += ["", "Read next: `composition/genotype_association.tsv` (one row per PC as well)."]
-    return lines
+    return _section("Genotype associations", lines,
+                    "`composition/genotype_association.tsv` (one row per PC as well)")
 
 
 def _demo_checks(folder: Path) -> list[str]:
@@ -252,13 +250,13 @@ def _demo_checks(folder: Path) -> list[str]:
                          f"{float(r['threshold']):.3g}", "pass" if ok else "**fail**"])
     if not rows:
         return []
-    return ["## Checks against the demo's truth", ""] + _table(
-        ["file", "check", "value", "threshold", "result"], rows)
+    return _section("Checks against the demo's truth",
+                    _table(["file", "check", "value", "threshold", "result"], rows))
 
 
 def _warnings(folder: Path) -> list[str]:
     """Warnings of the logs and results that need a look."""
-    lines = ["## Warnings", ""]
+    lines = []
     found = log_warnings(folder / "logs")
     types = _read(folder, "cell_types/type_names.tsv")
     unnamed = ([] if types is None else
@@ -271,9 +269,7 @@ def _warnings(folder: Path) -> list[str]:
               for log, message, count in found[:MAX_ROWS]]
     if len(found) > MAX_ROWS:
         lines.append(f"- ... and {len(found) - MAX_ROWS} more warnings in `logs/`.")
-    if len(lines) == 2:
-        lines.append("No warnings in the logs.")
-    return lines
+    return _section("Warnings", lines or ["No warnings in the logs."])
 
 
 def summary_markdown(folder: str | Path, cohort: str) -> str:
