@@ -1,4 +1,5 @@
-"""Whether the workflow can write its results folder, checked before any job runs.
+"""Whether the workflow can read its inputs and write its results folder, checked before any
+job runs.
 
 Standard library only, so the workflow can import it at parse time without importing torch.
 """
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from .errors import NAMInputError
 
-__all__ = ["unwritable_folders", "check_writable"]
+__all__ = ["unwritable_folders", "check_writable", "unreadable_inputs", "check_readable"]
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -67,3 +68,51 @@ def check_writable(folder: str | os.PathLike) -> None:
         + ": make it writable (permissions, chattr -i, a read-write mount) or run from a "
         "working directory where results/ can be written; no job was started"
     )
+
+
+def unreadable_inputs(paths: dict[str, str | os.PathLike]) -> dict[str, Path]:
+    """The inputs of ``paths`` ({config key: path}) that exist but cannot be read.
+
+    A file needs read permission and every folder above it search permission; ``os.access``
+    checks both for the user running the workflow. Missing files are left to the checks that
+    say which key names them.
+    """
+    bad = {}
+    for key, path in paths.items():
+        path = Path(path)
+        try:
+            exists = path.exists()
+        except PermissionError:  # a folder above it cannot be searched
+            exists = True
+        if exists and not os.access(path, os.R_OK):
+            bad[key] = path
+    return bad
+
+
+def check_readable(paths: dict[str, str | os.PathLike]) -> None:
+    """Raise :class:`NAMInputError` naming each input of ``paths`` that cannot be read.
+
+    Raises
+    ------
+    NAMInputError
+        With the config key and path of each, and what to do.
+    """
+    bad = unreadable_inputs(paths)
+    if not bad:
+        return
+    listed = "; ".join(f"{key}: {path}" for key, path in bad.items())
+    raise NAMInputError(
+        f"{len(bad)} input file{'s' if len(bad) != 1 else ''} cannot be read by user "
+        f"{_user()} ({listed}): give read permission to the file and search permission to "
+        "the folders above it (chmod), or copy it where you can read it; no job was started"
+    )
+
+
+def _user() -> str:
+    """The name of the user running this process (its uid when it has none)."""
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return str(os.getuid())
