@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nam_core.results import naming as nm  # noqa: E402
+from nam_core.results.auroc import cluster_auroc, rank_matrix  # noqa: E402
 from nam_core.synthetic.profiles import CELL_TYPE_MAP  # noqa: E402
 
 RULES = {"found3": (3, False), "found2": (2, False), "chance2": (2, True)}
@@ -68,7 +69,7 @@ def name_true_types(X, genes, truth, markers, min_markers, absent_as_chance) -> 
     present = [g for g in dict.fromkeys(markers["gene"]) if g in set(genes)]
     columns = pd.Index(genes).get_indexer(present)
     labels, codes = np.unique(truth, return_inverse=True)
-    auroc = nm.cluster_auroc(nm.rank_matrix(X[:, columns]), codes, labels.size)
+    auroc = cluster_auroc(rank_matrix(X[:, columns]), codes, labels.size)
     scores, used = nm.score_cell_types(pd.DataFrame(auroc, index=labels, columns=present),
                                        markers, min_markers, absent_as_chance)
     named = nm.name_clusters(scores)

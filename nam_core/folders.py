@@ -1,5 +1,4 @@
-"""Whether the workflow can read its inputs and write its results folder, checked before any
-job runs.
+"""Input files readable and the results folder writable, checked before any job runs.
 
 Standard library only, so the workflow can import it at parse time without importing torch.
 """

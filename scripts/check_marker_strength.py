@@ -1,7 +1,7 @@
 from _common import logged, read_annotations, write_tsv
 
 from nam_core.inputs.h5ad import read_rows
-from nam_core.results.naming import permutation_test_cells
+from nam_core.results.marker_permutation import permutation_test_cells
 
 
 def check(path_cells, path_out, individual_column: str, settings: dict,

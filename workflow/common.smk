@@ -308,7 +308,7 @@ def get_composition_permutation_settings():
 
 
 def get_permutation_settings():
-    """Arguments of nam_core.results.naming.permutation_test_cells."""
+    """Arguments of nam_core.results.marker_permutation.permutation_test_cells."""
     naming = config["naming"]
     return {
         "n_top": config["markers"]["n_genes"],

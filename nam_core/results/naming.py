@@ -1,31 +1,22 @@
-"""Cell clusters named by known markers, and a permutation test of marker strength.
+"""Cell clusters named by known markers.
 
-Both rest on one statistic, the AUROC of a gene for a cluster against all other cells (the
-probability that a random cell of the cluster expresses the gene more than a random other cell;
-0.5 is no signal), computed from the genes' ranks over cells, which do not change when labels
-are permuted:
-
-* :func:`score_cell_types` — each cluster's score for each cell type of a marker table is the
-  mean AUROC of that type's markers; :func:`name_clusters` gives each cluster its best type, or
-  ``"unassigned"`` when the best score is below ``min_score``.
-* :func:`marker_permutation_test` — per cluster, the strength of its top markers (mean AUROC
-  of its ``n_top`` best genes, chosen anew in every permutation, so the selection is part of
-  the null) against the same statistic for cluster labels permuted among each individual's
-  cells; empirical p-value (1 + #{null >= observed}) / (1 + n_permutations).
+Each cluster's score for each cell type of a marker table is the mean AUROC
+(:mod:`nam_core.results.auroc`) of that type's markers, cluster against the rest
+(:func:`score_cell_types`); :func:`name_clusters` gives each cluster its best type, or
+``"unassigned"`` when the best score is below ``min_score``. The permutation test of marker
+strength is :mod:`nam_core.results.marker_permutation`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from scipy import stats
 
 from ..errors import NAMInputError
+from .auroc import cluster_auroc, rank_matrix, rows_of_x
 from .markers import subsample_groups
 from .plots import _cluster_number
 
@@ -34,12 +25,13 @@ __all__ = [
     "DEFAULT_MIN_MARKERS",
     "UNASSIGNED",
     "read_marker_table",
-    "rank_matrix",
-    "cluster_auroc",
     "score_cell_types",
     "name_clusters",
+    "apply_name_overrides",
     "display_labels",
-    "marker_permutation_test",
+    "name_cell_clusters",
+    "add_cell_type_names",
+    "add_cell_groups",
 ]
 
 logger = logging.getLogger(__name__)
@@ -80,58 +72,6 @@ def read_marker_table(path) -> pd.DataFrame:
         row = table[dup].iloc[0]
         raise NAMInputError(f"marker table {path} repeats {row['gene']} for {row['cell_type']}")
     return table.reset_index(drop=True)
-
-
-def rank_matrix(X, block: int = 256) -> np.ndarray:
-    """Ranks of every gene's expression over cells (ties averaged), float32.
-
-    Parameters
-    ----------
-    X : array or sparse matrix (N, G)
-        Expression (any monotone scale: log-normalised or counts give the same ranks).
-    block : int
-        Genes densified at a time.
-
-    Returns
-    -------
-    ndarray (N, G) float32, ranks 1..N.
-    """
-    N, G = X.shape
-    out = np.empty((N, G), dtype=np.float32)
-    for start in range(0, G, block):
-        cols = X[:, start:start + block]
-        dense = cols.toarray() if sp.issparse(cols) else np.asarray(cols)
-        out[:, start:start + block] = stats.rankdata(dense, axis=0)
-    return out
-
-
-def _rank_sums(ranks: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Sum of each gene's ranks over the cells of each cluster, (n_clusters, G) float64."""
-    onehot = np.zeros((n_clusters, codes.size), dtype=ranks.dtype)
-    onehot[codes, np.arange(codes.size)] = 1.0
-    return (onehot @ ranks).astype(np.float64)  # BLAS: 3x faster than a sparse one-hot
-
-
-def cluster_auroc(ranks: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
-    """AUROC of every gene for every cluster against the rest (Mann-Whitney U / (n1 n0)).
-
-    Parameters
-    ----------
-    ranks : array (N, G)
-        Output of :func:`rank_matrix`.
-    codes : array (N,) of int
-        Cluster code 0..n_clusters-1 of each cell.
-    n_clusters : int
-
-    Returns
-    -------
-    ndarray (n_clusters, G); NaN for a cluster holding no cell or every cell.
-    """
-    N = codes.size
-    n1 = np.bincount(codes, minlength=n_clusters).astype(np.float64)[:, None]
-    u = _rank_sums(ranks, codes, n_clusters) - n1 * (n1 + 1) / 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return u / (n1 * (N - n1))
 
 
 def score_cell_types(
@@ -250,103 +190,6 @@ def display_labels(clusters, names: dict | None) -> np.ndarray:
     return np.array([f"{c} {names[c]}" if c in names else c for c in clusters], dtype=object).astype(str)
 
 
-def _within_individual_permutation(individuals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Index array that shuffles cells among those of the same individual."""
-    by_individual = np.argsort(individuals, kind="stable")
-    shuffled = np.lexsort((rng.random(individuals.size), individuals))
-    perm = np.empty(individuals.size, dtype=np.int64)
-    perm[by_individual] = shuffled
-    return perm
-
-
-def _top_mean(auroc: np.ndarray, n_top: int) -> np.ndarray:
-    """Mean of the ``n_top`` largest values of each row (NaN rows stay NaN)."""
-    n_top = min(n_top, auroc.shape[1])
-    top = -np.partition(-np.nan_to_num(auroc, nan=-np.inf), n_top - 1, axis=1)[:, :n_top]
-    out = top.mean(axis=1)
-    out[np.isnan(auroc).all(axis=1)] = np.nan
-    return out
-
-
-def marker_permutation_test(
-    ranks: np.ndarray,
-    clusters,
-    individuals,
-    n_top: int = 10,
-    n_permutations: int = 199,
-    seed: int = 0,
-) -> pd.DataFrame:
-    """Strength of each cluster's top markers against labels permuted within individuals.
-
-    Parameters
-    ----------
-    ranks : array (N, G)
-        Output of :func:`rank_matrix` (the genes to search for markers).
-    clusters : array (N,)
-        Cluster of each cell.
-    individuals : array (N,)
-        Individual of each cell; labels are permuted among each individual's cells, so the
-        null keeps every individual's composition.
-    n_top : int
-        Markers per cluster whose mean AUROC is the strength.
-    n_permutations : int
-        Permutations (p-values resolve to 1 / (n_permutations + 1)).
-    seed : int
-        Seed of the permutations (numpy ``default_rng``).
-
-    Returns
-    -------
-    DataFrame with columns cluster, n_cells, strength (observed mean AUROC of the top
-    ``n_top`` genes), null_mean, null_q95, p_value, n_permutations.
-    """
-    clusters = np.asarray(clusters, dtype=str)
-    individuals = np.asarray(individuals, dtype=str)
-    if ranks.shape[0] != clusters.size or clusters.size != individuals.size:
-        raise NAMInputError(
-            f"{ranks.shape[0]} cells of ranks, {clusters.size} cluster labels and "
-            f"{individuals.size} individuals"
-        )
-    if n_permutations < 1 or n_top < 1:
-        raise NAMInputError("n_permutations and n_top must be >= 1")
-    names, codes = np.unique(clusters, return_inverse=True)
-    _, ind_codes = np.unique(individuals, return_inverse=True)
-    L = names.size
-    t0 = time.perf_counter()
-    observed = _top_mean(cluster_auroc(ranks, codes, L), n_top)
-    rng = np.random.default_rng(seed)
-    null = np.empty((n_permutations, L))
-    for b in range(n_permutations):
-        perm = _within_individual_permutation(ind_codes, rng)
-        null[b] = _top_mean(cluster_auroc(ranks, codes[perm], L), n_top)
-    p = (1 + (null >= observed[None, :] - 1e-12).sum(axis=0)) / (1 + n_permutations)
-    logger.info("marker permutation test: %d clusters, %d cells, %d genes, %d permutations in %.1f s",
-                L, clusters.size, ranks.shape[1], n_permutations, time.perf_counter() - t0)
-    return pd.DataFrame({
-        "cluster": names,
-        "n_cells": np.bincount(codes, minlength=L),
-        "strength": observed,
-        "null_mean": null.mean(axis=0),
-        "null_q95": np.quantile(null, 0.95, axis=0),
-        "p_value": p,
-        "n_permutations": n_permutations,
-    })
-
-
-def _rows_of_x(adata, rows: np.ndarray, x_rows=None):
-    """X of the sorted ``rows`` (sparse or dense): ``x_rows(rows)`` when given (e.g.
-    :func:`~nam_core.inputs.h5ad.read_rows` of the file), else from ``adata.X``."""
-    if x_rows is not None:
-        return x_rows(rows)
-    return adata.X if rows.size == adata.n_obs else adata.X[rows]
-
-
-def _subsample(n: int, max_cells: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of at most ``max_cells`` of ``n`` cells (all when None or n <= max_cells)."""
-    if max_cells is None or n <= max_cells:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=max_cells, replace=False))
-
-
 def name_cell_clusters(
     adata,
     markers: pd.DataFrame,
@@ -383,7 +226,7 @@ def name_cell_clusters(
     names, codes = np.unique(clusters[rows], return_inverse=True)
     if genes:
         columns = adata.var_names.get_indexer(genes)
-        auroc = cluster_auroc(rank_matrix(_rows_of_x(adata, rows, x_rows)[:, columns]), codes,
+        auroc = cluster_auroc(rank_matrix(rows_of_x(adata, rows, x_rows)[:, columns]), codes,
                               names.size)
     else:
         auroc = np.empty((names.size, 0))
@@ -440,38 +283,3 @@ def add_cell_groups(obs: pd.DataFrame, groups: pd.DataFrame,
     out["nam_cell_group"] = pd.Categorical(labels.map(mapping), categories=order)
     return out
 
-
-def permutation_test_cells(
-    adata,
-    groupby: str,
-    individual_column: str,
-    n_top: int = 10,
-    n_permutations: int = 199,
-    seed: int = 0,
-    max_cells: int | None = 20_000,
-    min_cells_expressing: float = 0.01,
-    x_rows=None,
-) -> pd.DataFrame:
-    """:func:`marker_permutation_test` on an AnnData of log-normalised expression.
-
-    Genes expressed in fewer than ``min_cells_expressing`` of the cells are left out (they
-    cannot be markers of any cluster above that size); at most ``max_cells`` cells, drawn
-    with ``seed``, are ranked, so memory is max_cells x genes x 4 bytes. ``x_rows`` (sorted rows
-    -> X of those rows) reads them when ``adata`` holds no X.
-    """
-    for column in (groupby, individual_column):
-        if column not in adata.obs.columns:
-            raise NAMInputError(f"obs has no column {column!r}; available: {list(adata.obs.columns)}")
-    keep = _subsample(adata.n_obs, max_cells, seed)
-    X = _rows_of_x(adata, keep, x_rows)
-    detected = np.asarray((X > 0).sum(axis=0)).ravel() / max(keep.size, 1)
-    genes = np.flatnonzero(detected >= min_cells_expressing)
-    ranks = rank_matrix(X[:, genes])
-    obs = adata.obs.iloc[keep]
-    out = marker_permutation_test(ranks, obs[groupby].astype(str).to_numpy(),
-                                  obs[individual_column].astype(str).to_numpy(), n_top=n_top,
-                                  n_permutations=n_permutations, seed=seed)
-    order = np.argsort([_cluster_number(c) for c in out["cluster"]], kind="stable")
-    out = out.iloc[order].reset_index(drop=True)
-    out.insert(2, "n_genes", genes.size)
-    return out

@@ -1,8 +1,7 @@
 """Co-clustering, merge alternatives, genotype homogeneity; cluster naming and the permutation test."""
 
-from types import SimpleNamespace
-
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -10,6 +9,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from nam_core.errors import NAMInputError
+from nam_core.results import auroc
+from nam_core.results import marker_permutation as mp
 from nam_core.results import naming as nm
 from nam_core.results import partition as pt
 
@@ -70,7 +71,7 @@ def planted_cells(n_per=150, n_individuals=6, seed=0):
 def test_cluster_auroc_agrees_with_sklearn():
     X, clusters, _, _ = planted_cells(n_per=40)
     names, codes = np.unique(clusters, return_inverse=True)
-    auc = nm.cluster_auroc(nm.rank_matrix(X), codes, 3)
+    auc = auroc.cluster_auroc(auroc.rank_matrix(X), codes, 3)
     for k in range(3):
         for g in (0, 2, 7):
             assert auc[k, g] == pytest.approx(roc_auc_score(codes == k, X[:, g]))
@@ -83,7 +84,7 @@ def test_clusters_named_by_their_markers_or_unassigned(tmp_path):
                     "Absent\tNOPE\n")
     markers = nm.read_marker_table(path)
     names, codes = np.unique(clusters, return_inverse=True)
-    auc = pd.DataFrame(nm.cluster_auroc(nm.rank_matrix(X), codes, 3), index=names, columns=genes)
+    auc = pd.DataFrame(auroc.cluster_auroc(auroc.rank_matrix(X), codes, 3), index=names, columns=genes)
     scores, used = nm.score_cell_types(auc, markers, min_markers=2)
     assert np.isnan(scores["Absent"]).all() and not used.set_index("cell_type").loc["Absent", "scored"]
     named = nm.name_clusters(scores).set_index("cluster")
@@ -97,7 +98,7 @@ def test_a_type_with_two_of_its_markers_in_the_data_can_be_scored(tmp_path):
     min_markers=2 (or on all four, the absent ones at chance); with one present it is not."""
     X, clusters, _, genes = planted_cells()
     names, codes = np.unique(clusters, return_inverse=True)
-    auc = pd.DataFrame(nm.cluster_auroc(nm.rank_matrix(X), codes, 3), index=names, columns=genes)
+    auc = pd.DataFrame(auroc.cluster_auroc(auroc.rank_matrix(X), codes, 3), index=names, columns=genes)
     two = pd.DataFrame({"cell_type": ["B"] * 4, "gene": ["G2", "G3", "NOPE1", "NOPE2"]})
     assert np.isnan(nm.score_cell_types(auc, two)[0]["B"]).all()  # default: 3 needed
     scores, used = nm.score_cell_types(auc, two, min_markers=2)
@@ -123,18 +124,18 @@ def test_marker_table_errors_name_the_file(tmp_path):
 
 def test_permutation_test_real_clusters_and_random_labelings():
     X, clusters, individuals, _ = planted_cells()
-    ranks = nm.rank_matrix(X)
-    real = nm.marker_permutation_test(ranks, clusters, individuals, n_top=2, n_permutations=199,
+    ranks = auroc.rank_matrix(X)
+    real = mp.marker_permutation_test(ranks, clusters, individuals, n_top=2, n_permutations=199,
                                       seed=0)
     assert (real["p_value"] < 0.01).all(), real
-    again = nm.marker_permutation_test(ranks, clusters, individuals, n_top=2,
+    again = mp.marker_permutation_test(ranks, clusters, individuals, n_top=2,
                                        n_permutations=199, seed=0)
     pd.testing.assert_frame_equal(real, again)
     rng = np.random.default_rng(1)
     pvalues = []
     for _ in range(10):  # random labelings: 10 x 3 clusters
         random_labels = rng.choice(["C1", "C2", "C3"], size=clusters.size)
-        out = nm.marker_permutation_test(ranks, random_labels, individuals, n_top=2,
+        out = mp.marker_permutation_test(ranks, random_labels, individuals, n_top=2,
                                          n_permutations=99, seed=int(rng.integers(1 << 30)))
         pvalues.extend(out["p_value"])
     assert np.mean(np.asarray(pvalues) > 0.05) >= 0.9, pvalues

@@ -4,8 +4,11 @@ import logging
 
 import numpy as np
 
-from nam_core.results.pools import (batch_predicts_clusters, majority_batch,
-                                    warn_if_clusters_follow_batches)
+from nam_core.results.pools import (
+    batch_predicts_clusters,
+    majority_batch,
+    warn_if_clusters_follow_batches,
+)
 
 
 def _cells(pool_of_individual, n_cells=5):
@@ -42,7 +45,7 @@ def test_warns_when_pools_are_confounded_with_few_clusters(caplog):
     rng = np.random.default_rng(0)
     ancestry = np.repeat([0, 1, 2], [150, 100, 50])
     pools = np.empty(ancestry.size, dtype=object)
-    for a, n_pools in zip(range(3), (12, 8, 4)):
+    for a, n_pools in zip(range(3), (12, 8, 4), strict=True):
         members = np.flatnonzero(ancestry == a)
         pools[members] = [f"P{a}_{i}" for i in rng.integers(0, n_pools, members.size)]
     check = _check(ancestry, pools, caplog)
