@@ -145,7 +145,7 @@ def check_config(path: Path):
 
 def check_npz(path: Path):
     from nam_core import NAM
-    from nam_core.io import read_intermediate
+    from nam_core.intermediates import read_intermediate
 
     fit = read_intermediate(path, NAM.load, "fit_nam")
     return {k: np.asarray(v) for k, v in fit._state_arrays().items()}

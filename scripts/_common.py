@@ -69,7 +69,7 @@ def read_tsv(path, **kwargs):
 
     A damaged file raises NAMInputError naming it, the rule that made it and the fix.
     """
-    from nam_core.io import read_intermediate
+    from nam_core.intermediates import read_intermediate
     from nam_core.io import read_tsv as read_table
 
     return read_intermediate(path, read_table, MADE_BY.get(str(path)), **kwargs)
@@ -93,7 +93,7 @@ def read_annotations(path):
     damaged file raises NAMInputError (see read_tsv). Take rows or columns of X with
     nam_core.inputs.h5ad.read_rows / read_columns."""
     from nam_core.inputs.h5ad import read_annotations as read
-    from nam_core.io import read_intermediate
+    from nam_core.intermediates import read_intermediate
 
     return read_intermediate(path, read, MADE_BY.get(str(path)))
 
@@ -101,7 +101,7 @@ def read_annotations(path):
 def read_fit_inputs(path):
     """The fit inputs (nam_core.inputs.fit_inputs); a damaged file raises NAMInputError."""
     from nam_core.inputs.fit_inputs import read_fit_inputs as read
-    from nam_core.io import read_intermediate
+    from nam_core.intermediates import read_intermediate
 
     return read_intermediate(path, read, MADE_BY.get(str(path)))
 
@@ -109,6 +109,6 @@ def read_fit_inputs(path):
 def load_fit(path):
     """NAM.load of a saved fit; a damaged file raises NAMInputError (see read_tsv)."""
     from nam_core import NAM
-    from nam_core.io import read_intermediate
+    from nam_core.intermediates import read_intermediate
 
     return read_intermediate(path, NAM.load, MADE_BY.get(str(path)))

@@ -1,4 +1,4 @@
-from nam_core.io import mark_damaged_outputs
+from nam_core.intermediates import mark_damaged_outputs
 
 
 def get_output_patterns():

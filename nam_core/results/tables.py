@@ -21,7 +21,8 @@ import pandas as pd
 from ..errors import NAMInputError
 from ..inputs.fit_inputs import read_fit_inputs
 from ..inputs.h5ad import annotate_h5ad, read_annotations
-from ..io import ANY_COLUMN, atomic_path, check_finite, read_intermediate, read_tsv, write_tsv
+from ..intermediates import read_intermediate
+from ..io import ANY_COLUMN, atomic_path, check_finite, read_tsv, write_tsv
 from ..models.nam import NAM
 from .pools import warn_if_clusters_follow_batches
 
@@ -229,7 +230,7 @@ def write_results(
     The inputs are the best fit (``fit/best.npz``), the fit inputs (``fit/inputs.npz``), the
     preprocessed cells (``.h5ad``), the UMAP (``umap.tsv``) and the genotype PCs (``pcs.tsv``);
     the cells must be those of the fit, in its order. ``made_by`` ({path: rule}) names the rule
-    to rerun in the error for a damaged input (:func:`nam_core.io.read_intermediate`).
+    to rerun in the error for a damaged input (:func:`nam_core.intermediates.read_intermediate`).
     """
     made_by = made_by or {}
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from nam_core.io import mark_damaged_outputs
+from nam_core.intermediates import mark_damaged_outputs
 
 
 def test_io_and_settings_import_without_torch():

@@ -19,7 +19,7 @@ import pytest
 from nam_core.errors import NAMInputError
 from nam_core.inputs.cohort import near_misses
 from nam_core.inputs.genotypes import validate_plink
-from nam_core.io import intact_problem, read_intermediate
+from nam_core.intermediates import intact_problem, read_intermediate
 from nam_core.validation import check_device_available
 
 from .conftest import load_script

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from nam_core.io import intact_problem
+from nam_core.intermediates import intact_problem
 
 from .conftest import SMALL_CONFIG, SNAKEFILE, output_of, snakemake
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nam_core.io import intact_problem
+from nam_core.intermediates import intact_problem
 
 from .conftest import SMALL_CONFIG, SNAKEFILE, output_of, planned_jobs, snakemake
 
