@@ -38,6 +38,7 @@ from ..errors import NAMInputError
 from ..io import atomic_path, check_finite
 from ..validation import check_int_at_least, resolve_dtype
 from .checkpoint import Checkpoint
+from .float_mode import subnormals_flushed
 from .merges import greedy_merges
 
 __all__ = ["VariationalEstimator", "ConvergenceWarning", "ELBODecreaseError", "FitInterrupted",
@@ -291,6 +292,11 @@ class VariationalEstimator:
         -------
         self
         """
+        with subnormals_flushed():  # a sweep near convergence costs what a first sweep does
+            return self._fit(X, Y, group)
+
+    def _fit(self, X, Y, group):
+        """:meth:`fit` with the floating-point mode set."""
         self._validate_params()
         wall = time.perf_counter()
         data = self._prepare(X, Y, group)

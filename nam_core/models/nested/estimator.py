@@ -17,6 +17,7 @@ from ...components.sticks import Concentration, expected_weights, n_random_stick
 from ...engine.data import prepare_cohort
 from ...engine.estimator import VariationalEstimator
 from ...engine.fitted import size_order
+from ...engine.float_mode import subnormals_flushed
 from ...errors import NAMInputError
 from ...validation import as_matrix, check_int_at_least
 from .run import NestedAtomsRun
@@ -222,7 +223,8 @@ class NestedAtomsEstimator(NestedEstimator):
         ndarray (n,) of cell-cluster labels (as ``cell_labels_``).
         """
         self._check_fitted()
-        return self._cell_labels_given(Y, group, self._state["rho"])
+        with subnormals_flushed():
+            return self._cell_labels_given(Y, group, self._state["rho"])
 
     def cohort_cell_labels(self, Y, group) -> np.ndarray:
         """Cell atoms (label order) as if each individual's cluster were unknown: one U1 step.

@@ -97,3 +97,24 @@ def test_fit_is_the_same_with_and_without_flushing():
         torch.set_flush_denormal(False)
     np.testing.assert_allclose(flushed.elbo_trace_, plain.elbo_trace_, rtol=1e-12)
     assert np.array_equal(flushed.cell_labels_, plain.cell_labels_)
+
+
+def test_the_fit_flushes_subnormals_while_it_runs(monkeypatch):
+    """Every cell pass runs with flush-to-zero on, whatever the caller's mode."""
+    import nam_core.components.cells as cells
+    from nam_core.engine.float_mode import flushes_subnormals as library_probe
+
+    modes = []
+    original = cells.accumulate
+
+    def spy(*args, **kwargs):
+        modes.append(library_probe())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(cells, "accumulate", spy)
+    d = small_data(seed=3)
+    assert torch.set_flush_denormal(False)
+    assert not flushes_subnormals()
+    NAM(K=3, L=5, n_init=1, seed=0, dtype="float32", device="cpu", verbose=False).fit(d.X, d.Y, d.group)
+    assert modes and all(modes)
+    assert not flushes_subnormals()
