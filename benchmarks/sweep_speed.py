@@ -1,0 +1,57 @@
+"""Seconds per sweep at the first sweeps and near convergence, on a workflow run's expression PCs.
+
+Fits NAM (K=20, L=50, float32, one thread, no merges) for 60 sweeps on a seeded subsample of the
+cells of a workflow run's ``fit/inputs.npz`` and prints the mean seconds of sweeps 1-5 and of the
+last 10, and their ratio. ``--caller-flush on`` sets torch's flush-to-zero mode before the fit
+(the fit sets it itself for its duration; ``off`` shows that it does).
+
+    python benchmarks/sweep_speed.py --inputs WORKDIR/results/scale1270000_pools75/fit/inputs.npz \
+        --cells 127000 --atoms student_t
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from sweep_log import SweepTimes  # noqa: E402
+
+from nam_core import NAM  # noqa: E402
+from nam_core.inputs.fit_inputs import read_fit_inputs  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", required=True, help="fit/inputs.npz of a workflow run")
+    parser.add_argument("--cells", type=int, default=127_000, help="cells drawn (seed 0)")
+    parser.add_argument("--atoms", default="student_t", choices=["gaussian", "student_t"])
+    parser.add_argument("--sweeps", type=int, default=60)
+    parser.add_argument("--caller-flush", default="off", choices=["on", "off"])
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    inputs = read_fit_inputs(args.inputs)
+    rng = np.random.default_rng(0)
+    keep = np.sort(rng.choice(len(inputs.y), min(args.cells, len(inputs.y)), replace=False))
+    _, group = np.unique(inputs.group[keep], return_inverse=True)
+    torch.set_flush_denormal(args.caller_flush == "on")
+    with SweepTimes() as times:
+        NAM(K=20, L=50, n_init=1, seed=1, atoms=args.atoms, merge=False, merge_atoms=False,
+            max_iter=args.sweeps, tol=0, dtype="float32").fit(inputs.x, inputs.y[keep], group)
+    s = np.asarray(times.seconds)
+    print(json.dumps({"atoms": args.atoms, "cells": int(keep.size), "caller_flush": args.caller_flush,
+                      "first5_s": round(float(s[:5].mean()), 3),
+                      "last10_s": round(float(s[-10:].mean()), 3),
+                      "ratio": round(float(s[-10:].mean() / s[:5].mean()), 2),
+                      "total_s": round(float(s.sum()), 1)}))
+
+
+if __name__ == "__main__":
+    main()
