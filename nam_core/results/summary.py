@@ -90,8 +90,16 @@ def _called(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["called"].astype(str).str.lower() == "true"]
 
 
+def _from_a_library(match: re.Match) -> bool:
+    """A Python warning raised inside an installed package (``site-packages``), such as umap's
+    note that TensorFlow is absent: about the library, not the run; it stays in the logs."""
+    return match.group(1) == "py.warnings" and "site-packages" in match.group(2)
+
+
 def log_warnings(logs: Path) -> list[tuple[str, str, int]]:
     """Distinct WARNING messages of the logs under ``logs``: (first log, message, count).
+
+    Python warnings raised inside installed libraries are left out (:func:`_from_a_library`).
 
     Messages that differ only in their numbers (one per sweep, per restart) are one entry, with
     the first message as the example and the number of times it was logged.
@@ -100,7 +108,7 @@ def log_warnings(logs: Path) -> list[tuple[str, str, int]]:
     for path in sorted(Path(logs).rglob("*.log")):
         for line in path.read_text(errors="replace").splitlines():
             match = _WARNING.match(line)
-            if match:
+            if match and not _from_a_library(match):
                 key = _NUMBER.sub("#", match.group(2))
                 entry = found.setdefault(
                     key, [str(path.relative_to(Path(logs).parent)), match.group(2), 0])

@@ -116,3 +116,17 @@ def test_manifest_hashes_inputs_and_outputs(results, tmp_path_factory):
     assert manifest["nam_version"] == "9.9" and "numpy" in manifest["versions"]
     write_manifest(results / "manifest.json", manifest)
     assert json.loads((results / "manifest.json").read_text())["cohort"] == "tiny"
+
+
+def test_library_warnings_stay_out_of_the_summary(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "compute_umap.log").write_text(
+        "2026-12-05 14:16:36,622 WARNING py.warnings: /x/.venv/lib/python3.11/site-packages/umap/"
+        "__init__.py:9: ImportWarning: Tensorflow not installed\n"
+        "2026-12-05 14:16:37,000 WARNING py.warnings: /repo/nam_core/results/umap.py:3: "
+        "UserWarning: few cells\n"
+        "2026-12-05 14:16:38,000 WARNING nam_core.results.pools: the clusters follow pool\n")
+    messages = [message for _, message, _ in log_warnings(logs)]
+    assert messages == ["/repo/nam_core/results/umap.py:3: UserWarning: few cells",
+                        "the clusters follow pool"]
