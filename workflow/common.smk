@@ -379,10 +379,17 @@ def check_inputs_readable():
     if workflow.is_main_process and not is_demo():
         from nam_core.folders import check_readable
 
-        keys = {"genotypes_bed": "inputs.bfile (.bed)", "genotypes_bim": "inputs.bfile (.bim)",
-                "genotypes_fam": "inputs.bfile (.fam)", "counts": "inputs.counts",
-                "covariates": "inputs.donor_covariates", "markers": "naming.markers"}
-        check_readable({keys.get(role, role): path for role, path in get_data_inputs().items()})
+        keys = {
+            "genotypes_bed": "inputs.bfile (.bed)",
+            "genotypes_bim": "inputs.bfile (.bim)",
+            "genotypes_fam": "inputs.bfile (.fam)",
+            "counts": "inputs.counts",
+            "covariates": "inputs.donor_covariates",
+            "markers": "naming.markers",
+        }
+        check_readable(
+            {keys.get(role, role): path for role, path in get_data_inputs().items()}
+        )
 
 
 check_inputs_readable()
