@@ -12,14 +12,9 @@ import torch
 
 from nam_core import NAM, ConvergenceWarning, simulate
 from nam_core.components.cells import flush_subnormals_, log_softmax_with_entropy
+from nam_core.engine.float_mode import flushes_subnormals
 
 from ..helpers import small_data
-
-
-def flushes_subnormals() -> bool:
-    """True when torch's CPU arithmetic currently flushes subnormal results to zero."""
-    tiny = torch.tensor([torch.finfo(torch.float32).tiny], dtype=torch.float32)
-    return bool((tiny / 4)[0] == 0)
 
 
 def subnormal_count(x: torch.Tensor) -> int:
@@ -102,13 +97,12 @@ def test_fit_is_the_same_with_and_without_flushing():
 def test_the_fit_flushes_subnormals_while_it_runs(monkeypatch):
     """Every cell pass runs with flush-to-zero on, whatever the caller's mode."""
     import nam_core.components.cells as cells
-    from nam_core.engine.float_mode import flushes_subnormals as library_probe
 
     modes = []
     original = cells.accumulate
 
     def spy(*args, **kwargs):
-        modes.append(library_probe())
+        modes.append(flushes_subnormals())
         return original(*args, **kwargs)
 
     monkeypatch.setattr(cells, "accumulate", spy)
