@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -316,3 +317,31 @@ def read_yaml_config(path: str | os.PathLike, default_of: str | None = None) -> 
             f"not a {type(data).__name__}"
         )
     return data
+
+
+def json_compatible(value, keep_non_finite: bool = False):
+    """``value`` as JSON types, recursively.
+
+    numpy scalars and arrays become Python numbers and lists, tuples lists, paths strings. NaN
+    becomes None and +-inf the strings ``"inf"``/``"-inf"`` (standard JSON has neither), unless
+    ``keep_non_finite``: then they stay floats, which Python's json writes and reads back as
+    ``NaN`` and ``Infinity``.
+    """
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {k: json_compatible(v, keep_non_finite) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return [json_compatible(v, keep_non_finite) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not keep_non_finite:
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+    return value

@@ -7,7 +7,7 @@ from nam_core.results.composition.donor_distance import (
     plot_composition_vs_genetics,
 )
 from nam_core.results.composition.permutation import genotype_group_counts
-from nam_core.results.plots import save_figure
+from nam_core.results.figure_style import save_figure
 
 
 def compare(path_fit, path_inputs, path_groups, path_cell_types, path_pcs, path_donors,

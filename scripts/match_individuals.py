@@ -2,10 +2,10 @@ from _common import logged, write_tsv
 
 from nam_core.inputs.batch import check_batch_column
 from nam_core.inputs.cohort import match_individuals
+from nam_core.inputs.counts_file import open_counts
 from nam_core.inputs.degenerate import check_enough_individuals
 from nam_core.inputs.expression import read_cell_table
 from nam_core.inputs.genotypes import validate_plink
-from nam_core.inputs.h5ad import open_counts
 
 
 def match(

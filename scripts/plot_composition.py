@@ -1,8 +1,9 @@
 from _common import logged, read_atom_to_group, read_cell_type_names, read_tsv
 
 from nam_core.results.composition import group_counts
+from nam_core.results.figure_style import save_figure
 from nam_core.results.naming import display_labels
-from nam_core.results.plots import plot_composition_heatmap, save_figure
+from nam_core.results.plots import plot_composition_heatmap
 
 FIXED = ("cluster", "n_individuals", "n_cells")
 

@@ -6,8 +6,8 @@ from nam_core.results.composition_plots import (
     plot_composition_posterior,
     plot_differences_forest,
 )
+from nam_core.results.figure_style import save_figure
 from nam_core.results.partition import coclustering_order
-from nam_core.results.plots import save_figure
 
 
 def plot(paths: dict, out: dict, null_log_ratio: float | None = None):

@@ -1,6 +1,7 @@
 from _common import logged, read_tsv
 
-from nam_core.results.plots import plot_elbo_traces, save_figure
+from nam_core.results.figure_style import save_figure
+from nam_core.results.plots import plot_elbo_traces
 
 
 def plot(path_traces, path_restarts, path_png, path_pdf):

@@ -1,6 +1,7 @@
 from _common import logged, read_tsv
 
-from nam_core.results.plots import plot_genotype_pcs, save_figure
+from nam_core.results.figure_style import save_figure
+from nam_core.results.plots import plot_genotype_pcs
 
 
 def plot(path_individuals, path_eigenvalues, path_png, path_pdf):

@@ -1,8 +1,9 @@
 from _common import logged, read_annotations, read_tsv
 
 from nam_core.inputs.h5ad import read_columns
+from nam_core.results.figure_style import save_figure
 from nam_core.results.naming import display_labels
-from nam_core.results.plots import dotplot_stats, plot_marker_dotplot, save_figure
+from nam_core.results.plots import dotplot_stats, plot_marker_dotplot
 
 
 def plot(path_cells, path_markers, path_png, path_pdf, n_per_cluster: int = 3, path_names=None):

@@ -1,6 +1,7 @@
 from _common import logged, read_annotations
 
-from nam_core.results.plots import plot_umap, save_figure
+from nam_core.results.figure_style import save_figure
+from nam_core.results.plots import plot_umap
 
 
 def plot(path_cells, path_png, path_pdf):

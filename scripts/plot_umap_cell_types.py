@@ -1,7 +1,7 @@
 from _common import logged, read_annotations, read_tsv
 
 from nam_core.results.composition_plots import plot_named_umap, plot_typed_umap
-from nam_core.results.plots import save_figure
+from nam_core.results.figure_style import save_figure
 
 
 def _names(path, key):

@@ -23,9 +23,7 @@ import json
 import logging
 import math
 import platform
-import signal
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -35,11 +33,12 @@ import torch
 
 from ..components.cells import QUAD_MODES
 from ..errors import NAMInputError
-from ..io import atomic_path, check_finite
+from ..io import atomic_path, check_finite, json_compatible
 from ..validation import check_int_at_least, resolve_dtype
 from .checkpoint import Checkpoint
 from .float_mode import subnormals_flushed
 from .merges import greedy_merges
+from .restart_progress import DeferredSigterm, RestartProgress
 
 __all__ = ["VariationalEstimator", "ConvergenceWarning", "ELBODecreaseError", "FitInterrupted",
            "select_best"]
@@ -75,47 +74,6 @@ def _package_versions() -> dict[str, str]:
         "numpy": np.__version__,
         "python": platform.python_version(),
     }
-
-
-class _TermSignal:
-    """Within the context, SIGTERM sets a flag instead of ending the process (main thread only)."""
-
-    def __init__(self, active: bool):
-        self.active = active and threading.current_thread() is threading.main_thread()
-        self.received = False
-
-    def __enter__(self):
-        if self.active:
-            self._old = signal.signal(signal.SIGTERM, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.received = True
-
-    def __exit__(self, *exc):
-        if self.active:
-            signal.signal(signal.SIGTERM, self._old)
-        return False
-
-
-class _Progress:
-    """Bookkeeping of one restart: the ELBO trace, convergence, merges and timing."""
-
-    def __init__(self, restart: int, seed: int):
-        self.restart, self.seed = restart, seed
-        self.elbo_trace: list[float] = []
-        self.sweep_seconds: list[float] = []
-        self.converged = False
-        self.merges, self.atom_merges, self.merge_seconds, self.searches = 0, 0, 0.0, 0
-        self.alternatives: list[dict] = []
-        self.seconds = 0.0
-
-    def record(self) -> dict:
-        """The restart's row of ``restarts_``."""
-        return {"seed": self.seed, "elbo": self.elbo_trace[-1], "n_iter": len(self.elbo_trace),
-                "converged": self.converged, "seconds": self.seconds, "merges": self.merges,
-                "atom_merges": self.atom_merges, "merge_seconds": self.merge_seconds,
-                "sweep_seconds": list(self.sweep_seconds)}
 
 
 class VariationalEstimator:
@@ -177,8 +135,8 @@ class VariationalEstimator:
     def _log(self, msg: str, *args) -> None:
         logger.log(logging.INFO if self.verbose else logging.DEBUG, msg, *args)
 
-    def _run_to_convergence(self, run, prog: _Progress, tol: float, ckpt: Checkpoint | None,
-                            term: _TermSignal) -> None:
+    def _run_to_convergence(self, run, prog: RestartProgress, tol: float, ckpt: Checkpoint | None,
+                            term: DeferredSigterm) -> None:
         """Sweep ``run`` until the relative ELBO change is <= tol or max_iter sweeps."""
         bar = None
         if self.verbose and sys.stderr.isatty():
@@ -232,7 +190,7 @@ class VariationalEstimator:
                 stacklevel=4,
             )
 
-    def _try_merges(self, run, prog: _Progress, elbo: float, tol: float) -> float | None:
+    def _try_merges(self, run, prog: RestartProgress, elbo: float, tol: float) -> float | None:
         """Merge moves at a converged state on every enabled layer; the new ELBO or None.
 
         Candidates of the "individuals" layer are recorded in ``alternatives_``.
@@ -304,10 +262,10 @@ class VariationalEstimator:
         ckpt = self._checkpoint(data)
         best, best_prog, done = None, None, []
         resumed = ckpt.load() if ckpt is not None else None
-        with _TermSignal(ckpt is not None) as term:
+        with DeferredSigterm(ckpt is not None) as term:
             for r, seed in enumerate(self._restart_seeds()):
                 run = self._new_run(data)
-                prog = _Progress(r, seed)
+                prog = RestartProgress(r, seed)
                 if resumed is not None and r < len(resumed.finished):
                     prog.__dict__.update(resumed.finished[r])
                     done.append(prog)
@@ -351,7 +309,7 @@ class VariationalEstimator:
         run.initialise(torch.Generator().manual_seed(seed), seed)
         return run, data
 
-    def _store(self, run, prog: _Progress, done: list[_Progress], data) -> None:
+    def _store(self, run, prog: RestartProgress, done: list[RestartProgress], data) -> None:
         """Set every fitted attribute from the kept run."""
         self.restarts_ = [p.record() for p in done]
         self.seed_ = prog.seed
@@ -381,10 +339,10 @@ class VariationalEstimator:
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
         meta = {
             "class": type(self).__name__,
-            "params": _jsonable(self.get_params()),
-            "fitted": {k: _jsonable(getattr(self, k)) for k in self._scalar_fitted},
+            "params": json_compatible(self.get_params(), keep_non_finite=True),
+            "fitted": {k: json_compatible(getattr(self, k), keep_non_finite=True) for k in self._scalar_fitted},
             "restarts": self.restarts_,
-            "alternatives": _jsonable(getattr(self, "alternatives_", [])),
+            "alternatives": json_compatible(getattr(self, "alternatives_", []), keep_non_finite=True),
             "versions": _package_versions(),
         }
         arrays = {f"state__{k}": v for k, v in self._state_arrays().items()}
@@ -426,22 +384,6 @@ class VariationalEstimator:
         state = {k.removeprefix("state__"): v for k, v in arrays.items()}
         model._restore_state(state)
         return model
-
-
-def _jsonable(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
 
 
 def select_best(paths, load=None) -> tuple[VariationalEstimator, Path]:

@@ -24,8 +24,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..errors import NAMInputError
-from .h5ad import examples
+from ..errors import NAMInputError, examples
 
 __all__ = ["BatchSettings", "check_batch_column", "correct_pcs", "regress_out_library"]
 

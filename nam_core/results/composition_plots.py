@@ -1,7 +1,7 @@
 """Figures of the composition analysis: posterior bars, forest plot, co-clustering, named UMAP.
 
-Same conventions as :mod:`nam_core.results.plots` (journal sizes, 7-8 pt text, PNG + PDF through
-:func:`~nam_core.results.plots.save_figure`). Cell clusters are labelled ``"C3 B"`` (cluster and
+Same conventions as :mod:`nam_core.results.figure_style` (journal sizes, 7-8 pt text, PNG + PDF through
+:func:`~nam_core.results.figure_style.save_figure`). Cell clusters are labelled ``"C3 B"`` (cluster and
 its cell-type name) wherever a names mapping is given.
 """
 
@@ -14,15 +14,8 @@ from matplotlib.figure import Figure
 
 from ..errors import NAMInputError
 from .naming import display_labels
-from .plots import (
-    DOUBLE_COLUMN,
-    SINGLE_COLUMN,
-    _cluster_number,
-    cluster_colors,
-    paper_style,
-    plot_umap,
-    plot_umap_panels,
-)
+from .figure_style import DOUBLE_COLUMN, SINGLE_COLUMN, cluster_colors, cluster_number, paper_style
+from .plots import plot_umap, plot_umap_panels
 
 __all__ = [
     "plot_composition_posterior",
@@ -48,8 +41,8 @@ def plot_composition_posterior(posterior: pd.DataFrame, names: dict | None = Non
     wide = posterior.pivot(index="individual_cluster", columns="cell_cluster", values="mean")
     lower = posterior.pivot(index="individual_cluster", columns="cell_cluster", values="lower")
     upper = posterior.pivot(index="individual_cluster", columns="cell_cluster", values="upper")
-    rows = sorted(wide.index, key=_cluster_number)
-    cols = sorted(wide.columns, key=_cluster_number)
+    rows = sorted(wide.index, key=cluster_number)
+    cols = sorted(wide.columns, key=cluster_number)
     wide, lower, upper = (t.loc[rows, cols] for t in (wide, lower, upper))
     colors = cluster_colors(cols)
     labels = dict(zip(cols, display_labels(cols, names), strict=True))
@@ -82,7 +75,7 @@ def _contrast_order(contrasts) -> list[str]:
     def key(contrast: str):
         a, _, b = contrast.partition(" vs ")
         rest = b == "rest"
-        return (0 if rest else 1, _cluster_number(a), 0 if rest else _cluster_number(b))
+        return (0 if rest else 1, cluster_number(a), 0 if rest else cluster_number(b))
     return sorted((c for c in set(contrasts) if " vs " in c), key=key)
 
 
@@ -146,7 +139,7 @@ def plot_differences_forest(
     if not contrasts:
         raise NAMInputError("no contrast to plot (fewer than two individual clusters)")
     shown = differences[differences["contrast"].isin(contrasts)]
-    cols = sorted(shown["cell_cluster"].unique(), key=_cluster_number)
+    cols = sorted(shown["cell_cluster"].unique(), key=cluster_number)
     labels = display_labels(cols, names)
     lim = float(np.nanmax(np.abs(shown[["lower", "upper"]].to_numpy()))) * 1.15 or 1.0
     n_rest = sum(c.endswith(" vs rest") for c in contrasts)

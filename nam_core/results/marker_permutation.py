@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import NAMInputError
 from .auroc import cluster_auroc, rank_matrix, rows_of_x, subsample_cells
-from .plots import _cluster_number
+from .figure_style import cluster_number
 
 __all__ = ["marker_permutation_test", "permutation_test_cells"]
 
@@ -135,7 +135,7 @@ def permutation_test_cells(
     out = marker_permutation_test(ranks, obs[groupby].astype(str).to_numpy(),
                                   obs[individual_column].astype(str).to_numpy(), n_top=n_top,
                                   n_permutations=n_permutations, seed=seed)
-    order = np.argsort([_cluster_number(c) for c in out["cluster"]], kind="stable")
+    order = np.argsort([cluster_number(c) for c in out["cluster"]], kind="stable")
     out = out.iloc[order].reset_index(drop=True)
     out.insert(2, "n_genes", genes.size)
     return out

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import NAMInputError
 from .auroc import cluster_auroc, rank_matrix, rows_of_x
 from .markers import subsample_groups
-from .plots import _cluster_number
+from .figure_style import cluster_number
 
 __all__ = [
     "DEFAULT_MIN_SCORE",
@@ -237,7 +237,7 @@ def name_cell_clusters(
     named.insert(1, "n_cells", named["cluster"].map(sizes).to_numpy())
     named.insert(2, "share", named["n_cells"] / clusters.size)
     named = _with_markers_behind(named, used)
-    order = np.argsort([_cluster_number(c) for c in named["cluster"]], kind="stable")
+    order = np.argsort([cluster_number(c) for c in named["cluster"]], kind="stable")
     named = named.iloc[order].reset_index(drop=True)
     logger.info("named %d clusters: %s", len(named),
                 ", ".join(f"{c}={t} ({s:.2f})" for c, t, s in
@@ -279,7 +279,7 @@ def add_cell_groups(obs: pd.DataFrame, groups: pd.DataFrame,
         raise NAMInputError(f"cell_types/groups.tsv has no row for atoms {missing}; rerun "
                             "group_cell_atoms")
     out = obs.copy()
-    order = sorted(set(mapping), key=_cluster_number)
+    order = sorted(set(mapping), key=cluster_number)
     out["nam_cell_group"] = pd.Categorical(labels.map(mapping), categories=order)
     return out
 

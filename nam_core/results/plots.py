@@ -2,7 +2,8 @@
 
 Every ``plot_*`` function returns a :class:`matplotlib.figure.Figure` sized for a journal page
 (single column 89 mm, double column 183 mm) with 7-8 pt text, so it stays legible when printed at
-that size; :func:`save_figure` writes it as PNG and PDF atomically. Scatter plots of many points
+that size; :func:`~nam_core.results.figure_style.save_figure` writes it as PNG and PDF atomically.
+Scatter plots of many points
 are rasterised inside the PDF so the file stays small.
 """
 
@@ -24,15 +25,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import NAMInputError
-from ..io import atomic_path
+from .figure_style import (
+    DOUBLE_COLUMN,
+    SINGLE_COLUMN,
+    cluster_colors,
+    legend_outside,
+    paper_style,
+    sorted_clusters,
+)
 from .layout import separate_labels
 
 __all__ = [
-    "SINGLE_COLUMN",
-    "DOUBLE_COLUMN",
-    "paper_style",
-    "save_figure",
-    "cluster_colors",
     "plot_scree",
     "plot_genotype_pcs",
     "plot_umap",
@@ -43,80 +46,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-MM = 1 / 25.4
-SINGLE_COLUMN = 89 * MM
-"""Width of a single-column figure, inches."""
-DOUBLE_COLUMN = 183 * MM
-"""Width of a double-column figure, inches."""
-
-PAPER_RC = {
-    "font.size": 7,
-    "axes.titlesize": 8,
-    "axes.labelsize": 7,
-    "xtick.labelsize": 6,
-    "ytick.labelsize": 6,
-    "legend.fontsize": 6,
-    "legend.title_fontsize": 7,
-    "axes.linewidth": 0.6,
-    "xtick.major.width": 0.6,
-    "ytick.major.width": 0.6,
-    "xtick.major.size": 2.5,
-    "ytick.major.size": 2.5,
-    "lines.linewidth": 1.0,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "pdf.fonttype": 42,  # TrueType: text stays editable in Illustrator/Inkscape
-    "ps.fonttype": 42,
-    "savefig.bbox": "tight",
-    "savefig.pad_inches": 0.02,
-}
-
-
-@contextlib.contextmanager
-def paper_style() -> Iterator[None]:
-    """Temporarily apply the paper rcParams (font sizes, line widths, embedded fonts)."""
-    with matplotlib.rc_context(PAPER_RC):
-        yield
-
-
-def save_figure(fig: Figure, path_png, path_pdf, dpi: int = 300) -> None:
-    """Write ``fig`` as PNG (``dpi``) and PDF, each atomically, then close it."""
-    try:
-        with paper_style():
-            for path in (path_png, path_pdf):
-                with atomic_path(Path(path)) as tmp:
-                    fig.savefig(tmp, dpi=dpi, format=Path(path).suffix.lstrip("."))
-    finally:
-        plt.close(fig)
-    logger.info("wrote %s and %s", path_png, path_pdf)
-
-
-def _cluster_number(name: str) -> int:
-    """The first number in a cluster name: 3 for "C3" and for "C3 CD14 Monocyte"."""
-    match = re.search(r"\d+", str(name))
-    return int(match.group()) if match else 0
-
-
-def _sorted_clusters(names) -> list[str]:
-    return sorted(set(map(str, names)), key=lambda n: (_cluster_number(n), n))
-
-
-def cluster_colors(names: Sequence[str]) -> dict[str, tuple]:
-    """A distinct colour for each cluster name, stable for a given sorted set of names.
-
-    tab10 for up to 10 clusters, tab20 up to 20, then tab20 + tab20b + tab20c (60 colours),
-    cycled beyond that.
-    """
-    names = _sorted_clusters(names)
-    if len(names) <= 10:
-        palette = list(plt.get_cmap("tab10").colors)
-    elif len(names) <= 20:
-        palette = list(plt.get_cmap("tab20").colors)
-    else:
-        palette = [c for cmap in ("tab20", "tab20b", "tab20c") for c in plt.get_cmap(cmap).colors]
-    return {name: palette[i % len(palette)] for i, name in enumerate(names)}
-
 
 def plot_scree(explained_variance_ratio, n_snps_used: int | None = None) -> Figure:
     """Scree plot: share of genotype variance carried by each PC (bars) and its running sum.
@@ -148,19 +77,6 @@ def plot_scree(explained_variance_ratio, n_snps_used: int | None = None) -> Figu
         ax.set_title(title)
         fig.tight_layout()
     return fig
-
-
-def _legend_outside(ax, colors: dict, counts: pd.Series, title: str, max_rows: int = 20) -> None:
-    handles = [
-        plt.Line2D([], [], ls="", marker="o", ms=4, color=colors[name],
-                   label=f"{name} ({counts.get(name, 0):,})")
-        for name in colors
-    ]
-    ax.legend(
-        handles=handles, title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-        frameon=False, ncol=max(1, int(np.ceil(len(handles) / max_rows))), handletextpad=0.2,
-        borderaxespad=0.0, columnspacing=0.8,
-    )
 
 
 def plot_genotype_pcs(
@@ -196,7 +112,7 @@ def plot_genotype_pcs(
         ax.set_xlabel(f"Genotype {labels[0]}")
         ax.set_ylabel(f"Genotype {labels[1]}")
         ax.set_title(f"{len(clusters):,} individuals, {len(colors)} NAM clusters")
-        _legend_outside(ax, colors, counts, "Individual cluster")
+        legend_outside(ax, colors, counts, "Individual cluster")
         fig.tight_layout()
     return fig
 
@@ -236,7 +152,7 @@ def _umap_panel(ax, umap: np.ndarray, clusters: np.ndarray, title: str, legend: 
     ax.set_yticks([])
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(title)
-    _legend_outside(ax, colors, counts, legend)
+    legend_outside(ax, colors, counts, legend)
     return labels
 
 
@@ -347,7 +263,7 @@ def dotplot_stats(X, clusters, genes: Sequence[str], var_names) -> tuple[pd.Data
     sub = X[:, cols]
     sub = sub.toarray() if sp.issparse(sub) else np.asarray(sub)
     clusters = np.asarray(clusters, dtype=str)
-    names = _sorted_clusters(clusters)
+    names = sorted_clusters(clusters)
     fraction = np.stack([(sub[clusters == c] > 0).mean(axis=0) for c in names])
     mean = np.stack([sub[clusters == c].mean(axis=0) for c in names])
     genes = list(genes)

@@ -13,7 +13,7 @@ import anndata as ad
 import numpy as np
 
 from ..errors import NAMInputError
-from ..inputs.h5ad import examples
+from ..errors import examples
 
 __all__ = ["add_umap"]
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..engine.settings import FitSettings
 from ..errors import NAMInputError
-from ..io import atomic_path
+from ..io import atomic_path, json_compatible
 from ..synthetic.simulate import simulate
 from .design import describe_settings
 
@@ -143,26 +143,10 @@ def run_job(spec: dict, threads: int = 1) -> dict:
     return out
 
 
-def _jsonable(obj):
-    """NaN -> None and +-inf -> "inf"/"-inf", recursively, so the JSON is standard."""
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return None
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-    return obj
-
-
 def write_run(result: dict, path: str | os.PathLike) -> None:
     """Write one job's result as standard JSON (NaN as null, infinity as "inf"), atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_jsonable(result), indent=1, allow_nan=False) + "\n")
+        tmp.write_text(json.dumps(json_compatible(result), indent=1, allow_nan=False) + "\n")
 
 
 def read_run(path: str | os.PathLike) -> dict:

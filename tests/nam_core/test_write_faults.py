@@ -14,7 +14,7 @@ import pytest
 
 from nam_core import NAM, simulate
 from nam_core.io import FAULT_ENV, atomic_path, inject_write_fault
-from nam_core.results.plots import save_figure
+from nam_core.results.figure_style import save_figure
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from _common import logged
 
 from nam_core.errors import NAMInputError
-from nam_core.inputs.h5ad import open_counts
+from nam_core.inputs.counts_file import open_counts
 
 from .conftest import load_script
 

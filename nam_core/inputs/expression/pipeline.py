@@ -26,7 +26,7 @@ import scipy.sparse as sp
 
 from ...errors import NAMInputError
 from ..batch import BatchSettings, check_batch_column, correct_pcs, regress_out_library
-from ..h5ad import ROW_CHUNK, CountsFile, open_counts
+from ..counts_file import ROW_CHUNK, CountsFile, open_counts
 from .pca import column_moments, dense_chunks, pca_from_moments, pca_scores
 from .pearson import PEARSON_THETA, pearson_hvgs, residual_chunks, residual_variances
 from .qc import (

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..h5ad import examples
+from ...errors import examples
 
 __all__ = [
     "MT_PREFIX", "Blocks", "CellQC", "kept_blocks", "kept_counts", "log_individuals_lost", "qc_pass",

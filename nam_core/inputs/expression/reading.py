@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ...errors import NAMInputError
-from ..h5ad import CountsFile, examples, hdf5_damage_named, open_counts
+from ...errors import NAMInputError, examples
+from ..counts_file import CountsFile, hdf5_damage_named, open_counts
 
 __all__ = ["check_individual_column", "read_cell_table", "read_counts", "unique_index",
            "validated_cell_table"]

@@ -288,11 +288,11 @@ def plot_composition_vs_genetics(pairs: pd.DataFrame, table: pd.DataFrame):
 
     Returns
     -------
-    matplotlib Figure (single column, paper style; save with ``plots.save_figure``).
+    matplotlib Figure (single column, paper style; save with ``figure_style.save_figure``).
     """
     import matplotlib.pyplot as plt
 
-    from ..plots import SINGLE_COLUMN, paper_style
+    from ..figure_style import SINGLE_COLUMN, paper_style
 
     logging.getLogger("fontTools").setLevel(logging.WARNING)  # its font subsetting logs at INFO
 

@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from nam_core.engine import estimator
+from nam_core.engine.restart_progress import RestartProgress
 from nam_core.engine.settings import FitSettings
 from nam_core.models.registry import build_estimator
 
@@ -31,7 +31,7 @@ def leave_checkpoint(settings, seed, data, path):
     """The checkpoint of ``settings`` and ``seed`` after one sweep, as a killed fit leaves it."""
     model = build_estimator("nam", settings, seed=seed, checkpoint=path)
     run, prepared = model.initialised_run(data.X, data.Y, data.group)
-    prog = estimator._Progress(0, seed)
+    prog = RestartProgress(0, seed)
     prog.elbo_trace = [run.sweep()]
     model._checkpoint(prepared).write_current(run, prog)
     assert path.exists()

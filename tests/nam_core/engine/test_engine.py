@@ -14,6 +14,7 @@ import pytest
 
 from nam_core import NAM, NAMInputError
 from nam_core.engine import estimator
+from nam_core.engine.restart_progress import RestartProgress
 from nam_core.engine.settings import FitSettings
 from nam_core.models import CAM, HDP, NestedDP
 
@@ -192,7 +193,7 @@ def test_checkpoint_of_another_fit_is_not_resumed(tmp_path, caplog):
     model = NAM(**params, checkpoint=ckpt)
     run, data = model.initialised_run(d.X, d.Y, d.group)
     other = Checkpoint(ckpt, 1, "NAM", {"K": 99}, data)
-    prog = estimator._Progress(0, 0)
+    prog = RestartProgress(0, 0)
     prog.elbo_trace = [run.sweep()]
     other.write_current(run, prog)
     with caplog.at_level("WARNING"):
