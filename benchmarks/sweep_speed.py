@@ -1,8 +1,10 @@
 """Seconds per sweep at the first sweeps and near convergence, on a workflow run's expression PCs.
 
 Fits NAM (K=20, L=50, float32, one thread, no merges) for 60 sweeps on a seeded subsample of the
-cells of a workflow run's ``fit/inputs.npz`` and prints the mean seconds of sweeps 1-5 and of the
-last 10, and their ratio. ``--caller-flush on`` sets torch's flush-to-zero mode before the fit
+cells of a workflow run's ``fit/inputs.npz`` and prints the median seconds of sweeps 2-6 and of the
+last 10, and their ratio (``sweep_log.sweep_profile``: medians, because one sweep slowed by another
+process on a shared machine moves a mean of five; sweep 1 also holds one-off work), and the
+seconds of every sweep. ``--caller-flush on`` sets torch's flush-to-zero mode before the fit
 (the fit sets it itself for its duration; ``off`` shows that it does).
 
     python benchmarks/sweep_speed.py --inputs WORKDIR/results/scale1270000_pools75/fit/inputs.npz \
@@ -22,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from sweep_log import SweepTimes  # noqa: E402
+from sweep_log import SweepTimes, sweep_profile  # noqa: E402
 
 from nam_core import NAM  # noqa: E402
 from nam_core.inputs.fit_inputs import read_fit_inputs  # noqa: E402
@@ -45,12 +47,10 @@ def main() -> None:
     with SweepTimes() as times:
         NAM(K=20, L=50, n_init=1, seed=1, atoms=args.atoms, merge=False, merge_atoms=False,
             max_iter=args.sweeps, tol=0, dtype="float32").fit(inputs.x, inputs.y[keep], group)
-    s = np.asarray(times.seconds)
-    print(json.dumps({"atoms": args.atoms, "cells": int(keep.size), "caller_flush": args.caller_flush,
-                      "first5_s": round(float(s[:5].mean()), 3),
-                      "last10_s": round(float(s[-10:].mean()), 3),
-                      "ratio": round(float(s[-10:].mean() / s[:5].mean()), 2),
-                      "total_s": round(float(s.sum()), 1)}))
+    print(json.dumps({"atoms": args.atoms, "cells": int(keep.size), "caller_flush": args.caller_flush}
+                     | sweep_profile(times.seconds)
+                     | {"total_s": round(sum(times.seconds), 1),
+                        "sweep_seconds": [round(t, 3) for t in times.seconds]}))
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ from ..components.cells import (
     chunk_log_densities,
     chunk_size,
     empty_stats,
-    flush_subnormals_,
     individual_spans,
+    normalise_logits_,
 )
 from ..components.init import kmeans, one_hot, random_responsibilities
 from ..components.normal_wishart import NWAtoms
@@ -128,11 +128,12 @@ class HDPRun(Run):
                 if "zeta" in steps:
                     elog_pi = expected_log_weights(self.a[:, j0:j1], self.b[:, j0:j1], T).T.to(d.dtype)
                     logits = elog_pi.index_select(0, g) + torch.einsum("ntl,nl->nt", varphi.index_select(0, g), E)
-                    zeta = flush_subnormals_(torch.softmax(logits, dim=1))
+                    zeta, _ = normalise_logits_(logits)
                 if "varphi" in steps:
                     S = torch.zeros((J_c, T * L), dtype=d.dtype, device=d.device)
                     S.index_add_(0, g, (zeta[:, :, None] * E[:, None, :]).reshape(n_c, T * L))
-                    varphi = flush_subnormals_(torch.softmax(elog_B + S.view(J_c, T, L), dim=2))
+                    varphi, _ = normalise_logits_((elog_B + S.view(J_c, T, L)).view(J_c * T, L))
+                    varphi = varphi.view(J_c, T, L)
                 if "sticks" in steps:
                     nz = torch.zeros((J_c, T), dtype=torch.float64, device=d.device)
                     nz.index_add_(0, g, zeta.to(torch.float64))

@@ -23,8 +23,8 @@ from ..components.cells import (
     chunk_size,
     chunks,
     empty_stats,
-    flush_subnormals_,
     individual_spans,
+    normalise_logits_,
 )
 from ..components.init import initial_cell_responsibilities, kmeans_individuals
 from ..components.sticks import expected_weights
@@ -93,10 +93,9 @@ class NDPRun(NestedGlobals):
             n_c = c1 - c0
             feats, g = d.features(sl), d.group[sl] - j0
             if given_phi is None:
-                logits = (chunk_log_densities(d.Y[sl], feats, coef, d.quad) + elog_omega).view(n_c, K, L)
-                A = torch.logsumexp(logits, dim=2)  # (n_c, K)
-                log_phi = logits - A[:, :, None]
-                phi = flush_subnormals_(torch.exp(log_phi))
+                log_phi = chunk_log_densities(d.Y[sl], feats, coef, d.quad) + elog_omega
+                phi, A = normalise_logits_(log_phi.view(n_c * K, L))  # log_phi in place
+                phi, log_phi, A = phi.view(n_c, K, L), log_phi.view(n_c, K, L), A.view(n_c, K)
                 A_ind = torch.zeros((j1 - j0, K), dtype=torch.float64, device=d.device)
                 A_ind.index_add_(0, g, A.to(torch.float64))
                 A_all[j0:j1] = A_ind

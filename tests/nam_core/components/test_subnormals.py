@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nam_core import NAM, ConvergenceWarning, simulate
-from nam_core.components.cells import flush_subnormals_, log_softmax_with_entropy
+from nam_core.components.cells import flush_subnormals_, normalise_logits_
 from nam_core.engine.float_mode import flushes_subnormals
 
 from ..helpers import small_data
@@ -39,10 +39,30 @@ def test_flush_subnormals_zeroes_only_subnormals(dtype):
 def test_far_atoms_get_zero_not_subnormal_responsibility():
     logits = torch.tensor([[0.0, -95.0, -200.0], [-1.0, 0.0, -120.0]], dtype=torch.float32)
     assert subnormal_count(torch.softmax(logits, dim=1)) > 0  # what the flush prevents
-    xi, neg_entropy = log_softmax_with_entropy(logits)
+    xi, _ = normalise_logits_(logits.clone())
     assert subnormal_count(xi) == 0
+    assert torch.equal(xi == 0, torch.tensor([[False, True, True], [False, False, True]]))
     assert torch.allclose(xi.sum(1), torch.ones(2))
-    assert torch.isfinite(neg_entropy)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normalised_logits_are_the_softmax_and_its_log(dtype):
+    """Against torch's softmax and log_softmax, with rows spanning the underflow bound."""
+    gen = torch.Generator().manual_seed(0)
+    spread = torch.tensor([1.0, 50.0, 200.0, 2000.0], dtype=dtype)[:, None]
+    logits = torch.randn(4 * 64, 30, generator=gen, dtype=dtype) * spread.repeat_interleave(64, 0)
+    tiny = torch.finfo(dtype).tiny
+    expected = torch.softmax(logits, dim=1)
+    expected = torch.where(expected < tiny, 0.0, expected)
+    log_xi = logits.clone()
+    out = torch.empty_like(logits)
+    xi, log_norm = normalise_logits_(log_xi, out=out)
+    assert xi.data_ptr() == out.data_ptr()
+    rtol = 1e-5 if dtype == torch.float32 else 1e-13
+    torch.testing.assert_close(log_norm, torch.logsumexp(logits, dim=1), rtol=rtol, atol=0.0)
+    torch.testing.assert_close(xi, expected, rtol=rtol, atol=0.0)
+    assert torch.equal(xi == 0, expected == 0)  # the same exact zeros
+    torch.testing.assert_close(log_xi, torch.log_softmax(logits, dim=1), rtol=rtol, atol=rtol)
 
 
 def test_cell_pass_accumulates_no_subnormal_responsibilities(monkeypatch):
