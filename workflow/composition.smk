@@ -283,6 +283,7 @@ rule check_composition_demo:
         cells=out("cells.h5ad"),
         groups=out("composition/groups.tsv"),
         differences=out("composition/differences.tsv"),
+        propeller=out("composition/propeller.tsv"),
         names=out("cell_types/type_names.tsv"),
         permutation=out("cell_types/marker_permutation.tsv"),
     output:

@@ -15,7 +15,8 @@ import pandas as pd
 from .composition import contrasts
 from .evaluate import EVALUATION_COLUMNS, majority_labels
 
-__all__ = ["DEFAULT_TRUE_EFFECT", "DEFAULT_MIN_SHARE", "true_differences", "check_composition"]
+__all__ = ["DEFAULT_TRUE_EFFECT", "DEFAULT_MIN_SHARE", "NEGLIGIBLE_EFFECT", "true_differences",
+           "check_composition"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_TRUE_EFFECT = 0.05
 #: Cell clusters holding at least 1% of the cells must be named after their true type.
 DEFAULT_MIN_SHARE = 0.01
+#: A call of the propeller-style test on a true difference in share below this is a call on
+#: noise: one percentage point, a fifth of the smallest difference that must be called.
+NEGLIGIBLE_EFFECT = 0.01
 
 
 def true_differences(obs: pd.DataFrame, individuals: pd.DataFrame) -> pd.DataFrame:
@@ -60,6 +64,23 @@ def true_differences(obs: pd.DataFrame, individuals: pd.DataFrame) -> pd.DataFra
     return pd.DataFrame(rows, columns=["contrast", "cell_cluster", "cell_type", "true_effect"])
 
 
+def _with_propeller_calls(detail: pd.DataFrame, propeller: pd.DataFrame,
+                          checked: pd.Series) -> tuple[pd.DataFrame, list]:
+    """``detail`` with column propeller_called, and the two evaluation rows of its calls."""
+    calls = propeller[propeller["contrast"] != "all"].set_index(["contrast", "cell_cluster"])["called"]
+    key = pd.MultiIndex.from_frame(detail[["contrast", "cell_cluster"]])
+    detail = detail.assign(propeller_called=calls.reindex(key).astype("boolean").array)
+    tested = checked & detail["propeller_called"].notna()
+    called = detail["propeller_called"].fillna(False).astype(bool)
+    must = tested & detail["must_call"]
+    made = tested & called
+    real = detail["true_effect"].abs() >= NEGLIGIBLE_EFFECT
+    return detail, [
+        ("propeller_true_differences_called", called[must].mean() if must.any() else 1.0, 1.0),
+        ("propeller_calls_on_real_differences", real[made].mean() if made.any() else 1.0, 1.0),
+    ]
+
+
 def check_composition(
     obs: pd.DataFrame,
     individuals: pd.DataFrame,
@@ -68,6 +89,7 @@ def check_composition(
     permutation: pd.DataFrame,
     min_true_effect: float = DEFAULT_TRUE_EFFECT,
     min_share: float = DEFAULT_MIN_SHARE,
+    propeller: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The checks the demo must pass.
 
@@ -89,14 +111,21 @@ def check_composition(
         Cell clusters at least this large (share of cells) must be named after their true type
         and have a permutation p-value below 0.01; smaller ones are left out of the difference
         checks too (a splinter cluster of a type does not carry the type's share).
+    propeller : DataFrame or None
+        ``composition/propeller.tsv``: when given, its calls are scored on the contrasts it
+        tests (column propeller_called of ``detail``).
 
     Returns
     -------
     evaluation : DataFrame with EVALUATION_COLUMNS: true_differences_called (share of the true
         differences >= min_true_effect called at FDR < 0.05), small_true_effects_called (calls
         of real differences under half of min_true_effect: true, but small),
-        names_match_truth, permutation_p_below_0.01.
-    detail : DataFrame: each (contrast, cell cluster) with truth and call.
+        names_match_truth, permutation_p_below_0.01; with ``propeller``,
+        propeller_true_differences_called (the same share for its calls, over its contrasts)
+        and propeller_calls_on_real_differences (share of its calls whose true difference is
+        at least :data:`NEGLIGIBLE_EFFECT`).
+    detail : DataFrame: each (contrast, cell cluster) with truth and call (and
+        propeller_called: NA where the propeller-style table has no such row).
     """
     truth = true_differences(obs, individuals)
     detail = truth.merge(differences[["contrast", "cell_cluster", "effect", "lower", "upper",
@@ -123,6 +152,9 @@ def check_composition(
         ("names_match_truth", float((big["cell_type"] == big["true_type"]).mean()), 1.0),
         ("permutation_p_below_0.01", float((perm["p_value"] < 0.01).mean()), 1.0),
     ]
+    if propeller is not None:
+        detail, scored = _with_propeller_calls(detail, propeller, checked)
+        rows += scored
     evaluation = pd.DataFrame(
         [(n, float(v), t, None if t is None else bool(v >= t)) for n, v, t in rows],
         columns=EVALUATION_COLUMNS)

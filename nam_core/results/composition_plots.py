@@ -133,7 +133,8 @@ def plot_differences_forest(
         row as the grey bar of differences it allows (needs prop_b).
 
     Marks: filled circle for a called difference (``called``, else FDR < 0.05), open circle
-    otherwise; ``*`` right of the panel when the propeller-style FDR < 0.05 too.
+    otherwise; ``*`` right of the panel when the propeller-style FDR < 0.05 too (that table has
+    no "vs rest" rows when there are three or more groups).
     """
     contrasts = _contrast_order(differences["contrast"])
     if not contrasts:

@@ -65,18 +65,16 @@ def inverse_normal(values: np.ndarray) -> np.ndarray:
     return stats.norm.ppf((ranks - 0.375) / (values.shape[0] + 0.25))
 
 
-def _group_test(values: np.ndarray, indicators: np.ndarray, covariates: Covariates | None,
-                individuals: np.ndarray, label: str, joint: bool = False,
-                moderate: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Test of the group indicators (n, g) given the covariates: t (one, not joint) or F, and p.
+def _groups_f_test(values: np.ndarray, indicators: np.ndarray, covariates: Covariates | None,
+                   individuals: np.ndarray, moderate: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """F-test of the group indicators (n, g) given the covariates, per column of ``values``.
 
     Least squares of each column of ``values`` (n, m) on an intercept, the indicators and the
-    covariates (:func:`covariate_columns` over these donors). One indicator: its t-test (Student's
-    two-sample t-test when there are no covariates); ``joint``: the F-test of all of them (one-way
-    ANOVA without covariates). ``moderate``: the residual variances are squeezed across the m
-    cell clusters (:func:`~.glm.squeeze_variances`) and the statistics use them on df + d0
-    degrees of freedom (at most m df), as limma's moderated t and F. NaN, with a warning, when
-    the design is singular.
+    covariates (:func:`covariate_columns` over these donors); without covariates, the one-way
+    ANOVA. ``moderate``: the residual variances are squeezed across the m cell clusters
+    (:func:`~.glm.squeeze_variances`) and the statistics use them on df + d0 degrees of
+    freedom (at most m df), as limma's moderated F. Returns F and p, (m,) each; NaN, with a
+    warning, when the design is singular.
     """
     cov, _ = covariate_columns(covariates, individuals)
     X = np.column_stack([indicators, cov])
@@ -84,19 +82,68 @@ def _group_test(values: np.ndarray, indicators: np.ndarray, covariates: Covariat
     try:
         fit = ols_fit(values, X)
         tested = np.arange(X.shape[1]) < indicators.shape[1]
-        f, _ = nested_f_test(values, X, tested) if joint else (None, None)
+        f, _ = nested_f_test(values, X, tested)
     except NAMInputError as err:
-        logger.warning("contrast %s not tested: %s", label, err)
+        logger.warning("contrast all not tested: %s", err)
         return np.full(m, np.nan), np.full(m, np.nan)
     s2, df, scale = fit["rss"] / fit["df"], fit["df"], np.ones(m)
     if moderate and m >= 2 and (s2 > 0).all():
         posterior, d0 = squeeze_variances(s2, df)
         scale, df = s2 / posterior, min(df + d0, m * df)
-    if joint:
-        f = f * scale
-        return f, stats.f.sf(f, int(tested.sum()), df)
-    t = fit["t"][1] * np.sqrt(scale)
-    return t, 2 * stats.t.sf(np.abs(t), df)
+    f = f * scale
+    return f, stats.f.sf(f, int(tested.sum()), df)
+
+
+def _propeller_contrasts(names: list, sizes: np.ndarray) -> list:
+    """The contrasts of :func:`contrasts` that a transformed-scale test answers as users read them.
+
+    With two groups, each against the other (``"I1 vs rest"``). With three or more, the pairs
+    only: the mean transformed share of a "rest" that mixes groups is not the transform of the
+    rest's share, so a test against it can call a share difference of 0.001 and miss one of
+    0.13 (the demo, logit scale); the pairs and the ANOVA (``"all"``) say the same without it.
+    """
+    pairs = contrasts(names, sizes)
+    if len(names) <= 2:
+        return pairs
+    return [c for c in pairs if not c[0].endswith(" vs rest")]
+
+
+def _contrast_tests(values: np.ndarray, clusters: np.ndarray, names: list, contrast_list: list,
+                    covariates: Covariates | None, individuals: np.ndarray,
+                    moderate: bool) -> list[tuple[np.ndarray, ...]]:
+    """Every contrast of group means from one linear model, as limma's contrasts.fit does.
+
+    ``values`` (n, m) on an intercept, the indicators of groups ``names[1:]`` and the covariates,
+    over every individual. A contrast (weights a, b (G,) over ``names``, each summing to one)
+    estimates sum_g (a_g - b_g) mean_g given the covariates, with variance s^2 c'(X'X)^-1 c: s^2
+    is the residual variance pooled within all groups, so a "rest" that mixes groups of
+    different shares neither inflates the variance nor moves the estimate off the groups'
+    means. ``moderate`` squeezes s^2 across the m cell clusters (:func:`~.glm.squeeze_variances`).
+    Returns (estimate, se, t, p), each (m,), per contrast; NaN, with a warning, for a singular
+    design.
+    """
+    m = values.shape[1]
+    cov, _ = covariate_columns(covariates, individuals)
+    indicators = (clusters[:, None] == np.asarray(names[1:])[None]).astype(np.float64)
+    try:
+        fit = ols_fit(values, np.column_stack([indicators, cov]))
+    except NAMInputError as err:
+        logger.warning("propeller-style contrasts not tested: %s", err)
+        return [tuple(np.full(m, np.nan) for _ in range(4)) for _ in contrast_list]
+    s2, df = fit["rss"] / fit["df"], fit["df"]
+    if moderate and m >= 2 and (s2 > 0).all():
+        s2, d0 = squeeze_variances(s2, df)
+        df = min(df + d0, m * df)
+    out = []
+    for _, a, b in contrast_list:
+        c = np.zeros(fit["coef"].shape[0])
+        c[1:len(names)] = (a - b)[1:]  # the intercept's weights cancel: a and b each sum to one
+        estimate = c @ fit["coef"]
+        se = np.sqrt(s2 * (c @ fit["unscaled"] @ c))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = estimate / se
+        out.append((estimate, se, t, 2 * stats.t.sf(np.abs(t), df)))
+    return out
 
 
 def propeller_test(
@@ -111,11 +158,14 @@ def propeller_test(
 
     As propeller does with limma (Phipson et al. 2022), a linear model per cell cluster of the
     transformed per-individual proportion on the group indicator(s) and the donor covariates
-    (numeric centred, categorical one-hot with the first level dropped): for each contrast of
-    :func:`contrasts` (each cluster against the pooled rest, each pair) the t-test of the
-    indicator of side A over the individuals of both sides, and across all individual clusters
-    (contrast ``"all"``) the F-test of the K - 1 cluster indicators. Without covariates these
-    are Student's t-test and the one-way ANOVA. p-values are Benjamini-Hochberg adjusted within
+    (numeric centred, categorical one-hot with the first level dropped), fitted once over every
+    individual: each pair of individual clusters (with two clusters, ``"I1 vs rest"`` and
+    ``"I2 vs rest"``; :func:`_propeller_contrasts` says why there is no "vs rest" with more) is a
+    t-test of the difference of their means, with the residual variance pooled within all
+    groups (limma's contrasts.fit; :func:`_contrast_tests`), and across all individual clusters
+    (contrast ``"all"``) the F-test of the K - 1 cluster indicators. Without covariates, a
+    pair's test is Student's t-test with the variance pooled over every group, and ``"all"``
+    the one-way ANOVA. p-values are Benjamini-Hochberg adjusted within
     each contrast over cell clusters. With ``moderate``, the residual variances are moderated
     across cell clusters as limma's eBayes does (propeller's default, there with robust=TRUE);
     by default they are not: with a handful of cell types the prior's degrees of freedom are
@@ -140,8 +190,9 @@ def propeller_test(
     Returns
     -------
     DataFrame with columns contrast, group_a, group_b, cell_cluster, [cell_type,] prop_a,
-    prop_b (mean per-individual proportions; NaN for "all"), statistic (t or F), p_value, fdr,
-    called (fdr < 0.05), adjusted_for (the covariate columns, comma-separated; empty: none).
+    prop_b (mean per-individual proportions; NaN for "all"), estimate and se (the contrast on the transformed scale, the quantity
+    tested, given the covariates; NaN for "all"), statistic (t or F), p_value, fdr, called
+    (fdr < 0.05), adjusted_for (the covariate columns, comma-separated; empty: none).
     """
     tested = tested_cell_clusters(counts, min_mean_cells)
     counts, all_cols = counts_with_cells(counts)
@@ -160,31 +211,30 @@ def propeller_test(
     k_names = sorted(set(clusters), key=lambda n: int(n[1:]))
     sizes = np.array([(clusters == k).sum() for k in k_names])
     frames = []
-    for label, wa, wb in contrasts(k_names, sizes):
+    tested_contrasts = _propeller_contrasts(k_names, sizes)
+    tests = _contrast_tests(values, clusters, k_names, tested_contrasts, covariates, individuals,
+                            moderate)
+    for (label, wa, wb), (estimate, se, t, p) in zip(tested_contrasts, tests, strict=True):
         in_a = np.isin(clusters, np.asarray(k_names)[wa > 0])
         in_b = np.isin(clusters, np.asarray(k_names)[wb > 0])
         if in_a.sum() < 2 or in_b.sum() < 2:
-            t, p = np.full(len(cell_cols), np.nan), np.full(len(cell_cols), np.nan)
-        else:
-            both = in_a | in_b
-            t, p = _group_test(values[both], in_a[both, None].astype(np.float64), covariates,
-                               individuals[both], label, moderate=moderate)
+            estimate, se, t, p = (np.full(len(cell_cols), np.nan) for _ in range(4))
         group_a, group_b = label.split(" vs ")
         frames.append(pd.DataFrame({
             "contrast": label, "group_a": group_a, "group_b": group_b, "cell_cluster": cell_cols,
             "prop_a": shares[in_a].mean(0), "prop_b": shares[in_b].mean(0),
-            "statistic": t, "p_value": p, "fdr": bh(p)}))
+            "estimate": estimate, "se": se, "statistic": t, "p_value": p, "fdr": bh(p)}))
     present = [k for k in k_names if (clusters == k).sum() >= 2]
     if len(present) >= 2:
         rows = np.isin(clusters, present)
         indicators = (clusters[rows, None] == np.asarray(present[1:])[None]).astype(np.float64)
-        f, p = _group_test(values[rows], indicators, covariates, individuals[rows], "all",
-                           joint=True, moderate=moderate)
+        f, p = _groups_f_test(values[rows], indicators, covariates, individuals[rows], moderate)
         frames.append(pd.DataFrame({
             "contrast": "all", "group_a": "all", "group_b": "", "cell_cluster": cell_cols,
-            "prop_a": np.nan, "prop_b": np.nan, "statistic": f, "p_value": p, "fdr": bh(p)}))
+            "prop_a": np.nan, "prop_b": np.nan, "estimate": np.nan, "se": np.nan,
+            "statistic": f, "p_value": p, "fdr": bh(p)}))
     columns = ["contrast", "group_a", "group_b", "cell_cluster", "prop_a", "prop_b",
-               "statistic", "p_value", "fdr"]
+               "estimate", "se", "statistic", "p_value", "fdr"]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
     table["called"] = table["fdr"].astype(float) < 0.05
     table["adjusted_for"] = ",".join(covariates.names) if covariates is not None else ""

@@ -41,7 +41,8 @@ def ols_fit(Y: np.ndarray, X: np.ndarray, terms=None) -> dict:
     Returns
     -------
     dict with ``coef``, ``se``, ``t``, ``p`` (p + 1, m; row 0 the intercept), ``rss`` (m,),
-    ``r2`` (m,), ``df`` (n - p - 1) and ``n``. Standard errors from sigma^2 (X'X)^-1.
+    ``r2`` (m,), ``df`` (n - p - 1), ``n`` and ``unscaled`` ((X'X)^-1 of the design with its
+    intercept, (p + 1, p + 1)). Standard errors from sigma^2 (X'X)^-1.
 
     Raises NAMInputError when n <= p + 1 or the design is singular (collinear columns).
     """
@@ -59,11 +60,13 @@ def ols_fit(Y: np.ndarray, X: np.ndarray, terms=None) -> dict:
     resid = Y - design @ coef
     df = n - p - 1
     rss = (resid**2).sum(0)
-    se = np.sqrt(np.outer(np.diag(np.linalg.inv(design.T @ design)), rss / df))
+    unscaled = np.linalg.inv(design.T @ design)
+    se = np.sqrt(np.outer(np.diag(unscaled), rss / df))
     with np.errstate(divide="ignore", invalid="ignore"):
         t = coef / se
     return {"coef": coef, "se": se, "t": t, "p": 2 * stats.t.sf(np.abs(t), df), "rss": rss,
-            "r2": 1 - rss / ((Y - Y.mean(0)) ** 2).sum(0), "df": df, "n": n}
+            "r2": 1 - rss / ((Y - Y.mean(0)) ** 2).sum(0), "df": df, "n": n,
+            "unscaled": unscaled}
 
 
 def ols_glm(Y: np.ndarray, X: np.ndarray, terms: list[str], traits: list[str]) -> pd.DataFrame:

@@ -57,19 +57,47 @@ def test_adjusted_propeller_removes_a_confounded_covariate_and_matches_statsmode
     assert adjusted.loc[("all", "C1"), "p_value"] == pytest.approx(p, rel=1e-8)
 
 
-def test_unadjusted_propeller_is_the_t_test_and_anova():
+def test_unadjusted_propeller_is_the_pooled_t_test_and_anova():
+    """Three groups: pairs by one model with the variance pooled over every group, as limma."""
+    import statsmodels.api as sm
+
     counts, _ = confounded_cohort(n=90)
     counts["cluster"] = np.repeat(["I1", "I2", "I3"], 30)
     table = comp.propeller_test(counts).set_index(["contrast", "cell_cluster"])
+    assert set(table.index.get_level_values(0)) == {"I1 vs I2", "I1 vs I3", "I2 vs I3", "all"}
     y = comp.transform_proportions(counts[CELLS].to_numpy())
     groups = [y[counts["cluster"] == k] for k in ("I1", "I2", "I3")]
     f, p = stats.f_oneway(*groups, axis=0)
     np.testing.assert_allclose(table.loc["all", "statistic"], f, rtol=1e-8)
     np.testing.assert_allclose(table.loc["all", "p_value"], p, rtol=1e-8)
-    t, p = stats.ttest_ind(groups[0], groups[2], axis=0)
-    np.testing.assert_allclose(table.loc["I1 vs I3", "statistic"], t, rtol=1e-8)
-    np.testing.assert_allclose(table.loc["I1 vs I3", "p_value"], p, rtol=1e-8)
+    dummies = np.column_stack([(counts["cluster"] == k).astype(float) for k in ("I2", "I3")])
+    for c, cell in enumerate(CELLS):
+        ols = sm.OLS(y[:, c], sm.add_constant(dummies)).fit()
+        test = ols.t_test(np.array([[0.0, 0.0, -1.0]]))  # mean I1 - mean I3
+        row = table.loc[("I1 vs I3", cell)]
+        assert row["estimate"] == pytest.approx(groups[0][:, c].mean() - groups[2][:, c].mean(), rel=1e-10)
+        assert row["statistic"] == pytest.approx(float(test.tvalue.item()), rel=1e-8)
+        assert row["p_value"] == pytest.approx(float(test.pvalue), rel=1e-8)
+        assert row["se"] == pytest.approx(float(test.sd.item()), rel=1e-8)
     assert (table["adjusted_for"] == "").all()
+
+
+def test_propeller_calls_no_tiny_share_difference_against_a_mixed_rest():
+    """A share equal in I1 and in the other groups' mix: the transformed-scale 'rest' would differ."""
+    rng = np.random.default_rng(0)
+    shares = {"I1": [0.2, 0.4, 0.4], "I2": [0.05, 0.5, 0.45], "I3": [0.35, 0.3, 0.35]}
+    rows = []
+    for k, props in shares.items():
+        for j in range(40):
+            rows.append([f"{k}_{j}", k, *rng.multinomial(500, rng.dirichlet(300 * np.asarray(props)))])
+    counts = pd.DataFrame(rows, columns=["individual", "cluster", *CELLS])
+    y = comp.transform_proportions(counts[CELLS].to_numpy())[:, 0]
+    rest = np.isin(counts["cluster"], ["I2", "I3"])
+    assert stats.ttest_ind(y[~rest], y[rest]).pvalue < 0.05  # what a logit "I1 vs rest" would call
+    table = comp.propeller_test(counts)
+    assert not table["contrast"].str.endswith("vs rest").any()
+    pairs = table.set_index(["contrast", "cell_cluster"])
+    assert pairs.loc[("I1 vs I2", "C1"), "called"] and pairs.loc[("I1 vs I3", "C1"), "called"]
 
 
 def test_adjusted_bootstrap_removes_a_confounded_covariate():

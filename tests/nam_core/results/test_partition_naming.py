@@ -169,6 +169,30 @@ def test_demo_checks_against_a_hand_made_truth():
     assert evaluation.loc["names_match_truth", "pass"]
     assert detail["must_call"].all() and len(detail) == 4
     assert not detail.loc[detail["contrast"] == "I2 vs rest", "called"].any()  # not in the table
+    assert "propeller_true_differences_called" not in evaluation.index
+    # the propeller-style calls: C1 called (0.4), C2 (0.4) missed, and one call of a tiny difference
+    propeller = pd.DataFrame({"contrast": ["I1 vs rest", "I1 vs rest", "all"],
+                              "cell_cluster": ["C1", "C2", "C1"], "called": [True, False, True]})
+    evaluation, detail = check_composition(obs, individuals, differences, names, perm,
+                                           propeller=propeller)
+    evaluation = evaluation.set_index("metric")
+    assert evaluation.loc["propeller_true_differences_called", "value"] == 0.5
+    assert evaluation.loc["propeller_calls_on_real_differences", "value"] == 1.0
+    assert detail["propeller_called"].isna().sum() == 2  # I2 vs rest: not in its table
+    # a third type V whose share is the same in both groups (true difference 0), called
+    rows = []
+    for ind, share in shares.items():
+        n_t = int(100 * share)
+        rows += [(ind, "T", "C1")] * n_t + [(ind, "V", "C3")] * 20 + [(ind, "U", "C2")] * (80 - n_t)
+    obs3 = pd.DataFrame(rows, columns=["individual", "cell_type", "nam_cell_cluster"])
+    names3 = pd.DataFrame({"cluster": ["C1", "C2", "C3"], "cell_type": ["T", "U", "V"], "share": 0.3})
+    propeller = pd.DataFrame({"contrast": "I1 vs rest", "cell_cluster": ["C1", "C2", "C3"],
+                              "called": [True, True, True]})
+    evaluation, detail = check_composition(obs3, individuals, differences, names3, perm,
+                                           propeller=propeller)
+    assert detail.set_index(["contrast", "cell_cluster"]).loc[("I1 vs rest", "C3"), "true_effect"] == 0
+    assert evaluation.set_index("metric").loc["propeller_calls_on_real_differences", "value"] == \
+        pytest.approx(2 / 3)
 
 
 def test_name_overrides_rename_by_hand_and_name_unknown_keys():
