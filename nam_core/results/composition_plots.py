@@ -105,6 +105,14 @@ def _forest_panel(ax, df: pd.DataFrame, lim: float, null_log_ratio: float | None
     ax.set_xticks([-_tick_step(lim), 0, _tick_step(lim)])  # none at the ends, where panels meet
 
 
+def _propeller_legend(propeller: pd.DataFrame | None, contrasts: list) -> str:
+    """The title's note on the ``*`` marks: which contrasts the propeller-style table tests."""
+    if propeller is None:
+        return ""
+    every = set(contrasts) <= set(propeller["contrast"])
+    return "; *: propeller FDR < 0.05" + ("" if every else " (pairs only)")
+
+
 def _tick_step(lim: float) -> float:
     """The largest of 1, 2, 5 x 10^k not above 0.6 lim: ticks well inside (-lim, lim)."""
     power = 10 ** np.floor(np.log10(0.6 * lim))
@@ -162,8 +170,7 @@ def plot_differences_forest(
         axes[0, 0].set_yticks(np.arange(len(cols)), labels)
         axes[0, 0].invert_yaxis()
         fig.suptitle("Differences in composition: 95% intervals; filled: called; grey: null band"
-                     + ("; *: propeller FDR < 0.05" if propeller is not None else ""),
-                     fontsize=7)
+                     + _propeller_legend(propeller, contrasts), fontsize=7)
         fig.tight_layout(w_pad=1.5)
     return fig
 
