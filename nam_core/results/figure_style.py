@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -19,13 +18,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..io import atomic_path
+from .labels import cluster_number
 
 __all__ = [
     "SINGLE_COLUMN",
     "DOUBLE_COLUMN",
     "paper_style",
     "save_figure",
-    "cluster_number",
     "sorted_clusters",
     "cluster_colors",
     "legend_outside",
@@ -79,12 +78,6 @@ def save_figure(fig: Figure, path_png, path_pdf, dpi: int = 300) -> None:
     finally:
         plt.close(fig)
     logger.info("wrote %s and %s", path_png, path_pdf)
-
-
-def cluster_number(name: str) -> int:
-    """The first number in a cluster name: 3 for "C3" and for "C3 CD14 Monocyte"."""
-    match = re.search(r"\d+", str(name))
-    return int(match.group()) if match else 0
 
 
 def sorted_clusters(names) -> list[str]:

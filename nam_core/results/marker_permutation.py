@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import NAMInputError
 from .auroc import cluster_auroc, rank_matrix, rows_of_x, subsample_cells
-from .figure_style import cluster_number
+from .labels import cluster_number
 
 __all__ = ["marker_permutation_test", "permutation_test_cells"]
 

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import NAMInputError
 from .auroc import cluster_auroc, rank_matrix, rows_of_x
 from .markers import subsample_groups
-from .figure_style import cluster_number
+from .labels import cluster_number
 
 __all__ = [
     "DEFAULT_MIN_SCORE",

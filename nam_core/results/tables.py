@@ -24,11 +24,11 @@ from ..inputs.h5ad import annotate_h5ad, read_annotations
 from ..intermediates import read_intermediate
 from ..io import ANY_COLUMN, atomic_path, check_finite, read_tsv, write_tsv
 from ..models.nam import NAM
+from .composition.groups import fit_input_pcs, genotype_groups
+from .labels import cell_cluster_names, individual_cluster_names
 from .pools import warn_if_clusters_follow_batches
 
 __all__ = [
-    "individual_cluster_names",
-    "cell_cluster_names",
     "individual_table",
     "composition_counts",
     "cell_annotations",
@@ -40,16 +40,6 @@ logger = logging.getLogger(__name__)
 NO_CELLS = {ANY_COLUMN: "an individual without cells (matching.individuals_without_cells: keep), "
                         "or a cluster of such individuals, has no shares"}
 """Where the composition tables hold NaN."""
-
-def individual_cluster_names(labels) -> np.ndarray:
-    """``I1, I2, ...`` for 0-based individual-cluster labels (J,)."""
-    return np.char.add("I", (np.asarray(labels, dtype=np.int64) + 1).astype(str))
-
-
-def cell_cluster_names(labels) -> np.ndarray:
-    """``C1, C2, ...`` for 0-based cell-cluster labels (N,)."""
-    return np.char.add("C", (np.asarray(labels, dtype=np.int64) + 1).astype(str))
-
 
 def _ordered_names(prefix: str, names) -> list[str]:
     """Distinct cluster names sorted by their number (C2 before C10)."""
@@ -254,8 +244,11 @@ def write_results(
                 len(obs["nam_cell_cluster"].categories), len(inputs.individuals))
 
     if batch_key and batch_key in annotations.obs:
+        genotype_only = (genotype_groups(model, fit_input_pcs(inputs))["cluster"].to_numpy()
+                         if hasattr(model, "m_x_") else None)
         warn_if_clusters_follow_batches(model.individual_labels_, inputs.group,
-                                        annotations.obs[batch_key].to_numpy(), batch_key)
+                                        annotations.obs[batch_key].to_numpy(), batch_key,
+                                        genotype_groups=genotype_only)
     n_cells = np.bincount(inputs.group, minlength=len(inputs.individuals))
     pcs = read(path_to_pcs, read_tsv, index_col="individual")
     write_tsv(individual_table(inputs.individuals, model.individual_labels_, model.rho_, pcs,

@@ -13,7 +13,7 @@ from .association import association_omnibus, genotype_association
 from .bootstrap import bootstrap_compositions
 from .counts import cell_counts, group_counts
 from .frequentist import propeller_test
-from .groups import cohort_cell_labels, genotype_groups
+from .groups import cohort_cell_labels, fit_input_pcs, genotype_groups
 from .posterior import (
     DEFAULT_NULL_LOG_RATIO,
     draw_compositions,
@@ -104,9 +104,7 @@ def composition_tables(
     nam_cluster = counts.set_index(counts["individual"].astype(str))["cluster"].astype(str)
     if inputs is not None:
         individuals = np.asarray(inputs.individuals, dtype=str)
-        x = np.asarray(inputs.x, dtype=np.float64)
-        pcs = pd.DataFrame(x, columns=[f"PC{i + 1}" for i in range(x.shape[1])])
-        pcs.insert(0, "individual", individuals)
+        pcs = fit_input_pcs(inputs)
         labels = cohort_cell_labels(model, inputs.y, inputs.group)
         test_counts = cell_counts(labels, inputs.group, individuals,
                                   nam_cluster.reindex(individuals).to_numpy())

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import NAMInputError
-from ..tables import cell_cluster_names
+from ..labels import cell_cluster_names
 
 __all__ = ["MIN_MEAN_CELLS", "PSEUDO_COUNT", "cell_counts", "counts_with_cells", "group_counts",
            "tested_cell_clusters"]

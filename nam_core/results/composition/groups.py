@@ -8,9 +8,17 @@ import pandas as pd
 from scipy import special
 
 from ...errors import NAMInputError
-from ..tables import individual_cluster_names
+from ..labels import individual_cluster_names
 
-__all__ = ["cohort_cell_labels", "genotype_groups"]
+__all__ = ["cohort_cell_labels", "fit_input_pcs", "genotype_groups"]
+
+
+def fit_input_pcs(inputs) -> pd.DataFrame:
+    """The genotype PCs the fit saw (``fit/inputs.npz``): column individual, then PC1..PCq."""
+    x = np.asarray(inputs.x, dtype=np.float64)
+    pcs = pd.DataFrame(x, columns=[f"PC{i + 1}" for i in range(x.shape[1])])
+    pcs.insert(0, "individual", np.asarray(inputs.individuals, dtype=str))
+    return pcs
 
 
 def genotype_groups(model, pcs: pd.DataFrame) -> pd.DataFrame:

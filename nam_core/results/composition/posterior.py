@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import NAMInputError
-from ..tables import cell_cluster_names, individual_cluster_names
+from ..labels import cell_cluster_names, individual_cluster_names
 from .contrasts import contrasts, with_cell_types
 
 __all__ = ["DEFAULT_NULL_LOG_RATIO", "bayesian_fdr", "draw_compositions", "group_draws",
