@@ -179,9 +179,9 @@ def two_groups_one_type(rng, n_individuals=12, cells=30):
     return x, rng.normal(size=(len(group), 3)), group
 
 
-def fit_small(inputs):
-    return NAM(K=4, L=6, dtype="float64", device="cpu", n_init=1, max_iter=300, tol=1e-6,
-               merge_atoms=True, check_monotone=True).fit(inputs.x, inputs.y, inputs.group)
+def fit_small(inputs, n_init=1):
+    return NAM(K=4, L=6, dtype="float64", device="cpu", n_init=n_init, max_iter=300, tol=1e-6,
+               merge_atoms=True, check_monotone=True, seed=0).fit(inputs.x, inputs.y, inputs.group)
 
 
 def test_an_individual_with_one_cell_is_fitted_and_named(caplog):
@@ -197,7 +197,8 @@ def test_an_individual_with_one_cell_is_fitted_and_named(caplog):
 
 def test_a_cohort_of_one_cell_type_fits_to_one_dominant_atom():
     rng = np.random.default_rng(2)
-    model = fit_small(assemble(*two_groups_one_type(rng)))
+    # one restart in ten stops in a worse optimum with several atoms; the best of four holds
+    model = fit_small(assemble(*two_groups_one_type(rng)), n_init=4)
     shares = np.bincount(model.cell_labels_) / len(model.cell_labels_)
     assert shares.max() > 0.9, shares  # one Gaussian: one atom holds nearly every cell
     assert np.isfinite(model.elbo_)

@@ -86,12 +86,23 @@ def _groups_f_test(values: np.ndarray, indicators: np.ndarray, covariates: Covar
     except NAMInputError as err:
         logger.warning("contrast all not tested: %s", err)
         return np.full(m, np.nan), np.full(m, np.nan)
-    s2, df, scale = fit["rss"] / fit["df"], fit["df"], np.ones(m)
-    if moderate and m >= 2 and (s2 > 0).all():
-        posterior, d0 = squeeze_variances(s2, df)
-        scale, df = s2 / posterior, min(df + d0, m * df)
-    f = f * scale
+    s2 = fit["rss"] / fit["df"]
+    posterior, df = _residual_variances(s2, fit["df"], moderate)
+    f = f * np.divide(s2, posterior, out=np.ones_like(s2), where=posterior > 0)
     return f, stats.f.sf(f, int(tested.sum()), df)
+
+
+def _residual_variances(s2: np.ndarray, df: int, moderate: bool) -> tuple[np.ndarray, float]:
+    """Residual variances (m,) and their degrees of freedom, squeezed across the m clusters.
+
+    ``moderate`` (and m >= 2, every s^2 > 0): limma's empirical-Bayes posterior variances
+    (:func:`~.glm.squeeze_variances`) on df + d0 degrees of freedom, capped at m df, the
+    information of all m fits pooled. Otherwise s^2 on df, unchanged.
+    """
+    if moderate and len(s2) >= 2 and (s2 > 0).all():
+        posterior, d0 = squeeze_variances(s2, df)
+        return posterior, min(df + d0, len(s2) * df)
+    return s2, df
 
 
 def _propeller_contrasts(names: list, sizes: np.ndarray) -> list:
@@ -130,10 +141,7 @@ def _contrast_tests(values: np.ndarray, clusters: np.ndarray, names: list, contr
     except NAMInputError as err:
         logger.warning("propeller-style contrasts not tested: %s", err)
         return [tuple(np.full(m, np.nan) for _ in range(4)) for _ in contrast_list]
-    s2, df = fit["rss"] / fit["df"], fit["df"]
-    if moderate and m >= 2 and (s2 > 0).all():
-        s2, d0 = squeeze_variances(s2, df)
-        df = min(df + d0, m * df)
+    s2, df = _residual_variances(fit["rss"] / fit["df"], fit["df"], moderate)
     out = []
     for _, a, b in contrast_list:
         c = np.zeros(fit["coef"].shape[0])
