@@ -16,6 +16,10 @@ after every fit) and printed:
   (:func:`nam_core.results.pools.warn_if_clusters_follow_batches`),
   ``individual_vs_pool_homogeneity``, how well the donor's pool predicts its cluster beyond
   chance (the same check), and ``pool_warning``, whether that check warns;
+- ``individual_group_ari``, ``n_individual_groups``: the individual groups
+  (:func:`nam_core.results.individual_groups.group_individual_clusters` on the cell types that
+  :func:`nam_core.results.cell_types.group_atoms` makes of the fit's cell clusters, as the
+  workflow does) against ancestry;
 - ``cell_ari``: cell clusters against the cell types, ``n_cell_clusters``, and
   ``atoms_one_pool``: cell clusters (of >= 0.5 % of the cells) more than half of whose cells
   come from one pool.
@@ -43,6 +47,8 @@ from sklearn.metrics import adjusted_rand_score
 from nam_core.engine.settings import FitSettings
 from nam_core.inputs.expression import preprocess
 from nam_core.io import atomic_write_text
+from nam_core.results.cell_types import group_atoms
+from nam_core.results.individual_groups import group_individual_clusters
 from nam_core.results.pools import warn_if_clusters_follow_batches
 from nam_core.study.methods import fit_method
 from nam_core.synthetic.base import CohortSpec, genotype_pcs
@@ -94,14 +100,30 @@ def atoms_mostly_one_pool(cell_labels: np.ndarray, cell_pool: np.ndarray,
     return int(np.sum(table[large].max(1) > 0.5 * sizes[large]))
 
 
-def score(data: dict, ind, cells) -> dict:
+def individual_groups(data: dict, Y: np.ndarray, ind, cells) -> np.ndarray:
+    """Each donor's individual group (J,), from its cluster, genotype PCs and cell-type shares."""
+    atoms = np.asarray(cells).astype(str)
+    types = group_atoms(Y, atoms).cell_groups(atoms)
+    names, codes = np.unique(types, return_inverse=True)
+    counts = np.zeros((len(data["ancestry"]), len(names)))
+    np.add.at(counts, (data["group"], codes), 1.0)
+    shares = counts / np.maximum(counts.sum(1, keepdims=True), 1.0)
+    clusters = np.array([f"I{k}" for k in np.asarray(ind)])
+    return group_individual_clusters(data["X"], clusters, shares).groups_of(clusters)
+
+
+def score(data: dict, Y: np.ndarray, ind, cells) -> dict:
     """The columns of one fit's row (see the module docstring); NaN where they do not apply."""
     row = {"individual_ari": np.nan, "individual_vs_pool_ari": np.nan,
            "individual_vs_pool_homogeneity": np.nan, "pool_warning": "",
-           "n_individual_clusters": np.nan}
+           "n_individual_clusters": np.nan, "individual_group_ari": np.nan,
+           "n_individual_groups": np.nan}
     if ind is not None:
         row["individual_ari"] = adjusted_rand_score(data["ancestry"], ind)
         row["n_individual_clusters"] = len(np.unique(ind))
+        groups = individual_groups(data, Y, ind, cells)
+        row["individual_group_ari"] = adjusted_rand_score(data["ancestry"], groups)
+        row["n_individual_groups"] = len(np.unique(groups))
         if data["n_pools"]:
             check = warn_if_clusters_follow_batches(ind, data["group"], data["cell_pool"], "pool")
             row["individual_vs_pool_ari"] = check.ari
@@ -185,7 +207,7 @@ def main(argv=None) -> int:
                                  settings=settings.with_changes(n_init=n_init), seed=args.seed)
                 row = {"scenario": name, "correction": correction, "method": method,
                        "n_cells": Y.shape[0], "n_init": n_init if res.model else np.nan,
-                       **score(data[name], res.individual_labels, res.cell_labels),
+                       **score(data[name], Y, res.individual_labels, res.cell_labels),
                        "seconds": round(time.perf_counter() - t0, 1)}
                 rows.append(row)
                 _write(rows, args.out)  # after every row: a cut-short run keeps what it did
