@@ -12,8 +12,12 @@ def evaluate(paths: dict, path_evaluation, path_recovery, thresholds: dict):
     cells = pd.DataFrame({"cell": obs.index.astype(str), "cluster": obs["nam_cell_cluster"].astype(str)})
     if "nam_cell_group" in obs.columns:  # cell types, scored beside the atoms
         cells["type"] = obs["nam_cell_group"].astype(str).to_numpy()
+    individuals = read_tsv(paths["individuals"])
+    if "individual_groups" in paths:  # the individual groups, scored beside the clusters
+        groups = read_tsv(paths["individual_groups"]).set_index("individual")["group"]
+        individuals["group"] = groups.reindex(individuals["individual"].astype(str)).to_numpy()
     evaluation, recovery = evaluate_demo(
-        read_tsv(paths["individuals"]),
+        individuals,
         cells,
         read_tsv(paths["markers"]),
         read_tsv(paths["truth_individuals"]),

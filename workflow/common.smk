@@ -259,6 +259,7 @@ def get_composition_outputs():
         out("figures/composition_vs_genetic_distance.png"),
         out("cell_types/names.tsv"),
         out("cell_types/groups.tsv"),
+        out("individual_groups/groups.tsv"),
         out("cell_types/atoms.tsv"),
         out("cell_types/marker_permutation.tsv"),
         out("fit/coclustering.tsv"),

@@ -67,6 +67,38 @@ rule group_cell_atoms:
         "../scripts/group_cell_atoms.py"
 
 
+rule group_individual_clusters:
+    input:
+        individuals=out("individuals.tsv"),
+        counts=out("composition/cells_per_individual.tsv"),
+        cell_types=out("cell_types/groups.tsv"),
+    output:
+        groups=report(
+            out("individual_groups/groups.tsv"),
+            caption="report/individual_groups.rst",
+            category="Individual groups",
+        ),
+        individuals=out("individual_groups/individuals.tsv"),
+    log:
+        out("logs/group_individual_clusters.log"),
+    benchmark:
+        out("benchmarks/group_individual_clusters.tsv")
+    conda:
+        "../envs/nam.yaml"
+    resources:
+        # three tables of one row per individual
+        mem_mb=1000,
+    params:
+        producers=get_producers,
+        min_genotype_error=config["individual_groups"]["min_genotype_error"],
+        max_share_difference=config["individual_groups"]["max_share_difference"],
+        nam_version=NAM_VERSION,
+    message:
+        "Grouping NAM's individual clusters that neither genotype nor cell types tell apart"
+    script:
+        "../scripts/group_individual_clusters.py"
+
+
 rule add_cell_type_names:
     input:
         cells=out("fit/clustered_cells.h5ad"),

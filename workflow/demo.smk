@@ -25,6 +25,7 @@ rule make_demo_cohort:
 rule evaluate_demo:
     input:
         individuals=out("individuals.tsv"),
+        individual_groups=out("individual_groups/individuals.tsv"),
         cells=out("cells.h5ad"),
         markers=out("markers.tsv"),
         truth_individuals=out("demo_cohort/truth_individuals.tsv"),

@@ -111,7 +111,9 @@ def evaluate_demo(
     Parameters
     ----------
     individuals : DataFrame
-        ``individuals.tsv``: columns individual, cluster.
+        ``individuals.tsv``: columns individual, cluster; optional column group (the individual
+        group, ``individual_groups/individuals.tsv``) adds rows ari_individual_groups
+        (thresholded like ari_individuals), nmi_individual_groups and n_individual_groups.
     cells : DataFrame
         Columns cell, cluster: the NAM cell cluster (atom) of every cell kept; optional column
         type (the cell type, a group of atoms) adds rows ari_cell_types (thresholded like
@@ -186,6 +188,13 @@ def evaluate_demo(
         ("n_cell_clusters_not_checked", int((~recovery["tested"]).sum()), None),
         ("n_cell_clusters_1pct", n_large_clusters(cells["cluster"]), None),
     ]
+    if "group" in individuals.columns:
+        grp = clustering_scores(individuals["group"], ancestry)
+        rows += [
+            ("ari_individual_groups", grp["ari"], min_ari_individuals),
+            ("nmi_individual_groups", grp["nmi"], None),
+            ("n_individual_groups", individuals["group"].nunique(), None),
+        ]
     if "type" in cells.columns:
         typ = clustering_scores(cells["type"], cell_type)
         rows += [

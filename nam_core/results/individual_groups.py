@@ -20,9 +20,10 @@ Two groups are joined when both hold:
   individuals differs by less than ``max_share_difference`` (0.05, five percentage points of the
   individuals' cells, the smallest difference the demo's composition check counts as real).
 
-The closest pair (largest genotype error) is joined first and the statistics are taken again on
-the joined groups, until no pair qualifies; so every member of a group passes both tests against
-the rest of it, never by a chain.
+The statistics are taken between clusters, never on joined groups (whose pooled covariance would
+hold the spread between their clusters). Groups are joined by complete linkage, the pair whose
+least genotype error is largest first, and only when every cluster of one passes both tests
+against every cluster of the other; so a group never forms by a chain.
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import NAMInputError
+from .composition.counts import group_counts
 from .labels import cluster_number
 
 __all__ = ["MAX_SHARE_DIFFERENCE", "MIN_GENOTYPE_ERROR", "TABLE_MISSING", "IndividualGroups",
-           "group_individual_clusters", "pair_statistics"]
+           "group_cohort", "group_individual_clusters", "pair_statistics"]
 
 MIN_GENOTYPE_ERROR = 0.1
 MAX_SHARE_DIFFERENCE = 0.05
@@ -145,28 +147,27 @@ def group_individual_clusters(pcs, clusters, shares, min_genotype_error=MIN_GENO
     """
     pcs, clusters, shares = _check(pcs, clusters, shares)
     names = sorted(np.unique(clusters), key=cluster_number)
-    members = [[name] for name in names]
     rows = {name: np.flatnonzero(clusters == name) for name in names}
-
-    def rows_of(group):
-        return np.concatenate([rows[c] for c in group])
-
-    while len(members) > 1:
+    pairs = {(a, b): pair_statistics(pcs[rows[a]], pcs[rows[b]], shares[rows[a]], shares[rows[b]])
+             for a in names for b in names if a != b}
+    members = [[name] for name in names]
+    while True:
         best, best_error = None, -np.inf
-        for a in range(len(members)):
-            for b in range(a + 1, len(members)):
-                ra, rb = rows_of(members[a]), rows_of(members[b])
-                stat = pair_statistics(pcs[ra], pcs[rb], shares[ra], shares[rb])
-                if _joinable(stat, min_genotype_error, max_share_difference) and stat[0] > best_error:
-                    best, best_error = (a, b), stat[0]
+        for i in range(len(members)):
+            for j in range(i + 1, len(members)):
+                cross = [pairs[a, b] for a in members[i] for b in members[j]]
+                if all(_joinable(stat, min_genotype_error, max_share_difference) for stat in cross):
+                    error = min(stat[0] for stat in cross)
+                    if error > best_error:
+                        best, best_error = (i, j), error
         if best is None:
             break
-        a, b = best
-        members[a] = members[a] + members.pop(b)
-    return _name_groups(members, rows, pcs, shares, names)
+        i, j = best
+        members[i] = members[i] + members.pop(j)
+    return _name_groups(members, rows, pairs, names)
 
 
-def _name_groups(members, rows, pcs, shares, names) -> IndividualGroups:
+def _name_groups(members, rows, pairs, names) -> IndividualGroups:
     """Groups G1, G2, ... by individuals, largest first, and the per-cluster table."""
     sizes = [sum(len(rows[c]) for c in group) for group in members]
     order = sorted(range(len(members)),
@@ -174,18 +175,55 @@ def _name_groups(members, rows, pcs, shares, names) -> IndividualGroups:
     cluster_to_group = {c: f"G{rank + 1}" for rank, g in enumerate(order) for c in members[g]}
     table = []
     for name in names:
-        nearest, stat = None, (np.nan, np.nan)
-        for other in names:
-            if other == name:
-                continue
-            ra, rb = rows[name], rows[other]
-            candidate = pair_statistics(pcs[ra], pcs[rb], shares[ra], shares[rb])
-            if nearest is None or np.nan_to_num(candidate[0], nan=-1.0) > np.nan_to_num(stat[0], nan=-1.0):
-                nearest, stat = other, candidate
+        others = [other for other in names if other != name]
+        nearest = max(others, key=lambda o: np.nan_to_num(pairs[name, o][0], nan=-1.0), default=None)
+        error, difference = pairs[name, nearest] if nearest else (np.nan, np.nan)
         table.append({
             "cluster": name, "group": cluster_to_group[name], "n_individuals": len(rows[name]),
-            "nearest": nearest, "genotype_error": stat[0], "share_difference": stat[1],
+            "nearest": nearest, "genotype_error": error, "share_difference": difference,
             "joined": "" if nearest is None else
             ("yes" if cluster_to_group[nearest] == cluster_to_group[name] else "no"),
         })
     return IndividualGroups(cluster_to_group, pd.DataFrame(table, columns=TABLE_COLUMNS))
+
+
+def group_cohort(individuals: pd.DataFrame, counts: pd.DataFrame, atom_to_group: dict,
+                 min_genotype_error: float = MIN_GENOTYPE_ERROR,
+                 max_share_difference: float = MAX_SHARE_DIFFERENCE
+                 ) -> tuple[IndividualGroups, pd.DataFrame]:
+    """Individual groups from the workflow's tables.
+
+    Parameters
+    ----------
+    individuals : DataFrame
+        ``individuals.tsv``: individual, cluster and the genotype PCs of the fit (``PC1``, ...).
+    counts : DataFrame
+        ``composition/cells_per_individual.tsv``: individual, cluster, cells per atom (``C<l>``).
+    atom_to_group : dict
+        Atom (``C<l>``) -> cell type (``T<g>``), from ``cell_types/groups.tsv``.
+
+    Returns
+    -------
+    (IndividualGroups, DataFrame individual, cluster, group: one row per individual of
+    ``individuals``, in its order).
+    """
+    pc_columns = [c for c in individuals.columns if str(c).startswith("PC")]
+    for column in ("individual", "cluster"):
+        if column not in individuals.columns:
+            raise NAMInputError(f"individuals.tsv lacks column {column!r}")
+    if not pc_columns:
+        raise NAMInputError("individuals.tsv has no genotype PC columns (PC1, PC2, ...)")
+    types = group_counts(counts, atom_to_group).set_index("individual")
+    type_columns = [c for c in types.columns if c != "cluster"]
+    ids = individuals["individual"].astype(str)
+    missing = sorted(set(ids) - set(types.index.astype(str)))
+    if missing:
+        raise NAMInputError(f"cells_per_individual.tsv has no row for individuals {missing[:5]}")
+    cells = types.loc[ids, type_columns].to_numpy(dtype=np.float64)
+    shares = cells / np.maximum(cells.sum(1, keepdims=True), 1.0)
+    clusters = individuals["cluster"].astype(str).to_numpy()
+    groups = group_individual_clusters(individuals[pc_columns].to_numpy(dtype=np.float64), clusters,
+                                       shares, min_genotype_error, max_share_difference)
+    table = pd.DataFrame({"individual": ids.to_numpy(), "cluster": clusters,
+                          "group": groups.groups_of(clusters)})
+    return groups, table

@@ -158,6 +158,7 @@ def _individual_clusters(folder: Path, individuals: pd.DataFrame) -> list[str]:
     unsure = individuals[individuals["probability"] < SURE]
     lines += ["", f"- {len(unsure)} individuals are assigned with probability below {SURE}"
               + (f" (lowest {individuals['probability'].min():.2f})." if len(unsure) else ".")]
+    lines += _individual_groups(folder)
     alternatives = _read(folder, "fit/alternatives.tsv")
     if alternatives is not None and "near_tie" in alternatives:
         near = alternatives[alternatives["near_tie"].astype(str).str.lower() == "true"]
@@ -168,7 +169,25 @@ def _individual_clusters(folder: Path, individuals: pd.DataFrame) -> list[str]:
                      + (": the number of clusters is uncertain." if len(near) else "."))
     return _section("Individual clusters (genotype and composition together)", lines,
                     "`individuals.tsv` (columns `cluster`, `probability`), "
-                    "`fit/alternatives.tsv`, `figures/genotype_pcs.png`")
+                    "`individual_groups/groups.tsv`, `fit/alternatives.tsv`, "
+                    "`figures/genotype_pcs.png`")
+
+
+def _individual_groups(folder: Path) -> list[str]:
+    """A line on the clusters that the individual groups join, if any."""
+    groups = _read(folder, "individual_groups/groups.tsv")
+    if groups is None:
+        return []
+    members = groups.groupby("group")["cluster"].apply(lambda c: " + ".join(map(str, c)))
+    joined = members[members.str.contains(r"\+", regex=True)]
+    if joined.empty:
+        return ["- No two clusters are joined into one individual group: each differs from the "
+                "others in genotype or in cell-type shares (`individual_groups/groups.tsv`)."]
+    listed = ", ".join(f"{members[g]} -> {g}" for g in joined.index)
+    return [f"- **{len(members)} individual groups**: {listed}. The clusters of one group have "
+            "the same genotype and the same cell-type shares and differ only in how their cells "
+            "split between atoms of one type, as a sequencing pool effect can make them; "
+            "read the groups for genetics (`individual_groups/individuals.tsv`)."]
 
 
 def _cell_types(folder: Path) -> list[str]:
