@@ -167,8 +167,9 @@ def warn_if_clusters_follow_batches(
             "alone gives, each individual's majority %s predicts its NAM cluster (chance-corrected "
             "homogeneity %.3f; over the whole cohort %.3f, ARI %.3f; warning above %.2f). "
             "Clusters that share a genotype group differ by %s, a batch effect the expression "
-            "PCs still carry: read them as one, and correct the PCs (expression.batch_key) or "
-            "fit fewer individual clusters (docs/pools.md)",
+            "PCs still carry: read them as one (individual_groups/groups.tsv joins clusters that "
+            "neither genotype nor cell types separate), and correct the PCs "
+            "(expression.batch_key) or fit fewer individual clusters (docs/pools.md)",
             batch_key, batch_key, within, homogeneity, ari, threshold, batch_key)
     else:
         logger.info("NAM individual clusters against each individual's majority %s: "

@@ -332,13 +332,22 @@ def test_composition_scripts(run, cohort, tmp_path):
     load_script("plot_markers").plot(tmp_path / "named.h5ad", p["markers.tsv"],
                                      tmp_path / "dot_atoms.png", tmp_path / "dot_atoms.pdf", 2,
                                      tmp_path / "names.tsv")
+    load_script("group_individual_clusters").group(
+        p["individuals.tsv"], p["counts.tsv"], groups, tmp_path / "ig.tsv",
+        tmp_path / "ig_individuals.tsv", min_genotype_error=0.1, max_share_difference=0.05)
+    clusters = tsv(p["individuals.tsv"])["cluster"]
+    assert set(tsv(tmp_path / "ig.tsv")["cluster"]) == set(clusters)
+    assert tsv(tmp_path / "ig_individuals.tsv")["cluster"].tolist() == clusters.tolist()
     paths = {"cells": tmp_path / "named.h5ad", "individuals": p["individuals.tsv"],
+             "individual_groups": tmp_path / "ig_individuals.tsv",
              "markers": p["markers.tsv"], **{k: cohort[k] for k in (
                  "truth_individuals", "truth_cells", "known_markers")}}
     evaluation = load_script("evaluate_demo").evaluate(
         paths, tmp_path / "e.tsv", tmp_path / "r.tsv",
         {"min_ari_individuals": 0.9, "min_ari_cells": 0.8, "min_known_markers": 1},
     ).set_index("metric")["value"]
+    assert evaluation["n_individual_groups"] <= evaluation["n_individual_clusters"]
+    assert -1 <= evaluation["ari_individual_groups"] <= 1
     assert evaluation["n_nam_cell_types"] == atom_to_group.nunique()
     assert 0 < evaluation["ari_cell_types"] <= 1 and 0 < evaluation["ari_cells"] <= 1
     for path in [*figs.values(), tmp_path / "umap.png", tmp_path / "heat.png",
