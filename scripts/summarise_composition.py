@@ -27,19 +27,25 @@ DONOR_TABLES = ("traits", "donors", "donor_shares_long")
 
 def summarise(path_fit, path_counts, path_individuals, path_inputs, path_names, paths_out: dict,
               settings: dict, path_groups=None, path_type_names=None, path_covariates=None,
-              path_fam=None):
+              path_fam=None, path_individual_groups=None):
     """Posterior composition; differences and tests between genotype-only groups.
 
     Given cell_types/groups.tsv and the types' names, the tables keyed without suffix are per
     cell type (a type's share is the sum of its atoms') and those keyed ``<key>_atoms`` per atom.
     The tests adjust for the covariates of ``path_covariates`` (covariates/donors.tsv). Given
     ``path_fam`` (the cohort's .fam, for the FIDs), the donor tables (keys traits, donors,
-    donor_shares_long) are written too, per cell type when the types are given.
+    donor_shares_long) are written too, per cell type when the types are given. Given
+    ``path_individual_groups`` (individual_groups/groups.tsv), the tests compare the individual
+    groups rather than the clusters.
     """
     model, counts = NAM.load(path_fit), read_tsv(path_counts)
     individuals, inputs = read_tsv(path_individuals), read_fit_inputs(path_inputs)
     if path_covariates is not None:
         settings = {**settings, "covariates": read_tsv(path_covariates)}
+    if path_individual_groups is not None:
+        joined = read_tsv(path_individual_groups)
+        settings = {**settings, "cluster_groups": dict(zip(joined["cluster"], joined["group"],
+                                                           strict=True))}
     names = read_cell_type_names(path_names)
     atoms = composition_tables(model, counts, individuals, names, inputs=inputs, **settings)
     if path_groups is None:
@@ -71,4 +77,5 @@ if "snakemake" in globals():
         summarise(snakemake.input.fit, snakemake.input.counts, snakemake.input.individuals,
                   snakemake.input.inputs, snakemake.input.names, dict(snakemake.output.items()),
                   snakemake.params.settings, snakemake.input.groups, snakemake.input.type_names,
-                  snakemake.input.covariates, snakemake.input.fam)
+                  snakemake.input.covariates, snakemake.input.fam,
+                  snakemake.input.individual_groups)

@@ -164,6 +164,7 @@ rule summarise_composition:
         type_names=out("cell_types/type_names.tsv"),
         covariates=out("covariates/donors.tsv"),
         fam=get_plink_files()["fam"],
+        individual_groups=out("individual_groups/groups.tsv"),
     output:
         groups=out("composition/groups.tsv"),
         posterior=report(

@@ -14,6 +14,7 @@ import pandas as pd
 
 from .composition import contrasts
 from .evaluate import EVALUATION_COLUMNS, majority_labels
+from .labels import cluster_number
 
 __all__ = ["DEFAULT_TRUE_EFFECT", "DEFAULT_MIN_SHARE", "NEGLIGIBLE_EFFECT", "true_differences",
            "check_composition"]
@@ -51,7 +52,7 @@ def true_differences(obs: pd.DataFrame, individuals: pd.DataFrame) -> pd.DataFra
     shares = pd.crosstab(obs["individual"].astype(str), obs["cell_type"].astype(str),
                          normalize="index")
     by_cluster = shares.groupby(cluster_of.reindex(shares.index)).mean()
-    k_names = sorted(by_cluster.index, key=lambda n: int(n[1:]))
+    k_names = sorted(by_cluster.index, key=cluster_number)
     by_cluster = by_cluster.loc[k_names]
     sizes = cluster_of.value_counts().reindex(k_names).to_numpy()
     majority = majority_labels(obs["nam_cell_cluster"].astype(str), obs["cell_type"].astype(str))

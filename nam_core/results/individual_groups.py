@@ -39,7 +39,7 @@ from .composition.counts import group_counts
 from .labels import cluster_number
 
 __all__ = ["MAX_SHARE_DIFFERENCE", "MIN_GENOTYPE_ERROR", "TABLE_MISSING", "IndividualGroups",
-           "group_cohort", "group_individual_clusters", "pair_statistics"]
+           "group_cohort", "group_individual_clusters", "group_name", "pair_statistics"]
 
 MIN_GENOTYPE_ERROR = 0.1
 MAX_SHARE_DIFFERENCE = 0.05
@@ -57,8 +57,9 @@ TABLE_MISSING = {
 class IndividualGroups:
     """Individual clusters grouped.
 
-    cluster_to_group : cluster label ``"I<k>"`` -> group label ``"G1"``, ``"G2"``, ... numbered
-        by individuals, largest first.
+    cluster_to_group : cluster label ``"I<k>"`` -> group label, its clusters joined by "+"
+        (``"I1+I2"``; a cluster alone keeps its name), so tables read the same with or without
+        joins.
     table : one row per cluster with the columns ``TABLE_COLUMNS``: its group, size, the cluster
         nearest to it in genotype (largest genotype error), the two statistics against that
         cluster, and whether the two share a group.
@@ -167,12 +168,14 @@ def group_individual_clusters(pcs, clusters, shares, min_genotype_error=MIN_GENO
     return _name_groups(members, rows, pairs, names)
 
 
+def group_name(clusters) -> str:
+    """A group's name: its clusters in number order joined by "+" ("I1+I2"; "I3" alone)."""
+    return "+".join(sorted(map(str, clusters), key=cluster_number))
+
+
 def _name_groups(members, rows, pairs, names) -> IndividualGroups:
-    """Groups G1, G2, ... by individuals, largest first, and the per-cluster table."""
-    sizes = [sum(len(rows[c]) for c in group) for group in members]
-    order = sorted(range(len(members)),
-                   key=lambda g: (-sizes[g], min(cluster_number(c) for c in members[g])))
-    cluster_to_group = {c: f"G{rank + 1}" for rank, g in enumerate(order) for c in members[g]}
+    """The group of each cluster (:func:`group_name`) and the per-cluster table."""
+    cluster_to_group = {c: group_name(group) for group in members for c in group}
     table = []
     for name in names:
         others = [other for other in names if other != name]

@@ -178,16 +178,16 @@ def _individual_groups(folder: Path) -> list[str]:
     groups = _read(folder, "individual_groups/groups.tsv")
     if groups is None:
         return []
-    members = groups.groupby("group")["cluster"].apply(lambda c: " + ".join(map(str, c)))
-    joined = members[members.str.contains(r"\+", regex=True)]
-    if joined.empty:
+    names = groups["group"].astype(str).unique()
+    joined = [name for name in names if "+" in name]
+    if not joined:
         return ["- No two clusters are joined into one individual group: each differs from the "
                 "others in genotype or in cell-type shares (`individual_groups/groups.tsv`)."]
-    listed = ", ".join(f"{members[g]} -> {g}" for g in joined.index)
-    return [f"- **{len(members)} individual groups**: {listed}. The clusters of one group have "
+    return [f"- **{len(names)} individual groups**: {', '.join(joined)}. The clusters of one group have "
             "the same genotype and the same cell-type shares and differ only in how their cells "
             "split between atoms of one type, as a sequencing pool effect can make them; "
-            "read the groups for genetics (`individual_groups/individuals.tsv`)."]
+            "read the groups for genetics (`individual_groups/individuals.tsv`); the "
+            "composition tests compare the groups."]
 
 
 def _cell_types(folder: Path) -> list[str]:

@@ -42,6 +42,7 @@ def composition_tables(
     covariate_types: dict | None = None,
     lineages: dict | None = None,
     moderate_variance: bool = False,
+    cluster_groups: dict | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Every table of the composition analysis of one fit.
 
@@ -90,6 +91,10 @@ def composition_tables(
     moderate_variance : bool
         The propeller-style tests moderate the residual variances across cell clusters
         (limma's eBayes; :func:`propeller_test`).
+    cluster_groups : dict or None
+        Cluster (``I<k>``) -> individual group (``individual_groups/groups.tsv``): the tests
+        compare the genotype-only groups of these (:func:`genotype_groups`) rather than of the
+        clusters, so two clusters that neither genotype nor cell types separate are one side.
 
     Returns
     -------
@@ -117,11 +122,12 @@ def composition_tables(
         pc_cols = [c for c in pcs.columns if str(c).startswith("PC")][:n_x]
         pcs = pcs[["individual", *pc_cols]]
         test_counts = counts
-    groups = genotype_groups(model, pcs)
+    groups = genotype_groups(model, pcs, cluster_groups)
     groups.insert(1, "nam_cluster", groups["individual"].map(nam_cluster).to_numpy())
-    moved = int((groups["cluster"] != groups["nam_cluster"]).sum())
+    own_group = groups["nam_cluster"].map(lambda c: (cluster_groups or {}).get(c, c))
+    moved = int((groups["cluster"] != own_group).sum())
     logger.info("genotype-only clusters of the tests: %d of %d individuals differ from their NAM "
-                "cluster; sizes %s", moved, len(groups),
+                "cluster (or its individual group); sizes %s", moved, len(groups),
                 groups["cluster"].value_counts().sort_index().to_dict())
     cluster_of = groups.set_index("individual")["cluster"]
     by_genotype = test_counts.assign(

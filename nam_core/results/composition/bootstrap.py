@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import NAMInputError
+from ..labels import cluster_number
 from .adjust import Covariates, covariate_columns
 from .counts import MIN_MEAN_CELLS, counts_with_cells, tested_cell_clusters
 
@@ -84,7 +85,7 @@ def bootstrap_compositions(
             logger.info("bootstrap: %d individuals without covariates left out",
                         int((~with_cov).sum()))
         shares, clusters, individuals = shares[with_cov], clusters[with_cov], individuals[with_cov]
-    names = sorted(set(clusters), key=lambda k: int(k[1:]))
+    names = sorted(set(clusters), key=cluster_number)
     kept = [k for k in names if (clusters == k).sum() >= min_individuals]
     if len(kept) < len(names):
         logger.warning("left out of the composition differences (fewer than %d individuals): %s",

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from ...errors import NAMInputError
+from ..labels import cluster_number
 from .adjust import Covariates, covariate_columns
 from .contrasts import contrasts, with_cell_types
 from .counts import MIN_MEAN_CELLS, PSEUDO_COUNT, counts_with_cells, tested_cell_clusters
@@ -216,7 +217,7 @@ def propeller_test(
     values, shares, individuals = values[with_cov], shares[with_cov], individuals[with_cov]
     clusters = counts["cluster"].astype(str).to_numpy()[with_cov]
     cell_cols = tested
-    k_names = sorted(set(clusters), key=lambda n: int(n[1:]))
+    k_names = sorted(set(clusters), key=cluster_number)
     sizes = np.array([(clusters == k).sum() for k in k_names])
     frames = []
     tested_contrasts = _propeller_contrasts(k_names, sizes)

@@ -21,7 +21,7 @@ def fit_input_pcs(inputs) -> pd.DataFrame:
     return pcs
 
 
-def genotype_groups(model, pcs: pd.DataFrame) -> pd.DataFrame:
+def genotype_groups(model, pcs: pd.DataFrame, cluster_groups: dict | None = None) -> pd.DataFrame:
     """Each individual's cluster from its genotype alone, for tests that do not use the data twice.
 
     NAM forms its individual clusters from the genotype and the cells' composition together
@@ -42,11 +42,16 @@ def genotype_groups(model, pcs: pd.DataFrame) -> pd.DataFrame:
     pcs : DataFrame
         Column individual, then the genotype PCs the model was fitted on (columns starting with
         ``PC``, as many as the model's x dimension, in order).
+    cluster_groups : dict or None
+        Cluster (``I<k>``) -> individual group (``individual_groups/groups.tsv``). Given, r_jk
+        is summed over the clusters of each group and the individual gets its most probable
+        group; clusters not in it stay alone.
 
     Returns
     -------
     DataFrame with columns individual, cluster (the genotype-only cluster, named ``I<k>`` after
-    the fitted cluster whose atom it is) and probability (its r_jk); one row per row of ``pcs``.
+    the fitted cluster whose atom it is, or its group's name) and probability (its r_jk, summed
+    over the group); one row per row of ``pcs``.
     """
     for name in ("m_x_", "t_x_", "c_x_", "D_inv_x_", "weights_", "individual_labels_"):
         if not hasattr(model, name):
@@ -70,9 +75,16 @@ def genotype_groups(model, pcs: pd.DataFrame) -> pd.DataFrame:
     log_r = (np.log(np.asarray(model.weights_, dtype=np.float64)[occupied])
              + 0.5 * (logdet - d * np.log(2 * np.pi) - d / t - quad))
     r = np.exp(log_r - special.logsumexp(log_r, axis=1, keepdims=True))
+    names = individual_cluster_names(occupied)
+    if cluster_groups:
+        names = np.array([cluster_groups.get(c, c) for c in names])
+        groups, column = np.unique(names, return_inverse=True)
+        summed = np.zeros((len(r), len(groups)))
+        np.add.at(summed.T, column, r.T)
+        r, names = summed, groups
     return pd.DataFrame({
         "individual": pcs["individual"].astype(str).to_numpy(),
-        "cluster": individual_cluster_names(occupied)[r.argmax(1)],
+        "cluster": names[r.argmax(1)],
         "probability": r.max(1),
     })
 

@@ -230,6 +230,19 @@ def test_genotype_groups_are_the_x_posterior_over_occupied_clusters():
     assert set(comp.genotype_groups(only_first, pcs)["cluster"]) == {"I1"}
 
 
+def test_genotype_groups_of_individual_groups_sum_the_clusters_posteriors():
+    model = x_model(labels=[0, 1, 2], means=((-3.0, 0.0), (-2.0, 0.0), (3.0, 0.0)))
+    model.weights_ = np.full(3, 1 / 3)
+    pcs = pd.DataFrame({"individual": ["a", "b", "c"], "PC1": [-3.0, 0.2, 3.0], "PC2": [0.0] * 3})
+    alone = comp.genotype_groups(model, pcs)
+    joined = comp.genotype_groups(model, pcs, {"I1": "I1+I2", "I2": "I1+I2"})
+    assert list(joined["cluster"]) == ["I1+I2", "I1+I2", "I3"]
+    assert joined["probability"].iloc[0] > alone["probability"].iloc[0]
+    assert joined["probability"].iloc[2] == pytest.approx(alone["probability"].iloc[2])
+    # b sits nearer I2 than I3 but not by much: the two clusters' posteriors add up
+    assert alone["cluster"].iloc[1] == "I2" and joined["probability"].iloc[1] > alone["probability"].iloc[1]
+
+
 def test_near_empty_clusters_are_not_tested():
     """A 1-3-cell cluster's logit is a function of the individual's total, not its composition."""
     table = null_cohort(n_cells=200)

@@ -33,7 +33,7 @@ def test_an_ancestry_split_in_two_is_joined_and_ancestries_are_kept():
     means = [[0, 0, 0, 0], [0, 0, 0, 0], [8, 0, 0, 0], [8, 0, 0, 0]]
     pcs, clusters, shares = _cohort(rng, means, shares)
     groups = ig.group_individual_clusters(pcs, clusters, shares)
-    assert groups.cluster_to_group == {"I1": "G1", "I2": "G1", "I3": "G2", "I4": "G2"}
+    assert groups.cluster_to_group == {"I1": "I1+I2", "I2": "I1+I2", "I3": "I3+I4", "I4": "I3+I4"}
     table = groups.table.set_index("cluster")
     assert (table["joined"] == "yes").all()
     assert (table["genotype_error"] > 0.3).all() and (table["share_difference"] < 0.02).all()
@@ -43,7 +43,7 @@ def test_same_genotype_with_different_cell_type_shares_stays_apart():
     rng = np.random.default_rng(1)
     pcs, clusters, shares = _cohort(rng, [[0, 0, 0, 0]] * 2, [[0.5, 0.3, 0.2], [0.4, 0.3, 0.3]])
     groups = ig.group_individual_clusters(pcs, clusters, shares)
-    assert groups.cluster_to_group == {"I1": "G1", "I2": "G2"}
+    assert groups.cluster_to_group == {"I1": "I1", "I2": "I2"}
     row = groups.table.set_index("cluster").loc["I1"]
     assert row["genotype_error"] > 0.3 and row["share_difference"] == pytest.approx(0.1, abs=0.02)
     assert row["joined"] == "no"
@@ -71,7 +71,7 @@ def test_too_few_individuals_for_a_covariance_are_never_joined():
     error, _ = ig.pair_statistics(pcs[:2], pcs[2:], np.ones((2, 1)), np.ones((2, 1)))
     assert np.isnan(error)
     groups = ig.group_individual_clusters(pcs, np.array(["I1", "I1", "I2", "I2"]), np.ones((4, 1)))
-    assert groups.cluster_to_group == {"I1": "G1", "I2": "G2"}
+    assert groups.cluster_to_group == {"I1": "I1", "I2": "I2"}
 
 
 def test_no_chain_joins_two_clusters_that_differ():
@@ -87,7 +87,7 @@ def test_one_cluster_is_one_group_with_an_empty_comparison(tmp_path):
     rng = np.random.default_rng(5)
     pcs, clusters, shares = _cohort(rng, [[0, 0, 0, 0]], [[0.5, 0.5]])
     groups = ig.group_individual_clusters(pcs, clusters, shares)
-    assert groups.cluster_to_group == {"I1": "G1"}
+    assert groups.cluster_to_group == {"I1": "I1"}
     write_tsv(groups.table, tmp_path / "groups.tsv", missing=ig.TABLE_MISSING)
 
 
@@ -113,7 +113,7 @@ def test_group_cohort_reads_the_workflow_tables():
     counts.loc[:39, ["C1", "C2"]] = atoms[:40, :2]
     groups, members = ig.group_cohort(individuals, counts.iloc[::-1], {"C1": "T1", "C2": "T1", "C3": "T2"})
     assert list(members["individual"]) == ids
-    assert groups.cluster_to_group == {"I1": "G1", "I2": "G1", "I3": "G2"}
+    assert groups.cluster_to_group == {"I1": "I1+I2", "I2": "I1+I2", "I3": "I3"}
     with pytest.raises(NAMInputError, match=r"no row for individuals \['D000'\]"):
         ig.group_cohort(individuals, counts.iloc[1:], {"C1": "T1", "C2": "T1", "C3": "T2"})
     with pytest.raises(NAMInputError, match="no genotype PC columns"):

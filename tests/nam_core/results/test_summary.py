@@ -77,9 +77,9 @@ def test_summary_reads_every_section_from_the_tables(results):
 
 def test_joined_individual_clusters_are_named_in_the_summary(results):
     assert "individual group" not in summary_markdown(results, "tiny")  # no table, no line
-    _tsv(results, "individual_groups/groups.tsv", {"cluster": ["I1", "I2"], "group": ["G1", "G1"]})
-    assert "**1 individual groups**: I1 + I2 -> G1." in summary_markdown(results, "tiny")
-    _tsv(results, "individual_groups/groups.tsv", {"cluster": ["I1", "I2"], "group": ["G1", "G2"]})
+    _tsv(results, "individual_groups/groups.tsv", {"cluster": ["I1", "I2"], "group": ["I1+I2", "I1+I2"]})
+    assert "**1 individual groups**: I1+I2." in summary_markdown(results, "tiny")
+    _tsv(results, "individual_groups/groups.tsv", {"cluster": ["I1", "I2"], "group": ["I1", "I2"]})
     assert "No two clusters are joined into one individual group" in summary_markdown(results, "tiny")
 
 
