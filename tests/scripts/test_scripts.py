@@ -283,6 +283,7 @@ def test_composition_scripts(run, cohort, tmp_path):
          "lineages": {"CD4 T": "T", "CD8 T": "T"}},
         groups, tmp_path / "type_names.tsv", covariates, f"{cohort['bfile']}.fam")
     assert {"cell_type", "prob_null", "fdr", "lower", "upper"} <= set(tables["differences"].columns)
+    _composition_of_joined_clusters(p, tmp_path, groups)
     assert {"age", "pool[P2]", "pool[P3]", "all"} <= set(tsv(outs["genotype"])["term"])
     assert (tsv(outs["propeller"])["adjusted_for"] == "age,pool").all()
     assert set(tsv(outs["genotype_omnibus"])["term"]) == set(tsv(outs["genotype"])["term"])
@@ -353,6 +354,34 @@ def test_composition_scripts(run, cohort, tmp_path):
     for path in [*figs.values(), tmp_path / "umap.png", tmp_path / "heat.png",
                  tmp_path / "dot.png"]:
         assert path.stat().st_size > 1000, path
+
+
+def _composition_of_joined_clusters(p, tmp_path, cell_type_groups):
+    """Two clusters joined into one individual group: the tests and figures compare the groups."""
+    clusters = sorted(tsv(p["individuals.tsv"])["cluster"].unique(), key=lambda c: int(c[1:]))
+    joined = "+".join(clusters[:2])
+    groups_file = tmp_path / "joined_groups.tsv"
+    pd.DataFrame({"cluster": clusters, "group": [joined, joined, *clusters[2:]]}).to_csv(
+        groups_file, sep="\t", index=False)
+    outs = {k: tmp_path / f"joined_{k}.tsv" for k in ("groups", "posterior", "differences",
+                                                     "propeller")}
+    load_script("summarise_composition").summarise(
+        p["best.npz"], p["counts.tsv"], p["individuals.tsv"], p["inputs.npz"],
+        tmp_path / "names.tsv", outs, {"n_draws": 200, "seed": 0, "null_log_ratio": 0.1},
+        cell_type_groups, tmp_path / "type_names.tsv", path_individual_groups=groups_file)
+    tested = tsv(outs["groups"])
+    assert set(tested["cluster"]) <= {joined, *clusters[2:]} and joined in set(tested["cluster"])
+    assert set(tested["nam_cluster"]) == set(clusters)  # the fit's own clusters are kept
+    assert tsv(outs["differences"])["contrast"].str.startswith(f"{joined} vs").any()
+    figs = {f"{k}_{e}": tmp_path / f"joined_{k}.{e}" for k in ("bars", "forest", "cocluster")
+            for e in ("png", "pdf")}
+    load_script("summarise_partition").summarise(p["best.npz"], p["inputs.npz"],
+                                                 tmp_path / "jcocl.tsv", tmp_path / "jalt.tsv", 3.0)
+    load_script("plot_composition_figures").plot(
+        {"names": tmp_path / "type_names.tsv", "coclustering": tmp_path / "jcocl.tsv",
+         "individuals": p["individuals.tsv"], **{k: outs[k] for k in ("posterior", "differences",
+                                                                      "propeller")}}, figs)
+    assert figs["forest_png"].stat().st_size > 1000
 
 
 def test_ablation_scripts(run, tmp_path):
