@@ -49,7 +49,7 @@ def test_case_equals_estimator_with_same_settings(use_x):
     case = _case(use_x=use_x, alpha=1.5, beta=np.nan, trunc=("open", "tsb"))
     result = run_case(case)
     model = NAM(
-        K=3, L=4, n_init=1, max_iter=7, tol=0, init="resp", init_resp=(case["xi0"], case["rho0"]),
+        K=3, L=4, n_init=1, seed=0, max_iter=7, tol=0, init="resp", init_resp=(case["xi0"], case["rho0"]),
         device="cpu", dtype="float64", alpha=1.5, beta=None, s=(1.0, 2.0), r=(2.0, 1.0),
         trunc_v="open", trunc_u="tsb", use_x=use_x, verbose=False,
         prior_x={"mean": case["mu0_x"], "mean_precision": 0.5, "dof": 3.0, "scale_inv": case["Psi0_inv_x"]},
