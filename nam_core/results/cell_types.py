@@ -24,6 +24,7 @@ from scipy.sparse.csgraph import connected_components
 
 from ..errors import NAMInputError
 from .atom_grouping import CRITERIA
+from .labels import grouped_labels
 
 __all__ = ["DEFAULT_CRITERION", "MIN_ATOM_CELLS", "TABLE_MISSING", "CellTypes", "atom_substates", "group_atoms"]
 
@@ -52,11 +53,7 @@ class CellTypes:
 
     def cell_groups(self, atom_labels) -> np.ndarray:
         """Group label of each cell: array of str (n_cells,) from its atom label."""
-        labels = np.asarray(atom_labels).astype(str)
-        unknown = sorted(set(np.unique(labels)) - set(self.atom_to_group))
-        if unknown:
-            raise NAMInputError(f"atom labels not in the grouping: {unknown[:5]}")
-        return np.array([self.atom_to_group[a] for a in labels], dtype=object)
+        return grouped_labels(atom_labels, self.atom_to_group, "atom labels")
 
 
 def _components(n, joined_pairs):

@@ -36,7 +36,7 @@ from scipy import stats
 
 from ..errors import NAMInputError
 from .composition.counts import group_counts
-from .labels import cluster_number
+from .labels import cluster_number, grouped_labels
 
 __all__ = ["MAX_SHARE_DIFFERENCE", "MIN_GENOTYPE_ERROR", "TABLE_MISSING", "IndividualGroups",
            "group_cohort", "group_individual_clusters", "group_name", "pair_statistics"]
@@ -70,11 +70,7 @@ class IndividualGroups:
 
     def groups_of(self, clusters) -> np.ndarray:
         """Group label of each individual: array of str (J,) from its cluster label."""
-        labels = np.asarray(clusters).astype(str)
-        unknown = sorted(set(np.unique(labels)) - set(self.cluster_to_group))
-        if unknown:
-            raise NAMInputError(f"individual clusters not in the grouping: {unknown[:5]}")
-        return np.array([self.cluster_to_group[c] for c in labels], dtype=object)
+        return grouped_labels(clusters, self.cluster_to_group, "individual clusters")
 
 
 def pair_statistics(pcs_a: np.ndarray, pcs_b: np.ndarray, shares_a: np.ndarray,
