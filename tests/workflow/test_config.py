@@ -152,9 +152,9 @@ def test_dry_run_default(tmp_path):
     assert jobs["fit_nam"] == 4
     assert jobs["make_demo_cohort"] == 1 and jobs["evaluate_demo"] == 1
     assert jobs["cluster_cells_leiden"] == 1
-    # 10 of them: composition.smk, 1 Leiden, 1 covariate check, 1 summary and manifest,
+    # 11 of them: composition.smk, 1 Leiden, 1 covariate check, 1 summary and manifest,
     # 2 donor_distance.smk
-    assert sum(jobs.values()) == 37 and jobs["summarise_run"] == 1
+    assert sum(jobs.values()) == 38 and jobs["summarise_run"] == 1
     assert jobs["check_donor_covariates"] == 1 and jobs["compare_donor_distances"] == 1
     assert jobs["check_composition_demo"] == 1 and "fit_ablation" not in jobs
     assert not (tmp_path / "results").exists()
