@@ -6,9 +6,7 @@ Every threshold follows from a stated principle, never from one data set:
 
 - ``"dip"``: two atoms are one type when their union is unimodal along the Fisher discriminant
   axis. Hartigan's dip test (``diptest``) on an equal number of cells from each atom; joined
-  when unimodality is not rejected at alpha = 0.05, Bonferroni-corrected over the pairs tested,
-  and, when the pair would join two types of several atoms, not rejected for those two types'
-  union either (so types do not join through one atom between them).
+  when unimodality is not rejected at alpha = 0.05, Bonferroni-corrected over the pairs tested.
 - ``"paga"``: PAGA connectivity (``scanpy.tl.paga``) between atoms on the 15-nearest-neighbour
   graph of the PCs; joined above 1/15, one neighbour in fifteen as often as chance would give.
 - ``"entropy"``: Baudry et al. (2010): greedy merges of the Gaussian mixture components that
@@ -66,61 +64,21 @@ def fisher_projection(xa, xb):
     return np.concatenate([xa, xb]) @ (w / np.linalg.norm(w))
 
 
-def _dip_pvalue(pcs, rows_a, rows_b, rng):
-    """Dip-test p-value of two sets of cells (row indices) along their Fisher axis, on an equal
-    number (at most ``MAX_CELLS_PER_ATOM``) from each."""
+def dip_edges(pcs, codes, n_atoms, usable, rng, alpha=ALPHA):
+    """Dip-test p-value of each candidate pair; joined when p > alpha / n_pairs."""
     import diptest
 
-    n = min(len(rows_a), len(rows_b), MAX_CELLS_PER_ATOM)
-    xa = pcs[rng.choice(rows_a, n, replace=False)]
-    xb = pcs[rng.choice(rows_b, n, replace=False)]
-    return float(diptest.diptest(fisher_projection(xa, xb))[1])
-
-
-def dip_edges(pcs, codes, n_atoms, usable, rng, alpha=ALPHA):
-    """Dip-test p-value of each candidate pair; joined when p > alpha / n_pairs and the union of
-    the two types the pair would join is unimodal at the same level (:func:`_verified_joins`)."""
     members = [np.flatnonzero(codes == a) for a in range(n_atoms)]
     pairs = candidate_pairs(_centroids(pcs, codes, n_atoms), usable)
     level = alpha / max(len(pairs), 1)
-    pvalues = [_dip_pvalue(pcs, members[a], members[b], rng) for a, b in pairs]
-    joined = _verified_joins(pcs, members, pairs, pvalues, level, rng)
-    return ([(a, b, p, ok) for (a, b), p, ok in zip(pairs, pvalues, joined, strict=True)],
-            "dip_pvalue", level)
-
-
-def _verified_joins(pcs, members, pairs, pvalues, level, rng):
-    """Which passing pairs join their types: list of bool, one per pair.
-
-    Pairs are taken in decreasing p-value. A pair whose atoms are already in one type joins; one
-    that would join two types of several atoms joins only when those two types' union is
-    unimodal too (the dip test between their cells). So a small atom that sits between two
-    distinct types and passes against both joins one of them, not both through it, while atoms
-    along one elongated type still join one by one.
-    """
-    parent = list(range(len(members)))
-
-    def root(a):
-        while parent[a] != a:
-            a = parent[a]
-        return a
-
-    joined = [False] * len(pairs)
-    for i in np.argsort(-np.asarray(pvalues, dtype=float), kind="stable"):
-        if not pvalues[i] > level:
-            break
-        ra, rb = root(pairs[i][0]), root(pairs[i][1])
-        if ra != rb:
-            type_a = [a for a in range(len(members)) if root(a) == ra]
-            type_b = [b for b in range(len(members)) if root(b) == rb]
-            if len(type_a) > 1 or len(type_b) > 1:
-                rows_a = np.concatenate([members[a] for a in type_a])
-                rows_b = np.concatenate([members[b] for b in type_b])
-                if not _dip_pvalue(pcs, rows_a, rows_b, rng) > level:
-                    continue
-            parent[rb] = ra
-        joined[i] = True
-    return joined
+    edges = []
+    for a, b in pairs:
+        n = min(len(members[a]), len(members[b]), MAX_CELLS_PER_ATOM)
+        xa = pcs[rng.choice(members[a], n, replace=False)]
+        xb = pcs[rng.choice(members[b], n, replace=False)]
+        _, pval = diptest.diptest(fisher_projection(xa, xb))
+        edges.append((a, b, float(pval), bool(pval > level)))
+    return edges, "dip_pvalue", level
 
 
 def paga_edges(pcs, codes, n_atoms, usable, rng, n_neighbors=N_NEIGHBOURS):

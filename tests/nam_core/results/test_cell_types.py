@@ -101,33 +101,3 @@ def test_many_types_generator():
     assert max(a.dispersion.values()) == pytest.approx(20.0)
     assert all(t in types for pair in CLOSE_PAIRS for t in pair)
     assert a.counts.shape == (2000, len(a.genes))
-
-
-def _bridged_types(seed):
-    """Two types (each two atoms of 300 cells along PC1) and a 12-cell atom spread between them."""
-    rng = np.random.default_rng(seed)
-    parts, labels = [], []
-    for name, centre in (("C1", -8), ("C2", -6), ("C3", 6), ("C4", 8)):
-        x = rng.normal(size=(300, 3))
-        x[:, 0] = rng.normal(centre, 1.0, 300)
-        parts.append(x)
-        labels += [name] * 300
-    bridge = rng.normal(scale=0.5, size=(12, 3))
-    bridge[:, 0] = rng.uniform(-6, 6, 12)
-    return np.vstack([*parts, bridge]), np.array(labels + ["C5"] * 12)
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_two_types_do_not_join_through_a_small_atom_between_them(seed):
-    pcs, atoms = _bridged_types(seed)
-    groups = group_atoms(pcs, atoms, criterion="dip").atom_to_group
-    assert groups["C1"] == groups["C2"] and groups["C3"] == groups["C4"]
-    assert groups["C1"] != groups["C3"]  # the bridge passes against both sides, joins one
-
-
-def test_atoms_along_one_elongated_type_join_one_by_one():
-    rng = np.random.default_rng(0)
-    pcs = rng.normal(scale=0.5, size=(2000, 3))
-    pcs[:, 0] = rng.uniform(0, 20, 2000)
-    atoms = np.array([f"C{int(v // 5) + 1}" for v in pcs[:, 0]])  # four atoms end to end
-    assert set(group_atoms(pcs, atoms, criterion="dip").atom_to_group.values()) == {"T1"}
