@@ -19,7 +19,7 @@ after every fit) and printed:
 - ``individual_group_ari``, ``n_individual_groups``: the individual groups
   (:func:`nam_core.results.individual_groups.group_individual_clusters` on the cell types that
   :func:`nam_core.results.cell_types.group_atoms` makes of the fit's cell clusters, as the
-  workflow does) against ancestry;
+  workflow does; ``type_shares`` of ``benchmarks/individual_groups.py``) against ancestry;
 - ``cell_ari``: cell clusters against the cell types, ``n_cell_clusters``, and
   ``atoms_one_pool``: cell clusters (of >= 0.5 % of the cells) more than half of whose cells
   come from one pool.
@@ -42,12 +42,12 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
+from individual_groups import type_shares  # benchmarks/individual_groups.py
 from sklearn.metrics import adjusted_rand_score
 
 from nam_core.engine.settings import FitSettings
 from nam_core.inputs.expression import preprocess
 from nam_core.io import atomic_write_text
-from nam_core.results.cell_types import group_atoms
 from nam_core.results.individual_groups import group_individual_clusters
 from nam_core.results.pools import warn_if_clusters_follow_batches
 from nam_core.study.methods import fit_method
@@ -102,12 +102,7 @@ def atoms_mostly_one_pool(cell_labels: np.ndarray, cell_pool: np.ndarray,
 
 def individual_groups(data: dict, Y: np.ndarray, ind, cells) -> np.ndarray:
     """Each donor's individual group (J,), from its cluster, genotype PCs and cell-type shares."""
-    atoms = np.asarray(cells).astype(str)
-    types = group_atoms(Y, atoms).cell_groups(atoms)
-    names, codes = np.unique(types, return_inverse=True)
-    counts = np.zeros((len(data["ancestry"]), len(names)))
-    np.add.at(counts, (data["group"], codes), 1.0)
-    shares = counts / np.maximum(counts.sum(1, keepdims=True), 1.0)
+    shares = type_shares(Y, cells, data["group"], len(data["ancestry"]))
     clusters = np.array([f"I{k}" for k in np.asarray(ind)])
     return group_individual_clusters(data["X"], clusters, shares).groups_of(clusters)
 

@@ -15,7 +15,7 @@ Two groups are joined when both hold:
   the Mahalanobis distance between the means, is at least ``min_genotype_error`` (0.1: one
   individual in ten or more would be given the other cluster on its genotype alone). Different
   ancestries sit far beyond it (errors below 1e-6 on every cohort measured) and halves of one
-  ancestry far inside (0.3 or more);
+  ancestry far inside (0.25 or more);
 - **no cell type's share differs**: the mean share of every cell type over the groups'
   individuals differs by less than ``max_share_difference`` (0.05, five percentage points of the
   individuals' cells, the smallest difference the demo's composition check counts as real).
@@ -145,8 +145,11 @@ def group_individual_clusters(pcs, clusters, shares, min_genotype_error=MIN_GENO
     pcs, clusters, shares = _check(pcs, clusters, shares)
     names = sorted(np.unique(clusters), key=cluster_number)
     rows = {name: np.flatnonzero(clusters == name) for name in names}
-    pairs = {(a, b): pair_statistics(pcs[rows[a]], pcs[rows[b]], shares[rows[a]], shares[rows[b]])
-             for a in names for b in names if a != b}
+    pairs = {}
+    for i, a in enumerate(names):  # both statistics are symmetric: each pair computed once
+        for b in names[i + 1:]:
+            pairs[a, b] = pairs[b, a] = pair_statistics(pcs[rows[a]], pcs[rows[b]],
+                                                        shares[rows[a]], shares[rows[b]])
     members = [[name] for name in names]
     while True:
         best, best_error = None, -np.inf
