@@ -18,6 +18,8 @@ Every line printed is JSON. Example (the README's table)::
 With ``--pools 75 --harmony`` the cohort is sequenced in 75 pools (independent of ancestry) and
 the workflow corrects the PCs with Harmony (``expression.batch_key: pool``); use a new
 ``--workdir`` for each cohort, since an existing cohort folder is reused as it is.
+``--expression-pcs 10`` fits on 10 expression PCs instead of the config's 20 (the results
+folder's name ends in ``_pcs10``).
 """
 
 from __future__ import annotations
@@ -87,15 +89,18 @@ def make_cohort(folder: Path, n_cells: int, n_pools: int = 0, pool_shift: float 
 
 
 def run_workflow(workdir: Path, paths: dict, cores: int, restarts: int, cohort: str,
-                 batch_key: str | None = None) -> float:
+                 batch_key: str | None = None, expression_pcs: int | None = None) -> float:
     override = workdir / "scale.yaml"
     settings = {
         "cohort": cohort,
         "inputs": {**paths, "individual_column": "donor_id", "counts_layer": None},
         "fit": {"seeds": list(range(restarts))},
     }
-    if batch_key:
-        settings["expression"] = {"batch_key": batch_key}
+    expression = {"batch_key": batch_key} if batch_key else {}
+    if expression_pcs:
+        expression["n_pcs"] = expression_pcs
+    if expression:
+        settings["expression"] = expression
     override.write_text(json.dumps(settings))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
            "--cores", str(cores), "--configfile", str(ROOT / "config" / "onek1k.yaml"),
@@ -154,6 +159,8 @@ def main() -> None:
                         help="sd of the natural log of each pool's gene and library factors")
     parser.add_argument("--harmony", action="store_true",
                         help="correct the expression PCs for the pools (expression.batch_key: pool)")
+    parser.add_argument("--expression-pcs", type=int, default=None,
+                        help="expression PCs (default: config/onek1k.yaml's 20)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
@@ -161,10 +168,11 @@ def main() -> None:
         parser.error("--harmony needs --pools")
     paths = make_cohort(args.workdir / "cohort", args.cells, args.pools, args.pool_shift)
     cohort = f"scale{args.cells}" + (f"_pools{args.pools}" if args.pools else "")
+    cohort += f"_pcs{args.expression_pcs}" if args.expression_pcs else ""
     ours = None
     if not args.skip_workflow:
         total = run_workflow(args.workdir, paths, args.cores, args.restarts, cohort,
-                             "pool" if args.harmony else None)
+                             "pool" if args.harmony else None, args.expression_pcs)
         table = rule_table(args.workdir / "results" / cohort)
         for row in table.to_dict("records"):
             print(json.dumps({"tool": "nam", **row}), flush=True)
