@@ -353,15 +353,16 @@ def cell_pass(data, n_atoms: int, coef=None, mix=None, resp_fn=None, want_labels
     ws = d.workspace(n_atoms)
     stats = empty_stats(d.J, n_atoms, d.p, d.device)
     out = CellPassResult(stats)
+    new = torch.empty if d.shard is None else torch.zeros  # ranks sum what they fill
     if want_labels:
-        out.labels = torch.empty(d.N, dtype=torch.long, device=d.device)
-        out.proba = torch.empty(d.N, dtype=d.dtype, device=d.device)
+        out.labels = new(d.N, dtype=torch.long, device=d.device)
+        out.proba = new(d.N, dtype=d.dtype, device=d.device)
     if keep_xi:
-        out.xi = torch.empty((d.N, n_atoms), dtype=d.dtype, device=d.device)
+        out.xi = new((d.N, n_atoms), dtype=d.dtype, device=d.device)
     scales = scales if scales is not None else {}
     if scales and statistics:
         _start_scale_stats(stats, scales)
-    for sl in chunks(d.N, d.chunk):
+    for sl in d.cell_chunks():
         phi_c = d.features(sl, ws) if statistics or d.quad == "expanded" else None
         g_c = d.group[sl]
         if resp_fn is not None:
@@ -383,6 +384,8 @@ def cell_pass(data, n_atoms: int, coef=None, mix=None, resp_fn=None, want_labels
             out.xi[sl] = xi_c
         if visit is not None:
             visit(xi_c)
+    d.sum_over_ranks_(*(getattr(stats, f.name) for f in dataclasses.fields(CellStats)),
+                      out.labels, out.proba, out.xi)
     if scales and statistics:
         _finish_scale_stats(stats, scales)
     return out

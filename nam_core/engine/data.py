@@ -16,6 +16,7 @@ from ..components import normal_wishart as nw
 from ..components.cells import ChunkWorkspace, FeatureMap, chunk_size, chunks
 from ..errors import NAMInputError
 from ..validation import as_group_codes, as_matrix, resolve_device, resolve_dtype
+from .distributed import Shard, sum_over_ranks_
 
 __all__ = ["CohortData", "prepare_cohort", "prior_from_options"]
 
@@ -41,6 +42,7 @@ class CohortData:
     quad: str
     device: torch.device
     dtype: torch.dtype
+    shard: Shard | None = None  # a data-parallel fit: this rank's cells (engine/distributed.py)
 
     @property
     def J(self) -> int:
@@ -62,6 +64,17 @@ class CohortData:
         if self.phi is not None:
             return self.phi[:, sl]
         return self.fmap(self.Y[sl], out=ws.features if ws is not None else None)
+
+    def cell_chunks(self):
+        """Slices of at most ``chunk`` sorted cells: all cells, or this rank's shard."""
+        start, stop = (0, self.N) if self.shard is None else (self.shard.start, self.shard.stop)
+        for sl in chunks(stop - start, self.chunk):
+            yield slice(start + sl.start, start + sl.stop)
+
+    def sum_over_ranks_(self, *tensors: torch.Tensor | None) -> None:
+        """In a data-parallel fit, replace each tensor by its sum over the ranks (else nothing)."""
+        if self.shard is not None:
+            sum_over_ranks_(*tensors)
 
     def workspace(self, n_atoms: int) -> ChunkWorkspace:
         """Chunk buffers for ``n_atoms`` atoms, allocated once per data set."""

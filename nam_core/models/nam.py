@@ -8,6 +8,8 @@ all clusters. :class:`NAM` fits the mean-field posterior by CAVI with the shared
 
 from __future__ import annotations
 
+from ..engine.distributed import current_shard
+from ..errors import NAMInputError
 from .nested import NestedAtomsEstimator, NestedEstimator
 
 __all__ = ["NAM"]
@@ -83,6 +85,12 @@ class NAM(NestedAtomsEstimator):
         SIGTERM; a fit started with the same checkpoint (same settings and data) resumes from
         it, and ends exactly as an uninterrupted fit. The file is removed when the fit ends.
     checkpoint_every : int
+    distributed : bool
+        Divide the passes over the cells between the ranks of a running ``torch.distributed``
+        process group (``torchrun``, ``srun``; :mod:`nam_core.engine.distributed`): each rank
+        takes a block of individuals, and the statistics are summed over ranks. Every rank
+        reads the whole data and ends with the same fit, equal to a one-process fit up to the
+        order of float64 additions. Not with ``checkpoint``.
     check_monotone : bool
         Raise :class:`~nam_core.engine.estimator.ELBODecreaseError` if a float64 ELBO decreases.
     verbose : bool
@@ -134,12 +142,13 @@ class NAM(NestedAtomsEstimator):
     """
 
     _param_names = NestedEstimator._param_names + (
-        "atoms", "dof", "merge", "merge_atoms", "checkpoint", "checkpoint_every",
+        "atoms", "dof", "merge", "merge_atoms", "checkpoint", "checkpoint_every", "distributed",
     )
+    _run_only_params = NestedAtomsEstimator._run_only_params + ("distributed",)
 
     def __init__(self, K: int = 20, L: int = 50, *, atoms: str = "gaussian", dof: float | None = None,
                  merge: bool = True, merge_atoms: bool = False, checkpoint=None,
-                 checkpoint_every: int = 10, **family):
+                 checkpoint_every: int = 10, distributed: bool = False, **family):
         super().__init__(K=K, L=L, **family)
         self.atoms = atoms
         self.dof = dof
@@ -147,6 +156,18 @@ class NAM(NestedAtomsEstimator):
         self.merge_atoms = merge_atoms
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.distributed = distributed
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        if self.distributed and self.checkpoint is not None:
+            raise NAMInputError("checkpoint is not supported with distributed=True")
+
+    def _prepare(self, X, Y, group):
+        data = super()._prepare(X, Y, group)
+        if self.distributed:
+            data.shard = current_shard(data.n_cells)
+        return data
 
     def _merge_layers(self) -> tuple[str, ...]:
         return ("individuals",) * bool(self.merge) + ("atoms",) * bool(self.merge_atoms)

@@ -129,6 +129,7 @@ class CellAtomMerges(MergeLayer):
         coef = atom_coefficients(run.atoms_y.post, run.atoms_y.ex, run.data.fmap, run.dtype)
         out = cell_pass(run.data, run.L, coef, run.mix(), scales=run.atoms_y.pass_constants(run.dtype),
                         visit=visit)
+        run.data.sum_over_ranks_(per_atom, per_pair)
         self._stats = out.stats
         self._pair_entropy = {pair: per_pair[i] - per_atom[pair[0]] - per_atom[pair[1]]
                               for i, pair in enumerate(self._pairs)}
