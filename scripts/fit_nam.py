@@ -1,8 +1,7 @@
-from _common import logged, read_fit_inputs
+from _common import load_fit, logged, read_fit_inputs
 
 from nam_core.engine.settings import FitSettings
-from nam_core.models.coarse_to_fine import coarse_cells
-from nam_core.models.registry import build_estimator
+from nam_core.models.fit_jobs import fit_restart, run_on_ranks
 from nam_core.validation import describe_device
 
 
@@ -10,14 +9,17 @@ def fit(path_inputs, path_fit, seed: int, settings: dict, path_checkpoint=None):
     """One NAM restart (``n_init=1``) with ``seed``, saved to ``path_fit`` (.npz).
 
     With ``coarse_fraction`` set, the restart sees the coarse subsample of cells (the same for
-    every seed). The restart checkpoints to ``path_checkpoint`` and resumes from it after a kill.
+    every seed). The restart checkpoints to ``path_checkpoint`` and resumes from it after a kill;
+    with ``ranks`` above 1 it runs over that many processes instead (no checkpoint).
     """
-    inputs = read_fit_inputs(path_inputs)
-    settings = FitSettings.from_config(settings).with_changes(n_init=1)
+    inputs = read_fit_inputs(path_inputs)  # a damaged file fails here, before any rank starts
+    settings = FitSettings.from_config(settings)
     describe_device(settings.device)  # logs it; warns if a granted GPU is unusable
-    model = build_estimator("nam", settings, seed=seed, verbose=True, checkpoint=path_checkpoint)
-    y, group = coarse_cells(inputs.y, inputs.group, settings.coarse_fraction, settings.coarse_min_cells)
-    model.fit(inputs.x, y, group).save(path_fit)
+    if settings.ranks > 1:
+        run_on_ranks("restart", settings, path_inputs, path_fit, seed=seed)
+        return load_fit(path_fit)
+    model = fit_restart(inputs, settings, seed, checkpoint=path_checkpoint)
+    model.save(path_fit)
     return model
 
 

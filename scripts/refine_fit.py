@@ -1,17 +1,21 @@
 from _common import load_fit, logged, read_fit_inputs
 
 from nam_core.engine.settings import FitSettings
-from nam_core.models.coarse_to_fine import refine_on_all_cells
-from nam_core.models.registry import build_estimator
+from nam_core.models.fit_jobs import refine_best, run_on_ranks
 
 
 def refine(path_coarse, path_inputs, path_fit, settings: dict, path_checkpoint=None):
-    """Refine the best coarse restart (``path_coarse``) on all cells; save it to ``path_fit``."""
-    inputs = read_fit_inputs(path_inputs)
+    """Refine the best coarse restart (``path_coarse``) on all cells; save it to ``path_fit``.
+
+    With ``ranks`` above 1 the refinement runs over that many processes (no checkpoint).
+    """
+    inputs = read_fit_inputs(path_inputs)  # damaged files fail here, before any rank starts
     best = load_fit(path_coarse)
     settings = FitSettings.from_config(settings)
-    params = build_estimator("nam", settings, verbose=True, checkpoint=path_checkpoint).get_params()
-    model = refine_on_all_cells(best, inputs.x, inputs.y, inputs.group, **params)
+    if settings.ranks > 1:
+        run_on_ranks("refine", settings, path_inputs, path_fit, coarse=path_coarse)
+        return load_fit(path_fit)
+    model = refine_best(best, inputs, settings, checkpoint=path_checkpoint)
     model.save(path_fit)
     return model
 

@@ -36,7 +36,7 @@ rule fit_nam:
         out("benchmarks/fit_nam/seed{seed}.tsv")
     conda:
         "../envs/nam.yaml"
-    threads: 1
+    threads: get_fit_settings()["ranks"]
     resources:
         mem_mb=lambda wildcards, input: max(2000, 20 * input.size_mb),
     params:
@@ -90,7 +90,7 @@ if coarse_to_fine():
             out("benchmarks/refine_fit.tsv")
         conda:
             "../envs/nam.yaml"
-        threads: 1
+        threads: get_fit_settings()["ranks"]
         resources:
             # the fit on all cells from one-hot starting labels: 3.3 GB at 1.2M cells
             mem_mb=lambda wildcards, input: max(4000, 30 * input.size_mb),

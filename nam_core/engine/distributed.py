@@ -25,7 +25,7 @@ import torch.distributed as dist
 from ..errors import NAMInputError
 
 __all__ = ["Shard", "shard_bounds", "current_shard", "sum_over_ranks_", "init_from_environment",
-           "is_main_rank"]
+           "leave_process_group", "is_main_rank"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,3 +120,9 @@ def _environment_from_slurm() -> None:
 def is_main_rank() -> bool:
     """True outside a process group and on rank 0 (the rank that writes files and logs)."""
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def leave_process_group() -> None:
+    """Leave the process group, if any (its threads must stop before the interpreter exits)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -61,6 +61,10 @@ class FitSettings:
         workflow's fit rules and ``fit_coarse_to_fine`` apply it.
     coarse_min_cells : int
         Cells per individual kept in the subsample at least (all it has when fewer).
+    ranks : int
+        Processes that share one fit (``NAM(distributed=True)`` over ``torch.distributed``,
+        started by :func:`nam_core.models.fit_jobs.run_on_ranks`); 1 fits in the calling
+        process. Not an estimator option.
     """
 
     K: int = 10
@@ -84,6 +88,7 @@ class FitSettings:
     checkpoint_every: int = 10
     coarse_fraction: float | None = None
     coarse_min_cells: int = 20
+    ranks: int = 1
 
     @classmethod
     def from_config(cls, block: dict, ignore: tuple[str, ...] = ()) -> FitSettings:

@@ -10,7 +10,10 @@ import torch.multiprocessing as mp
 
 from nam_core import NAM, simulate
 from nam_core.engine.distributed import shard_bounds
+from nam_core.engine.settings import FitSettings
 from nam_core.errors import NAMInputError
+from nam_core.inputs.fit_inputs import FitInputs, write_fit_inputs
+from nam_core.models.fit_jobs import fit_restart, refine_best, run_on_ranks
 
 SETTINGS = dict(K=5, n_init=2, seed=0, dtype="float64", max_iter=300, tol=1e-6, merge=True,
                 merge_atoms=True, verbose=False)
@@ -68,3 +71,33 @@ def test_distributed_without_a_process_group_says_how_to_launch():
 def test_distributed_refuses_a_checkpoint(tmp_path):
     with pytest.raises(NAMInputError, match="checkpoint"):
         NAM(K=3, L=4, n_init=1, seed=0, distributed=True, checkpoint=tmp_path / "c.npz").fit(*_data())
+
+
+def test_the_workflow_fits_over_two_ranks_equal_one_process(tmp_path):
+    """A coarse restart and its refinement, each run by torchrun over 2 ranks as the fit rules do."""
+    X, Y, group = _data()
+    J = X.shape[0]
+    inputs = FitInputs(x=X, y=Y, group=group, individuals=np.array([f"D{j}" for j in range(J)]),
+                       cells=np.array([f"c{n}" for n in range(len(Y))]))
+    path = tmp_path / "inputs.npz"
+    write_fit_inputs(path, inputs)
+    settings = FitSettings(K=5, L=8, dtype="float64", max_iter=300, tol=1e-6, coarse_fraction=0.5,
+                           memory_budget_mb=1)
+    one = fit_restart(inputs, settings, seed=3)
+    run_on_ranks("restart", settings.with_changes(ranks=2), path, tmp_path / "coarse.npz", seed=3)
+    coarse = NAM.load(tmp_path / "coarse.npz")
+    assert abs(coarse.elbo_ - one.elbo_) <= 1e-10 * abs(one.elbo_)
+    np.testing.assert_array_equal(coarse.cell_labels_, one.cell_labels_)
+    refined = refine_best(one, inputs, settings)
+    run_on_ranks("refine", settings.with_changes(ranks=2), path, tmp_path / "best.npz",
+                 coarse=tmp_path / "coarse.npz")
+    best = NAM.load(tmp_path / "best.npz")
+    assert abs(best.elbo_ - refined.elbo_) <= 1e-10 * abs(refined.elbo_)
+    np.testing.assert_array_equal(best.individual_labels_, refined.individual_labels_)
+    np.testing.assert_array_equal(best.cell_labels_, refined.cell_labels_)
+
+
+def test_a_failing_rank_reports_its_last_lines(tmp_path):
+    with pytest.raises(NAMInputError, match="failed.*\nNAM error on rank [01]: .*missing.npz"):
+        run_on_ranks("restart", FitSettings(ranks=2), tmp_path / "missing.npz", tmp_path / "fit.npz")
+    assert not (tmp_path / "fit.npz").exists()
