@@ -214,14 +214,18 @@ def test_deleting_an_output_reruns_only_what_depends_on_it(small_run):
     assert planned_jobs(proc) == {}, output_of(proc)
 
 
-def test_coarse_to_fine_restarts_then_refine_on_all_cells(small_run, tmp_path):
-    """fit.coarse_fraction: every seed's restart sees the same subsample, refine_fit all cells."""
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_coarse_to_fine_restarts_then_refine_on_all_cells(small_run, tmp_path, ranks):
+    """fit.coarse_fraction: every seed's restart sees the same subsample, refine_fit all cells.
+
+    With fit.ranks 2 every fit job runs over two torch.distributed ranks.
+    """
     from nam_core import NAM
 
     shutil.copytree(small_run["results"], tmp_path / "results" / "small",
                     ignore=shutil.ignore_patterns("fit", "individuals.tsv"))
     config = yaml.safe_load(SMALL_CONFIG.read_text())
-    config["fit"] |= {"coarse_fraction": 0.3, "coarse_min_cells": 5}
+    config["fit"] |= {"coarse_fraction": 0.3, "coarse_min_cells": 5, "ranks": ranks}
     (tmp_path / "c2f.yaml").write_text(yaml.safe_dump(config))
     shutil.copytree(small_run["results"] / "fit", tmp_path / "all_cells_fit")
     (tmp_path / "results" / "small" / "fit").mkdir()
@@ -238,7 +242,10 @@ def test_coarse_to_fine_restarts_then_refine_on_all_cells(small_run, tmp_path):
     assert best.cell_labels_.size == n_all
     kept = max(restarts, key=lambda m: m.elbo_)
     assert best.seed_ == kept.seed_ and NAM.load(fit / "best_coarse.npz").elbo_ == kept.elbo_
-    assert "finished" in (tmp_path / "results" / "small" / "logs" / "refine_fit.log").read_text()
+    logs = tmp_path / "results" / "small" / "logs"
+    for log in [logs / "refine_fit.log", *(logs / "fit_nam").glob("seed*.log")]:
+        assert "finished" in log.read_text()
+        assert ("fit over 2 ranks" in log.read_text()) == (ranks == 2)
 
 
 def test_report_builds(small_run, tmp_path):
