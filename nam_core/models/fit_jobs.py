@@ -2,11 +2,12 @@
 
 :func:`fit_restart` is one NAM restart (on the coarse subsample when ``coarse_fraction`` is
 set) and :func:`refine_best` refines the best coarse restart on all cells. With
-``settings.ranks`` above 1, :func:`run_on_ranks` runs either over that many
+``settings.ranks`` above 1, :func:`run_on_ranks` runs the fit over that many
 ``torch.distributed`` ranks on this machine (``torchrun``; ``NAM(distributed=True)``): every
 rank reads the inputs, the passes over the cells are divided between them, and rank 0 writes
-the fit. ``python -m nam_core.models.fit_jobs JOB.json`` is what each rank runs; on a cluster
-the same command started by ``srun --ntasks N`` spreads one fit over nodes.
+the fit. Each rank runs ``python -m nam_core.models.fit_jobs JOB.json`` (:func:`write_job`);
+started by ``srun --ntasks N`` instead, the same command takes its rank and world size from
+SLURM's variables, so one fit can span nodes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .coarse_to_fine import coarse_cells, refine_on_all_cells
 from .nam import NAM
 from .registry import build_estimator
 
-__all__ = ["fit_restart", "refine_best", "run_on_ranks", "rank_command"]
+__all__ = ["fit_restart", "refine_best", "run_on_ranks", "rank_command", "write_job"]
 
 logger = logging.getLogger(__name__)
 RANK_ERROR = "NAM error on rank"  # how a rank's failure line starts (the launcher quotes it)
@@ -60,6 +61,14 @@ def rank_command(n_ranks: int, job_file: str) -> list[str]:
             f"--nproc-per-node={n_ranks}", "-m", "nam_core.models.fit_jobs", job_file]
 
 
+def write_job(path, task: str, settings: FitSettings, inputs, out, seed: int = 0, coarse=None) -> str:
+    """Write the JSON job that :func:`rank_command` runs (``task``: "restart" or "refine")."""
+    job = {"task": task, "settings": settings.as_dict(), "inputs": str(inputs), "out": str(out),
+           "seed": int(seed), "coarse": None if coarse is None else str(coarse)}
+    Path(path).write_text(json.dumps(job))
+    return str(path)
+
+
 def run_on_ranks(task: str, settings: FitSettings, inputs: str, out: str, seed: int = 0,
                  coarse: str | None = None) -> None:
     """Run a fit (``task`` "restart" or "refine") over ``settings.ranks`` local ranks.
@@ -67,11 +76,8 @@ def run_on_ranks(task: str, settings: FitSettings, inputs: str, out: str, seed: 
     Each rank runs with one thread; their log lines come to this process's log. Raises
     NAMInputError with the ranks' last lines when they fail; ``out`` is then not written.
     """
-    job = {"task": task, "settings": settings.as_dict(), "inputs": str(inputs), "out": str(out),
-           "seed": int(seed), "coarse": None if coarse is None else str(coarse)}
     with tempfile.TemporaryDirectory(prefix="nam_ranks_") as folder:
-        job_file = os.path.join(folder, "job.json")
-        Path(job_file).write_text(json.dumps(job))
+        job_file = write_job(os.path.join(folder, "job.json"), task, settings, inputs, out, seed, coarse)
         command = rank_command(settings.ranks, job_file)
         logger.info("fit over %d ranks: %s", settings.ranks, " ".join(command))
         package_root = str(Path(__file__).resolve().parents[2])  # nam_core importable by the ranks
@@ -93,16 +99,16 @@ def run_on_ranks(task: str, settings: FitSettings, inputs: str, out: str, seed: 
 
 def _run_job(job: dict) -> None:
     """One rank's part of a job written by :func:`run_on_ranks`."""
-    init_from_environment()
+    distributed = init_from_environment() > 1
     logging.basicConfig(level=logging.INFO if is_main_rank() else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     try:
         settings = FitSettings.from_config(job["settings"])
         inputs = read_fit_inputs(job["inputs"])
         if job["task"] == "restart":
-            model = fit_restart(inputs, settings, job["seed"], distributed=True)
+            model = fit_restart(inputs, settings, job["seed"], distributed=distributed)
         elif job["task"] == "refine":
-            model = refine_best(NAM.load(job["coarse"]), inputs, settings, distributed=True)
+            model = refine_best(NAM.load(job["coarse"]), inputs, settings, distributed=distributed)
         else:
             raise NAMInputError(f"unknown fit task {job['task']!r}; known: restart, refine")
         if is_main_rank():
@@ -114,8 +120,5 @@ def _run_job(job: dict) -> None:
         leave_process_group()
 
 
-if __name__ == "__main__":
-    import torch
-
-    torch.set_num_threads(1)
+if __name__ == "__main__":  # one rank (threads: OMP_NUM_THREADS); alone, a one-process fit
     _run_job(json.loads(Path(sys.argv[1]).read_text()))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -12,8 +14,8 @@ from nam_core import NAM, simulate
 from nam_core.engine.distributed import shard_bounds
 from nam_core.engine.settings import FitSettings
 from nam_core.errors import NAMInputError
-from nam_core.inputs.fit_inputs import FitInputs, write_fit_inputs
-from nam_core.models.fit_jobs import fit_restart, refine_best, run_on_ranks
+from nam_core.inputs.fit_inputs import FitInputs, read_fit_inputs, write_fit_inputs
+from nam_core.models.fit_jobs import fit_restart, refine_best, run_on_ranks, write_job
 
 SETTINGS = dict(K=5, n_init=2, seed=0, dtype="float64", max_iter=300, tol=1e-6, merge=True,
                 merge_atoms=True, verbose=False)
@@ -101,3 +103,33 @@ def test_a_failing_rank_reports_its_last_lines(tmp_path):
     with pytest.raises(NAMInputError, match="failed.*\nNAM error on rank [01]: .*missing.npz"):
         run_on_ranks("restart", FitSettings(ranks=2), tmp_path / "missing.npz", tmp_path / "fit.npz")
     assert not (tmp_path / "fit.npz").exists()
+
+
+def test_ranks_started_as_srun_starts_them_join_from_slurm_variables(tmp_path):
+    """Two processes with SLURM_PROCID/SLURM_NTASKS (what srun sets) and no torchrun variables."""
+    import socket
+    import subprocess
+    import sys
+
+    X, Y, group = _data()
+    J = X.shape[0]
+    write_fit_inputs(tmp_path / "inputs.npz", FitInputs(
+        x=X, y=Y, group=group, individuals=np.array([f"D{j}" for j in range(J)]),
+        cells=np.array([f"c{n}" for n in range(len(Y))])))
+    settings = FitSettings(K=5, L=8, dtype="float64", max_iter=300, tol=1e-6)
+    job = write_job(tmp_path / "job.json", "restart", settings, tmp_path / "inputs.npz",
+                    tmp_path / "fit.npz", seed=2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    procs = [subprocess.Popen([sys.executable, "-m", "nam_core.models.fit_jobs", job], env={
+        **clean, "SLURM_PROCID": str(r), "SLURM_NTASKS": "2", "SLURM_LOCALID": str(r),
+        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"})
+        for r in range(2)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    one = fit_restart(read_fit_inputs(tmp_path / "inputs.npz"), settings, seed=2)
+    got = NAM.load(tmp_path / "fit.npz")
+    assert abs(got.elbo_ - one.elbo_) <= 1e-10 * abs(one.elbo_)
+    np.testing.assert_array_equal(got.cell_labels_, one.cell_labels_)
