@@ -73,8 +73,9 @@ def run_on_ranks(task: str, settings: FitSettings, inputs: str, out: str, seed: 
                  coarse: str | None = None) -> None:
     """Run a fit (``task`` "restart" or "refine") over ``settings.ranks`` local ranks.
 
-    Each rank runs with one thread; their log lines come to this process's log. Raises
-    NAMInputError with the ranks' last lines when they fail; ``out`` is then not written.
+    Each rank runs with one thread; their log lines come to this process's log. When a rank
+    fails, raises NAMInputError quoting each failed rank's error (else the last lines of the
+    output); ``out`` is then not written.
     """
     with tempfile.TemporaryDirectory(prefix="nam_ranks_") as folder:
         job_file = write_job(os.path.join(folder, "job.json"), task, settings, inputs, out, seed, coarse)
