@@ -2,7 +2,7 @@
 
 The cells are bench_fit.py's OneK1K-shaped simulated data (982 individuals, 30 cell PCs, 10
 genotype PCs; K = 20, L = 50, float32), written once as a fit-inputs file. Each setting runs
-the fit job of the workflow (``python -m nam_core.models.fit_jobs``) in fresh processes for
+the fit job of the workflow (``python -m nam_core.fit_jobs``) in fresh processes for
 ``--sweeps`` sweeps without merges, alternately, ``--repeats`` times:
 
 * ``1 process, 1 thread`` and ``1 process, 2 threads`` (``OMP_NUM_THREADS``);
@@ -58,14 +58,14 @@ def run_fit(folder: Path, inputs: Path, ranks: int, threads: int, sweeps: int) -
 
     from nam_core import NAM
     from nam_core.engine.settings import FitSettings
-    from nam_core.models.fit_jobs import rank_command, write_job
+    from nam_core.fit_jobs import rank_command, write_job
 
     settings = FitSettings(K=K, L=L, max_iter=sweeps, tol=0.0, merge=False, merge_atoms=False,
                            atoms="student_t", dtype="float32", ranks=ranks)
     out = folder / f"fit_{ranks}_{threads}.npz"
     job = write_job(folder / "job.json", "restart", settings, inputs, out, seed=0)
     command = (rank_command(ranks, job) if ranks > 1
-               else [sys.executable, "-m", "nam_core.models.fit_jobs", job])
+               else [sys.executable, "-m", "nam_core.fit_jobs", job])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     t0 = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True, text=True)

@@ -1,7 +1,7 @@
 from _common import load_fit, logged, read_fit_inputs
 
 from nam_core.engine.settings import FitSettings
-from nam_core.models.fit_jobs import fit_restart, run_on_ranks
+from nam_core.fit_jobs import fit_restart, run_on_ranks
 from nam_core.validation import describe_device
 
 

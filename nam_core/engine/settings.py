@@ -63,7 +63,7 @@ class FitSettings:
         Cells per individual kept in the subsample at least (all it has when fewer).
     ranks : int
         Processes that share one fit (``NAM(distributed=True)`` over ``torch.distributed``,
-        started by :func:`nam_core.models.fit_jobs.run_on_ranks`); 1 fits in the calling
+        started by :func:`nam_core.fit_jobs.run_on_ranks`); 1 fits in the calling
         process. Not an estimator option.
     """
 

@@ -14,8 +14,8 @@ from nam_core import NAM, simulate
 from nam_core.engine.distributed import shard_bounds
 from nam_core.engine.settings import FitSettings
 from nam_core.errors import NAMInputError
+from nam_core.fit_jobs import fit_restart, refine_best, run_on_ranks, write_job
 from nam_core.inputs.fit_inputs import FitInputs, read_fit_inputs, write_fit_inputs
-from nam_core.models.fit_jobs import fit_restart, refine_best, run_on_ranks, write_job
 
 SETTINGS = dict(K=5, n_init=2, seed=0, dtype="float64", max_iter=300, tol=1e-6, merge=True,
                 merge_atoms=True, verbose=False)
@@ -124,7 +124,7 @@ def test_ranks_started_as_srun_starts_them_join_from_slurm_variables(tmp_path):
         port = s.getsockname()[1]
     clean = {k: v for k, v in os.environ.items()
              if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    procs = [subprocess.Popen([sys.executable, "-m", "nam_core.models.fit_jobs", job], env={
+    procs = [subprocess.Popen([sys.executable, "-m", "nam_core.fit_jobs", job], env={
         **clean, "SLURM_PROCID": str(r), "SLURM_NTASKS": "2", "SLURM_LOCALID": str(r),
         "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"})
         for r in range(2)]

@@ -5,7 +5,7 @@ set) and :func:`refine_best` refines the best coarse restart on all cells. With
 ``settings.ranks`` above 1, :func:`run_on_ranks` runs the fit over that many
 ``torch.distributed`` ranks on this machine (``torchrun``; ``NAM(distributed=True)``): every
 rank reads the inputs, the passes over the cells are divided between them, and rank 0 writes
-the fit. Each rank runs ``python -m nam_core.models.fit_jobs JOB.json`` (:func:`write_job`);
+the fit. Each rank runs ``python -m nam_core.fit_jobs JOB.json`` (:func:`write_job`);
 started by ``srun --ntasks N`` instead, the same command takes its rank and world size from
 SLURM's variables, so one fit can span nodes.
 """
@@ -20,13 +20,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..engine.distributed import init_from_environment, is_main_rank, leave_process_group
-from ..engine.settings import FitSettings
-from ..errors import NAMInputError
-from ..inputs.fit_inputs import read_fit_inputs
-from .coarse_to_fine import coarse_cells, refine_on_all_cells
-from .nam import NAM
-from .registry import build_estimator
+from .engine.distributed import init_from_environment, is_main_rank, leave_process_group
+from .engine.settings import FitSettings
+from .errors import NAMInputError
+from .inputs.fit_inputs import read_fit_inputs
+from .models.coarse_to_fine import coarse_cells, refine_on_all_cells
+from .models.nam import NAM
+from .models.registry import build_estimator
 
 __all__ = ["fit_restart", "refine_best", "run_on_ranks", "rank_command", "write_job"]
 
@@ -58,7 +58,7 @@ def refine_best(coarse: NAM, inputs, settings: FitSettings, checkpoint=None,
 def rank_command(n_ranks: int, job_file: str) -> list[str]:
     """The command that runs ``job_file`` over ``n_ranks`` ranks on this machine (torchrun)."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc-per-node={n_ranks}", "-m", "nam_core.models.fit_jobs", job_file]
+            f"--nproc-per-node={n_ranks}", "-m", "nam_core.fit_jobs", job_file]
 
 
 def write_job(path, task: str, settings: FitSettings, inputs, out, seed: int = 0, coarse=None) -> str:
@@ -81,7 +81,7 @@ def run_on_ranks(task: str, settings: FitSettings, inputs: str, out: str, seed: 
         job_file = write_job(os.path.join(folder, "job.json"), task, settings, inputs, out, seed, coarse)
         command = rank_command(settings.ranks, job_file)
         logger.info("fit over %d ranks: %s", settings.ranks, " ".join(command))
-        package_root = str(Path(__file__).resolve().parents[2])  # nam_core importable by the ranks
+        package_root = str(Path(__file__).resolve().parents[1])  # nam_core importable by the ranks
         path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)
         env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
