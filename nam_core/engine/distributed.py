@@ -32,8 +32,6 @@ __all__ = ["Shard", "shard_bounds", "current_shard", "sum_over_ranks_", "init_fr
 class Shard:
     """A rank's block of cells: sorted cells ``start:stop`` (whole individuals)."""
 
-    rank: int
-    world_size: int
     start: int
     stop: int
 
@@ -65,9 +63,8 @@ def current_shard(n_cells: torch.Tensor) -> Shard:
         raise NAMInputError(
             "distributed=True needs a torch.distributed process group: launch the fit with "
             "torchrun (or srun) and call nam_core.engine.distributed.init_from_environment() first")
-    rank, world_size = dist.get_rank(), dist.get_world_size()
-    start, stop = shard_bounds(n_cells, world_size)[rank]
-    return Shard(rank, world_size, start, stop)
+    start, stop = shard_bounds(n_cells, dist.get_world_size())[dist.get_rank()]
+    return Shard(start, stop)
 
 
 def sum_over_ranks_(*tensors: torch.Tensor | None) -> None:
