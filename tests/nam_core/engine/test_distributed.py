@@ -15,7 +15,7 @@ from nam_core.engine.distributed import shard_bounds
 from nam_core.engine.settings import FitSettings
 from nam_core.errors import NAMInputError
 from nam_core.fit_jobs import fit_restart, refine_best, run_on_ranks, write_job
-from nam_core.inputs.fit_inputs import FitInputs, read_fit_inputs, write_fit_inputs
+from nam_core.inputs.fit_inputs import FitInputs, write_fit_inputs
 
 SETTINGS = dict(K=5, n_init=2, seed=0, dtype="float64", max_iter=300, tol=1e-6, merge=True,
                 merge_atoms=True, verbose=False)
@@ -27,6 +27,15 @@ ATOMS = {"student_t": dict(atoms="student_t", L=8), "gaussian": dict(atoms="gaus
 def _data():
     d = simulate(J=40, n_clusters=2, q=2, p=4, seed=1)
     return d.X, d.Y, d.group
+
+
+def _write_inputs(path) -> FitInputs:
+    """The test data as the workflow's fit-inputs file at ``path``; returns what it holds."""
+    X, Y, group = _data()
+    inputs = FitInputs(x=X, y=Y, group=group, individuals=np.array([f"D{j}" for j in range(len(X))]),
+                       cells=np.array([f"c{n}" for n in range(len(Y))]))
+    write_fit_inputs(path, inputs)
+    return inputs
 
 
 def _fit_on_rank(rank: int, world_size: int, init_file: str, out: str, atoms: str) -> None:
@@ -77,12 +86,8 @@ def test_distributed_refuses_a_checkpoint(tmp_path):
 
 def test_the_workflow_fits_over_two_ranks_equal_one_process(tmp_path):
     """A coarse restart and its refinement, each run by torchrun over 2 ranks as the fit rules do."""
-    X, Y, group = _data()
-    J = X.shape[0]
-    inputs = FitInputs(x=X, y=Y, group=group, individuals=np.array([f"D{j}" for j in range(J)]),
-                       cells=np.array([f"c{n}" for n in range(len(Y))]))
     path = tmp_path / "inputs.npz"
-    write_fit_inputs(path, inputs)
+    inputs = _write_inputs(path)
     settings = FitSettings(K=5, L=8, dtype="float64", max_iter=300, tol=1e-6, coarse_fraction=0.5,
                            memory_budget_mb=1)
     one = fit_restart(inputs, settings, seed=3)
@@ -111,11 +116,7 @@ def test_ranks_started_as_srun_starts_them_join_from_slurm_variables(tmp_path):
     import subprocess
     import sys
 
-    X, Y, group = _data()
-    J = X.shape[0]
-    write_fit_inputs(tmp_path / "inputs.npz", FitInputs(
-        x=X, y=Y, group=group, individuals=np.array([f"D{j}" for j in range(J)]),
-        cells=np.array([f"c{n}" for n in range(len(Y))])))
+    inputs = _write_inputs(tmp_path / "inputs.npz")
     settings = FitSettings(K=5, L=8, dtype="float64", max_iter=300, tol=1e-6)
     job = write_job(tmp_path / "job.json", "restart", settings, tmp_path / "inputs.npz",
                     tmp_path / "fit.npz", seed=2)
@@ -129,7 +130,7 @@ def test_ranks_started_as_srun_starts_them_join_from_slurm_variables(tmp_path):
         "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "OMP_NUM_THREADS": "1"})
         for r in range(2)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
-    one = fit_restart(read_fit_inputs(tmp_path / "inputs.npz"), settings, seed=2)
+    one = fit_restart(inputs, settings, seed=2)
     got = NAM.load(tmp_path / "fit.npz")
     assert abs(got.elbo_ - one.elbo_) <= 1e-10 * abs(one.elbo_)
     np.testing.assert_array_equal(got.cell_labels_, one.cell_labels_)
