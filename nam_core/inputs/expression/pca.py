@@ -1,4 +1,9 @@
-"""Exact PCA (standardised, or centred only) from column moments accumulated over dense row chunks."""
+"""Exact PCA (standardised, or centred only) from column moments accumulated over row chunks.
+
+Sparse chunks stay sparse: the Gram matrix of a CSR chunk costs the sum over its rows of the
+squared stored values per row (about 40^2 per cell for 2,000 HVGs of 10x PBMCs, 2 % of them
+non-zero), where densifying it would cost 2,000^2 per cell.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +12,38 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["PCA_CHUNK", "column_moments", "dense_chunks", "pca_from_moments", "pca_scores",
+__all__ = ["PCA_CHUNK", "column_moments", "pca_from_moments", "pca_scores", "row_chunks",
            "standardised_pca"]
 
-PCA_CHUNK = 4096  # rows densified at a time by the PCA (4096 x 2000 HVGs: 66 MB)
+PCA_CHUNK = 4096  # rows of a dense chunk (4096 x 2000 HVGs: 66 MB)
 
 
-def _dense_rows(X, start: int, stop: int) -> np.ndarray:
+def _float64_rows(X, start: int, stop: int):
+    """Rows start:stop of ``X`` in float64: CSR when ``X`` is sparse, else dense."""
     block = X[start:stop]
-    return np.asarray(block.toarray() if sp.issparse(block) else block, dtype=np.float64)
+    if sp.issparse(block):
+        return sp.csr_matrix(block, dtype=np.float64)
+    return np.asarray(block, dtype=np.float64)
 
 
-def dense_chunks(blocks: Iterator, chunk: int = PCA_CHUNK) -> Iterator[np.ndarray]:
-    """Split (n, H) sparse or dense blocks into dense float64 pieces of at most ``chunk`` rows."""
+def row_chunks(blocks: Iterator, chunk: int = PCA_CHUNK) -> Iterator:
+    """Split (n, H) blocks into float64 pieces of at most ``chunk`` rows, sparse ones kept sparse."""
     for block in blocks:
         for start in range(0, block.shape[0], chunk):
-            yield _dense_rows(block, start, start + chunk)
+            yield _float64_rows(block, start, start + chunk)
 
 
-def column_moments(chunks: Iterator[np.ndarray], n_cols: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """Rows, column means (G,) and Gram matrix X^T X (G, G), accumulated in float64."""
+def column_moments(chunks: Iterator, n_cols: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Rows, column means (G,) and Gram matrix X^T X (G, G) of dense or CSR chunks, in float64."""
     n, total, gram = 0, np.zeros(n_cols), np.zeros((n_cols, n_cols))
     for block in chunks:
         n += block.shape[0]
-        total += block.sum(axis=0)
-        gram += block.T @ block
+        if sp.issparse(block):
+            total += np.bincount(block.indices, weights=block.data, minlength=n_cols)
+            gram += (block.T @ block).toarray()
+        else:
+            total += block.sum(axis=0)
+            gram += block.T @ block
     return n, total / max(n, 1), gram
 
 
@@ -60,7 +72,7 @@ def pca_from_moments(n: int, mean: np.ndarray, gram: np.ndarray, n_pcs: int,
 
 
 def pca_scores(chunks: Iterator[np.ndarray], pca: dict, n: int) -> np.ndarray:
-    """Scores (n, n_pcs) float32 of the rows of ``chunks`` under ``pca`` (:func:`pca_from_moments`)."""
+    """Scores (n, n_pcs) float32 of the dense or CSR rows of ``chunks`` under ``pca`` (:func:`pca_from_moments`)."""
     scores = np.empty((n, pca["projection"].shape[1]), dtype=np.float32)
     at = 0
     for block in chunks:
@@ -72,8 +84,8 @@ def pca_scores(chunks: Iterator[np.ndarray], pca: dict, n: int) -> np.ndarray:
 def standardised_pca(X, n_pcs: int, chunk: int = PCA_CHUNK) -> dict[str, np.ndarray]:
     """PCA of the columns of ``X`` scaled to zero mean and unit variance, by eigendecomposition.
 
-    The covariance (here: correlation) matrix is accumulated over dense row chunks, so sparse
-    input is never densified whole; memory is O(G^2 + chunk * G). The result is deterministic:
+    The covariance (here: correlation) matrix is accumulated over row chunks, so sparse input
+    is never densified; memory is O(G^2 + chunk * G). The result is deterministic:
     each component's sign makes its largest-magnitude loading positive.
 
     Parameters
@@ -90,9 +102,9 @@ def standardised_pca(X, n_pcs: int, chunk: int = PCA_CHUNK) -> dict[str, np.ndar
     standardised data (zero-variance genes contribute nothing).
     """
     n = X.shape[0]
-    n_rows, mean, gram = column_moments(dense_chunks([X], chunk), X.shape[1])
+    n_rows, mean, gram = column_moments(row_chunks([X], chunk), X.shape[1])
     pca = pca_from_moments(n_rows, mean, gram, n_pcs)
-    pca["scores"] = pca_scores(dense_chunks([X], chunk), pca, n)
+    pca["scores"] = pca_scores(row_chunks([X], chunk), pca, n)
     return {k: pca[k] for k in ("scores", "loadings", "variance", "variance_ratio")}
 
 
