@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import closing
 from typing import NamedTuple
 
 import anndata as ad
@@ -188,90 +189,90 @@ def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink
         raise NAMInputError(f"no gene is detected in at least min_cells={params['min_cells']} cells")
 
     n_kept = int(qc.keep.sum())
-    sink = sink(int(qc.gene_cells_kept[genes].sum()))
-    moments = _stream_kept(blocks, qc.keep, genes, params["target_sum"], sink)
-    n_hvg = min(params["n_top_genes"], moments.total.size)
-    if n_hvg < params["n_top_genes"]:
-        logger.info("n_top_genes=%d capped at the %d genes kept", params["n_top_genes"], n_hvg)
-    normalisation = params.get("normalisation", "log1p")
-    if normalisation == "pearson_residuals":
-        hvg_table, hvg_chunks, pca_input = _pearson_input(blocks, qc.keep, genes, moments, n_hvg)
-    else:
-        hvg_table, hvg_chunks, pca_input = _log1p_input(blocks, qc.keep, genes, params, moments,
-                                                        n_hvg)
-    hvg = hvg_table["highly_variable"].to_numpy()
-    n_hvg = int(hvg.sum())
+    with closing(sink(int(qc.gene_cells_kept[genes].sum()))) as sink:  # its writer stops on errors
+        moments = _stream_kept(blocks, qc.keep, genes, params["target_sum"], sink)
+        n_hvg = min(params["n_top_genes"], moments.total.size)
+        if n_hvg < params["n_top_genes"]:
+            logger.info("n_top_genes=%d capped at the %d genes kept", params["n_top_genes"], n_hvg)
+        normalisation = params.get("normalisation", "log1p")
+        if normalisation == "pearson_residuals":
+            hvg_table, hvg_chunks, pca_input = _pearson_input(blocks, qc.keep, genes, moments, n_hvg)
+        else:
+            hvg_table, hvg_chunks, pca_input = _log1p_input(blocks, qc.keep, genes, params, moments,
+                                                            n_hvg)
+        hvg = hvg_table["highly_variable"].to_numpy()
+        n_hvg = int(hvg.sum())
 
-    n_pcs = max(1, min(params["n_pcs"], n_hvg - 1, n_kept - 1))
-    if n_pcs < params["n_pcs"]:
-        logger.warning("n_pcs=%d capped at %d (%d highly variable genes, %d cells)",
-                       params["n_pcs"], n_pcs, n_hvg, n_kept)
+        n_pcs = max(1, min(params["n_pcs"], n_hvg - 1, n_kept - 1))
+        if n_pcs < params["n_pcs"]:
+            logger.warning("n_pcs=%d capped at %d (%d highly variable genes, %d cells)",
+                           params["n_pcs"], n_pcs, n_hvg, n_kept)
 
-    n_rows, hvg_mean, gram = column_moments(hvg_chunks(), n_hvg)
-    pca = pca_from_moments(n_rows, hvg_mean, gram, n_pcs, scale=pca_input["scaled"])
-    scores = pca_scores(hvg_chunks(), pca, n_kept)
-    if params.get("regress_library"):
-        scores = regress_out_library(scores, qc.total_counts[qc.keep]).astype(np.float32)
-        logger.info("log library size regressed out of the %d PCs", n_pcs)
+        n_rows, hvg_mean, gram = column_moments(hvg_chunks(), n_hvg)
+        pca = pca_from_moments(n_rows, hvg_mean, gram, n_pcs, scale=pca_input["scaled"])
+        scores = pca_scores(hvg_chunks(), pca, n_kept)
+        if params.get("regress_library"):
+            scores = regress_out_library(scores, qc.total_counts[qc.keep]).astype(np.float32)
+            logger.info("log library size regressed out of the %d PCs", n_pcs)
 
-    out_obs = obs.loc[qc.keep].copy()
-    qc_columns = {
-        "n_genes_by_counts": qc.n_genes_by_counts.astype(np.int32),
-        "total_counts": qc.total_counts.astype(np.float32),
-        "total_counts_mt": qc.total_counts_mt.astype(np.float32),
-        "pct_counts_mt": qc.pct_counts_mt.astype(np.float32),
-    }
-    for name, values in qc_columns.items():
-        out_obs[name] = values[qc.keep]
-    n_sel = len(obs)
-    out_var = pd.DataFrame({
-        "mt": mt,
-        "n_cells_by_counts": qc.gene_cells_kept,
-        "mean_counts": (qc.gene_total / n_sel).astype(np.float32),
-        "pct_dropout_by_counts": (100 * (1 - qc.gene_cells / n_sel)).astype(np.float32),
-        "total_counts": qc.gene_total.astype(np.float32),
-    }, index=var.index)[genes]
-    for column in hvg_table.columns:
-        out_var[column] = hvg_table[column].to_numpy()
-    loadings = np.zeros((int(genes.sum()), n_pcs), dtype=np.float32)
-    loadings[hvg] = pca["loadings"]
-    summary = {
-        "params": params,
-        "n_cells_in": n_sel,
-        "n_genes_in": int(genes.size),
-        "cells_removed": removed,
-        "genes_removed": {"min_cells": int((~genes).sum())},
-        "n_cells_out": n_kept,
-        "n_genes_out": int(genes.sum()),
-        "n_mt_genes": int(mt.sum()),
-        "n_highly_variable": n_hvg,
-        "n_pcs": n_pcs,
-        "normalisation": normalisation,
-        "pca_input": pca_input,
-        "X": "log1p(normalize_total(counts, target_sum))",
-        "regress_library": bool(params.get("regress_library", False)),
-    }
-    uns = {
-        "preprocess": summary,
-        "pca": {"variance": pca["variance"], "variance_ratio": pca["variance_ratio"],
-                "params": {"n_comps": n_pcs, "genes": "highly_variable",
-                           "scaled": pca_input["scaled"]}},
-        "hvg": {"flavor": "pearson_residuals" if normalisation == "pearson_residuals"
-                else "seurat"},
-    }
-    obsm = {"X_pca": scores}
-    if params.get("batch_key"):
-        corrected, summary["batch_correction"] = correct_pcs(
-            scores, out_obs[params["batch_key"]].to_numpy(), out_obs["total_counts"].to_numpy(),
-            BatchSettings(**(params.get("harmony") or {})), params.get("threads", 1))
-        obsm = {"X_pca": corrected, "X_pca_uncorrected": scores}
-    result = sink.finish(out_obs, out_var, obsm, {"PCs": loadings}, uns)
-    logger.info(
-        "preprocess done in %.1f s: %d cells, %d genes, %d HVGs, %d PCs (%.1f %% of HVG variance)",
-        time.perf_counter() - t0, n_kept, int(genes.sum()), n_hvg, n_pcs,
-        100 * float(np.sum(pca["variance_ratio"])),
-    )
-    return result, summary
+        out_obs = obs.loc[qc.keep].copy()
+        qc_columns = {
+            "n_genes_by_counts": qc.n_genes_by_counts.astype(np.int32),
+            "total_counts": qc.total_counts.astype(np.float32),
+            "total_counts_mt": qc.total_counts_mt.astype(np.float32),
+            "pct_counts_mt": qc.pct_counts_mt.astype(np.float32),
+        }
+        for name, values in qc_columns.items():
+            out_obs[name] = values[qc.keep]
+        n_sel = len(obs)
+        out_var = pd.DataFrame({
+            "mt": mt,
+            "n_cells_by_counts": qc.gene_cells_kept,
+            "mean_counts": (qc.gene_total / n_sel).astype(np.float32),
+            "pct_dropout_by_counts": (100 * (1 - qc.gene_cells / n_sel)).astype(np.float32),
+            "total_counts": qc.gene_total.astype(np.float32),
+        }, index=var.index)[genes]
+        for column in hvg_table.columns:
+            out_var[column] = hvg_table[column].to_numpy()
+        loadings = np.zeros((int(genes.sum()), n_pcs), dtype=np.float32)
+        loadings[hvg] = pca["loadings"]
+        summary = {
+            "params": params,
+            "n_cells_in": n_sel,
+            "n_genes_in": int(genes.size),
+            "cells_removed": removed,
+            "genes_removed": {"min_cells": int((~genes).sum())},
+            "n_cells_out": n_kept,
+            "n_genes_out": int(genes.sum()),
+            "n_mt_genes": int(mt.sum()),
+            "n_highly_variable": n_hvg,
+            "n_pcs": n_pcs,
+            "normalisation": normalisation,
+            "pca_input": pca_input,
+            "X": "log1p(normalize_total(counts, target_sum))",
+            "regress_library": bool(params.get("regress_library", False)),
+        }
+        uns = {
+            "preprocess": summary,
+            "pca": {"variance": pca["variance"], "variance_ratio": pca["variance_ratio"],
+                    "params": {"n_comps": n_pcs, "genes": "highly_variable",
+                               "scaled": pca_input["scaled"]}},
+            "hvg": {"flavor": "pearson_residuals" if normalisation == "pearson_residuals"
+                    else "seurat"},
+        }
+        obsm = {"X_pca": scores}
+        if params.get("batch_key"):
+            corrected, summary["batch_correction"] = correct_pcs(
+                scores, out_obs[params["batch_key"]].to_numpy(), out_obs["total_counts"].to_numpy(),
+                BatchSettings(**(params.get("harmony") or {})), params.get("threads", 1))
+            obsm = {"X_pca": corrected, "X_pca_uncorrected": scores}
+        result = sink.finish(out_obs, out_var, obsm, {"PCs": loadings}, uns)
+        logger.info(
+            "preprocess done in %.1f s: %d cells, %d genes, %d HVGs, %d PCs (%.1f %% of HVG variance)",
+            time.perf_counter() - t0, n_kept, int(genes.sum()), n_hvg, n_pcs,
+            100 * float(np.sum(pca["variance_ratio"])),
+        )
+        return result, summary
 
 
 _DEFAULTS = dict(min_genes=200, min_cells=3, min_counts=500, max_pct_mt=20.0, n_top_genes=2000,

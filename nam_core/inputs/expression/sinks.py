@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
 
 import anndata as ad
@@ -29,12 +31,17 @@ class MemorySink:
         adata.layers["counts"] = sp.vstack(self.counts, format="csr")
         return adata
 
+    def close(self) -> None:
+        """Nothing to release (the blocks go with the object)."""
+
 
 class H5adSink:
     """Writes an .h5ad by appending row blocks to ``X`` and ``layers/counts`` (lzf-compressed).
 
-    Only one block is held at a time; obs, var, obsm, varm and uns are written at the end.
-    ``nnz``, the values to be written, chooses the index dtype.
+    A writer thread compresses and writes each block while the caller reads and normalises the
+    next (h5py releases the GIL while it writes); at most two blocks wait for it. obs, var,
+    obsm, varm and uns are written at the end. ``nnz``, the values to be written, chooses the
+    index dtype. :meth:`close` stops the thread on an error path.
     """
 
     def __init__(self, path: Path, nnz: int):
@@ -49,9 +56,20 @@ class H5adSink:
 
         write_elem(self.file, "layers", {})
         self.started = False
+        self.error: BaseException | None = None
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.writer = threading.Thread(target=self._write_blocks, name="h5ad-writer", daemon=True)
+        self.writer.start()
 
-    def add(self, counts: sp.csr_matrix, lognorm: sp.csr_matrix) -> None:
-        """Take one block of kept cells: raw counts and log-normalised values, (n, G') CSR."""
+    def _write_blocks(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self._write(*item)
+                except BaseException as error:  # raised in the caller's thread by add or finish
+                    self.error = error
+
+    def _write(self, counts: sp.csr_matrix, lognorm: sp.csr_matrix) -> None:
         from anndata.io import sparse_dataset, write_elem
 
         for key, block in (("X", lognorm), ("layers/counts", counts)):
@@ -64,13 +82,33 @@ class H5adSink:
                 write_elem(self.file, key, block, dataset_kwargs={"compression": "lzf"})
         self.started = True
 
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def add(self, counts: sp.csr_matrix, lognorm: sp.csr_matrix) -> None:
+        """Take one block of kept cells: raw counts and log-normalised values, (n, G') CSR."""
+        self._raise_if_failed()
+        self.queue.put((counts, lognorm))
+
+    def _stop_writer(self) -> None:
+        if self.writer.is_alive():
+            self.queue.put(None)
+            self.writer.join()
+
     def finish(self, obs, var, obsm, varm, uns) -> None:
-        """Write the annotations after the blocks and close the file."""
+        """Wait for the blocks, write the annotations after them and close the file."""
         from anndata.io import write_elem
 
+        self._stop_writer()
+        self._raise_if_failed()
         for key, value in (("obs", obs), ("var", var), ("obsm", obsm), ("varm", varm),
                            ("uns", uns), ("obsp", {}), ("varp", {})):
             write_elem(self.file, key, value)
         self.file.close()
 
-
+    def close(self) -> None:
+        """Stop the writer and close the file (after an error; :meth:`finish` closes it otherwise)."""
+        self._stop_writer()
+        if self.file.id.valid:
+            self.file.close()

@@ -351,6 +351,31 @@ def test_preprocess_h5ad_in_small_blocks_equals_preprocess(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pre.h5ad")]
 
 
+def test_a_failed_block_write_stops_preprocessing_and_leaves_no_file(tmp_path, monkeypatch):
+    """The blocks are written by a thread: its error reaches the caller, and nothing is left."""
+    import threading
+
+    from nam_core.inputs.expression import preprocess_h5ad
+    from nam_core.inputs.expression.sinks import H5adSink
+
+    paths = make_demo_cohort(tmp_path, CohortSpec(n_individuals=10, mean_cells=40, n_snps=100, seed=4))
+    writes = []
+
+    def fail_on_third(self, counts, lognorm):
+        writes.append(counts.shape[0])
+        if len(writes) == 3:
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(H5adSink, "_write", fail_on_third)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(OSError, match="No space left"):
+        preprocess_h5ad(paths["counts"], out / "pre.h5ad", "individual", chunk=37, n_pcs=4,
+                        n_top_genes=200)
+    assert list(out.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t.name == "h5ad-writer"]
+
+
 def test_umap_on_a_subsample_places_the_rest_by_transform():
     """Above max_cells: fitted on a seeded subsample, the other cells land near their cluster."""
     rng = np.random.default_rng(1)
