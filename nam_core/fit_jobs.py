@@ -24,7 +24,7 @@ from .engine.distributed import init_from_environment, is_main_rank, leave_proce
 from .engine.settings import FitSettings
 from .errors import NAMInputError
 from .inputs.fit_inputs import read_fit_inputs
-from .models.coarse_to_fine import coarse_cells, refine_on_all_cells
+from .models.coarse_to_fine import coarse_cells, merge_atoms_of_best, refine_on_all_cells
 from .models.nam import NAM
 from .models.registry import build_estimator
 
@@ -38,9 +38,12 @@ def fit_restart(inputs, settings: FitSettings, seed: int, checkpoint=None,
                 distributed: bool = False) -> NAM:
     """One NAM restart (``n_init=1``) with ``seed`` on the fit inputs.
 
-    With ``settings.coarse_fraction`` set, on the coarse subsample (the same for every seed).
+    With ``settings.coarse_fraction`` set, on the coarse subsample (the same for every seed) and
+    without atom merges: :func:`refine_best` runs them on the chosen restart only.
     """
     settings = settings.with_changes(n_init=1)
+    if settings.coarse_fraction is not None:
+        settings = settings.with_changes(merge_atoms=False)
     model = build_estimator("nam", settings, seed=seed, verbose=True, checkpoint=checkpoint,
                             distributed=distributed)
     y, group = coarse_cells(inputs.y, inputs.group, settings.coarse_fraction, settings.coarse_min_cells)
@@ -49,9 +52,19 @@ def fit_restart(inputs, settings: FitSettings, seed: int, checkpoint=None,
 
 def refine_best(coarse: NAM, inputs, settings: FitSettings, checkpoint=None,
                 distributed: bool = False) -> NAM:
-    """The best coarse restart refined on all cells (:func:`refine_on_all_cells`)."""
+    """The best coarse restart refined on all cells (:func:`refine_on_all_cells`).
+
+    With atom merges set, they first run on the restart's own coarse cells
+    (:func:`merge_atoms_of_best`; the restarts ran without them).
+    """
     params = build_estimator("nam", settings, verbose=True, checkpoint=checkpoint,
                              distributed=distributed).get_params()
+    if settings.coarse_fraction is not None and settings.merge_atoms:
+        y, group = coarse_cells(inputs.y, inputs.group, settings.coarse_fraction,
+                                settings.coarse_min_cells)
+        logger.info("atom merges on the chosen restart (seed %d), on its coarse cells",
+                    coarse.seed_)
+        coarse = merge_atoms_of_best(coarse, inputs.x, y, group, **{**params, "checkpoint": None})
     return refine_on_all_cells(coarse, inputs.x, inputs.y, inputs.group, **params)
 
 

@@ -22,7 +22,8 @@ import numpy as np
 from ..errors import NAMInputError
 from .nam import NAM
 
-__all__ = ["subsample_within_individuals", "coarse_cells", "refine_on_all_cells", "fit_coarse_to_fine"]
+__all__ = ["subsample_within_individuals", "coarse_cells", "merge_atoms_of_best", "refine_on_all_cells",
+           "fit_coarse_to_fine"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,27 @@ def coarse_cells(Y, group, fraction: float | None, min_cells: int = 20, seed: in
     return Y[rows], group[rows]
 
 
+def _continue_from(best, X, Y, group, **nam_params):
+    """One ``init="resp"`` fit of ``Y`` from ``best``'s solution: its labels on ``Y`` and ``rho_``."""
+    params = {k: v for k, v in nam_params.items() if k not in ("n_init", "seed", "init", "init_resp")}
+    L = int(params.get("L", NAM().L))
+    xi0 = np.zeros((len(Y), L))
+    xi0[np.arange(len(Y)), best.predict(Y, group)] = 1.0
+    model = NAM(n_init=1, seed=best.seed_, init="resp", init_resp=(xi0, best.rho_), **params)
+    return model.fit(X, Y, group)
+
+
+def merge_atoms_of_best(best, X, Y, group, **nam_params):
+    """The best restart, fitted without atom merges, continued on its own cells with them.
+
+    Restarts only choose a starting point, so the atom-merge searches (several full sweeps per
+    candidate) run once, on the chosen restart, not on every restart. ``Y`` and ``group`` are
+    the cells ``best`` was fitted on; ``nam_params`` as in :func:`refine_on_all_cells`, with
+    ``merge_atoms=True`` set here.
+    """
+    return _continue_from(best, X, Y, group, **{**nam_params, "merge_atoms": True})
+
+
 def refine_on_all_cells(best, X, Y, group, **nam_params):
     """Refit ``best`` (fitted on a subsample) on all cells, starting from its own solution.
 
@@ -102,16 +124,12 @@ def refine_on_all_cells(best, X, Y, group, **nam_params):
     -------
     NAM fitted on all cells.
     """
-    params = {k: v for k, v in nam_params.items() if k not in ("n_init", "seed", "init", "init_resp")}
-    L = int(params.get("L", NAM().L))
-    xi0 = np.zeros((len(Y), L))
-    xi0[np.arange(len(Y)), best.predict(Y, group)] = 1.0
-    model = NAM(n_init=1, seed=best.seed_, init="resp", init_resp=(xi0, best.rho_), **params)
-    return model.fit(X, Y, group)
+    return _continue_from(best, X, Y, group, **nam_params)
 
 
 def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
-                       min_cells: int = 20, seed: int = 0, **nam_params):
+                       min_cells: int = 20, seed: int = 0, atom_merges: str = "best",
+                       **nam_params):
     """Fit ``n_init`` NAM restarts on a subsample of cells, refine the best on all cells.
 
     Parameters
@@ -124,6 +142,9 @@ def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
     fraction, min_cells : float, int
         Subsample of :func:`subsample_within_individuals` (drawn with ``seed``).
     seed : int
+    atom_merges : {"best", "all"}
+        With ``merge_atoms=True``: "best" fits the restarts without atom merges and runs them on
+        the chosen restart only (:func:`merge_atoms_of_best`), "all" in every restart.
     **nam_params
         Other parameters of :class:`nam_core.NAM` (K, L, max_iter, dtype, device, ...).
 
@@ -140,15 +161,21 @@ def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
     rows = subsample_within_individuals(group, fraction, min_cells, seed)
     logger.info("coarse-to-fine: %d restarts on %d of %d cells, every individual kept",
                 n_init, rows.size, group.size)
+    if atom_merges not in ("best", "all"):
+        raise NAMInputError(f"atom_merges must be 'best' or 'all', got {atom_merges!r}")
+    merge_best = atom_merges == "best" and nam_params.get("merge_atoms", False)
+    restart_params = {**nam_params, "merge_atoms": False} if merge_best else nam_params
     restarts, best = [], None
     t0 = time.perf_counter()
     for r in range(n_init):
         t = time.perf_counter()
-        model = NAM(n_init=1, seed=seed + r, **nam_params).fit(X, Y[rows], group[rows])
+        model = NAM(n_init=1, seed=seed + r, **restart_params).fit(X, Y[rows], group[rows])
         restarts.append({"seed": seed + r, "elbo": float(model.elbo_),
                          "seconds": time.perf_counter() - t})
         if best is None or model.elbo_ > best.elbo_:
             best = model
+    if merge_best:
+        best = merge_atoms_of_best(best, X, Y[rows], group[rows], **nam_params)
     coarse = time.perf_counter() - t0
     t = time.perf_counter()
     final = refine_on_all_cells(best, X, Y, group, **nam_params)

@@ -243,6 +243,9 @@ def test_coarse_to_fine_restarts_then_refine_on_all_cells(small_run, tmp_path, r
     kept = max(restarts, key=lambda m: m.elbo_)
     assert best.seed_ == kept.seed_ and NAM.load(fit / "best_coarse.npz").elbo_ == kept.elbo_
     logs = tmp_path / "results" / "small" / "logs"
+    # atom merges run once, on the chosen restart, before the refinement
+    assert not any(m.merge_atoms for m in restarts)
+    assert "atom merges on the chosen restart" in (logs / "refine_fit.log").read_text()
     for log in [logs / "refine_fit.log", *(logs / "fit_nam").glob("seed*.log")]:
         assert "finished" in log.read_text()
         assert ("fit over 2 ranks" in log.read_text()) == (ranks == 2)
