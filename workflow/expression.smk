@@ -37,7 +37,9 @@ rule compute_umap:
         out("benchmarks/compute_umap.tsv")
     conda:
         "../envs/nam.yaml"
-    threads: 2
+    # one: umap-learn runs single-threaded with a fixed seed (CPU seconds = wall seconds at 1.2M
+    # cells), so a second thread would only keep the fit jobs waiting
+    threads: 1
     resources:
         # reads the PCs only; UMAP fitted on at most umap_max_cells, the rest placed as many at a
         # time: 1.5 GB at 1.2M cells (README)
