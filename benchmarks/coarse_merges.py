@@ -34,12 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cell_types import fit_settings, load  # noqa: E402
 
-from nam_core import NAM  # noqa: E402
-from nam_core.models.coarse_to_fine import (  # noqa: E402
-    merge_atoms_of_best,
-    refine_on_all_cells,
-    subsample_within_individuals,
-)
+from nam_core.models.coarse_to_fine import best_coarse_restart, refine_on_all_cells  # noqa: E402
 from nam_core.models.registry import build_estimator  # noqa: E402
 from nam_core.results.leiden import n_large_clusters  # noqa: E402
 from nam_core.synthetic.simulate import simulate  # noqa: E402
@@ -80,19 +75,13 @@ def run_case(case, strategy, settings, restarts, data, refine: bool) -> dict:
     X, Y, group, types, individuals = data
     params = build_estimator("nam", settings).get_params()
     params = {k: v for k, v in params.items() if k not in ("n_init", "seed")}
-    rows = subsample_within_individuals(np.asarray(group), settings.coarse_fraction,
-                                        settings.coarse_min_cells)
-    restart_params = {**params, "merge_atoms": False} if strategy == "best" else params
-    t0 = time.perf_counter()
-    fits = [NAM(n_init=1, seed=s, **restart_params).fit(X, Y[rows], group[rows]) for s in range(restarts)]
-    best = max(fits, key=lambda m: m.elbo_)
-    restart_seconds = time.perf_counter() - t0
-    if strategy == "best":
-        best = merge_atoms_of_best(best, X, Y[rows], group[rows], **params)
+    best, info = best_coarse_restart(X, Y, group, restarts, settings.coarse_fraction,
+                                     settings.coarse_min_cells, atom_merges=strategy, **params)
+    rows = info["rows"]
     out = {"case": case, "strategy": strategy, "cells": len(Y), "coarse_cells": int(rows.size),
-           "seed": int(best.seed_), "restart_elbos": [round(float(m.elbo_), 1) for m in fits],
-           "restart_seconds": round(restart_seconds, 1),
-           "coarse_seconds": round(time.perf_counter() - t0, 1),
+           "seed": info["best_seed"], "restart_elbos": [round(r["elbo"], 1) for r in info["restarts"]],
+           "restart_seconds": round(sum(r["seconds"] for r in info["restarts"]), 1),
+           "coarse_seconds": round(info["coarse_seconds"], 1),
            **{f"coarse_{k}": v for k, v in scores(best, types[rows], individuals).items()}}
     if refine:
         t = time.perf_counter()

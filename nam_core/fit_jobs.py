@@ -34,6 +34,11 @@ logger = logging.getLogger(__name__)
 RANK_ERROR = "NAM error on rank"  # how a rank's failure line starts (the launcher quotes it)
 
 
+def _coarse_cells(inputs, settings: FitSettings):
+    """The cells (y, group) of every coarse restart: all of them without ``coarse_fraction``."""
+    return coarse_cells(inputs.y, inputs.group, settings.coarse_fraction, settings.coarse_min_cells)
+
+
 def fit_restart(inputs, settings: FitSettings, seed: int, checkpoint=None,
                 distributed: bool = False) -> NAM:
     """One NAM restart (``n_init=1``) with ``seed`` on the fit inputs.
@@ -46,7 +51,7 @@ def fit_restart(inputs, settings: FitSettings, seed: int, checkpoint=None,
         settings = settings.with_changes(merge_atoms=False)
     model = build_estimator("nam", settings, seed=seed, verbose=True, checkpoint=checkpoint,
                             distributed=distributed)
-    y, group = coarse_cells(inputs.y, inputs.group, settings.coarse_fraction, settings.coarse_min_cells)
+    y, group = _coarse_cells(inputs, settings)
     return model.fit(inputs.x, y, group)
 
 
@@ -60,8 +65,7 @@ def refine_best(coarse: NAM, inputs, settings: FitSettings, checkpoint=None,
     params = build_estimator("nam", settings, verbose=True, checkpoint=checkpoint,
                              distributed=distributed).get_params()
     if settings.coarse_fraction is not None and settings.merge_atoms:
-        y, group = coarse_cells(inputs.y, inputs.group, settings.coarse_fraction,
-                                settings.coarse_min_cells)
+        y, group = _coarse_cells(inputs, settings)
         logger.info("atom merges on the chosen restart (seed %d), on its coarse cells",
                     coarse.seed_)
         coarse = merge_atoms_of_best(coarse, inputs.x, y, group, **{**params, "checkpoint": None})

@@ -23,7 +23,7 @@ from ..errors import NAMInputError
 from .nam import NAM
 
 __all__ = ["subsample_within_individuals", "coarse_cells", "merge_atoms_of_best", "refine_on_all_cells",
-           "fit_coarse_to_fine"]
+           "best_coarse_restart", "fit_coarse_to_fine"]
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +127,10 @@ def refine_on_all_cells(best, X, Y, group, **nam_params):
     return _continue_from(best, X, Y, group, **nam_params)
 
 
-def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
-                       min_cells: int = 20, seed: int = 0, atom_merges: str = "best",
-                       **nam_params):
-    """Fit ``n_init`` NAM restarts on a subsample of cells, refine the best on all cells.
+def best_coarse_restart(X, Y, group, n_init: int = 4, fraction: float = 0.1,
+                        min_cells: int = 20, seed: int = 0, atom_merges: str = "best",
+                        **nam_params):
+    """Fit ``n_init`` NAM restarts on a subsample of cells and keep the one of largest ELBO.
 
     Parameters
     ----------
@@ -150,19 +150,19 @@ def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
 
     Returns
     -------
-    model : NAM
-        Fitted on all cells from the best restart's solution.
+    best : NAM
+        Fitted on the subsample (after its atom merges).
     info : dict
         ``rows`` (the subsample), ``restarts`` (seed, ELBO on the subsample, seconds),
-        ``best_seed``, ``coarse_seconds`` and ``refine_seconds``.
+        ``best_seed`` and ``coarse_seconds`` (the restarts and the chosen one's merges).
     """
+    if atom_merges not in ("best", "all"):
+        raise NAMInputError(f"atom_merges must be 'best' or 'all', got {atom_merges!r}")
     group = np.asarray(group)
     Y = np.asarray(Y)
     rows = subsample_within_individuals(group, fraction, min_cells, seed)
     logger.info("coarse-to-fine: %d restarts on %d of %d cells, every individual kept",
                 n_init, rows.size, group.size)
-    if atom_merges not in ("best", "all"):
-        raise NAMInputError(f"atom_merges must be 'best' or 'all', got {atom_merges!r}")
     merge_best = atom_merges == "best" and nam_params.get("merge_atoms", False)
     restart_params = {**nam_params, "merge_atoms": False} if merge_best else nam_params
     restarts, best = [], None
@@ -176,11 +176,30 @@ def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
             best = model
     if merge_best:
         best = merge_atoms_of_best(best, X, Y[rows], group[rows], **nam_params)
-    coarse = time.perf_counter() - t0
+    return best, {"rows": rows, "restarts": restarts, "best_seed": int(best.seed_),
+                  "coarse_seconds": time.perf_counter() - t0}
+
+
+def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
+                       min_cells: int = 20, seed: int = 0, atom_merges: str = "best",
+                       **nam_params):
+    """Fit ``n_init`` NAM restarts on a subsample of cells, refine the best on all cells.
+
+    Parameters as :func:`best_coarse_restart`.
+
+    Returns
+    -------
+    model : NAM
+        Fitted on all cells from the best restart's solution.
+    info : dict
+        ``rows`` (the subsample), ``restarts`` (seed, ELBO on the subsample, seconds),
+        ``best_seed``, ``coarse_seconds`` and ``refine_seconds``.
+    """
+    best, info = best_coarse_restart(X, Y, group, n_init, fraction, min_cells, seed, atom_merges,
+                                     **nam_params)
     t = time.perf_counter()
-    final = refine_on_all_cells(best, X, Y, group, **nam_params)
-    info = {"rows": rows, "restarts": restarts, "best_seed": int(best.seed_),
-            "coarse_seconds": coarse, "refine_seconds": time.perf_counter() - t}
+    final = refine_on_all_cells(best, X, np.asarray(Y), np.asarray(group), **nam_params)
+    info["refine_seconds"] = time.perf_counter() - t
     logger.info("coarse-to-fine: best restart seed %d; restarts %.1f s, refinement %.1f s",
-                info["best_seed"], coarse, info["refine_seconds"])
+                info["best_seed"], info["coarse_seconds"], info["refine_seconds"])
     return final, info
