@@ -1,7 +1,8 @@
 """OneK1K-shaped cohort end to end: seconds and peak RSS of every rule, and a plain scanpy peer.
 
-1. Writes a cohort with :func:`nam_core.synthetic.scale_cohort.make_scale_cohort` (982 donors,
-   ``--cells`` cells, 33,538 genes; skipped when the folder already holds one).
+1. Writes a cohort with :func:`nam_core.synthetic.scale_cohort.make_scale_cohort` (``--donors``
+   donors, 982 by default, ``--cells`` cells, 33,538 genes; skipped when the folder already holds
+   one).
 2. Runs the workflow on it (``snakemake --cores N`` with config/onek1k.yaml and the cohort's
    paths, ``--restarts`` fit seeds) and prints each rule's seconds and peak RSS from the
    ``benchmark:`` files Snakemake writes.
@@ -36,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-DONORS = 982
+DONORS = 982  # OneK1K's donors
 
 PEER = r"""
 import json, re, sys, time
@@ -73,17 +74,19 @@ print(json.dumps({"tool": "scanpy", "step": "total", "seconds": round(sum(steps.
 """
 
 
-def make_cohort(folder: Path, n_cells: int, n_pools: int = 0, pool_shift: float = 0.3) -> dict:
+def make_cohort(folder: Path, n_cells: int, n_pools: int = 0, pool_shift: float = 0.3,
+                n_donors: int = DONORS) -> dict:
     from nam_core.synthetic.base import CohortSpec
     from nam_core.synthetic.scale_cohort import make_scale_cohort
 
     counts = folder / "counts.h5ad"
     if not counts.exists():
         t0 = time.perf_counter()
-        spec = CohortSpec(n_individuals=DONORS, mean_cells=n_cells / DONORS, seed=0,
+        spec = CohortSpec(n_individuals=n_donors, mean_cells=n_cells / n_donors, seed=0,
                           n_pools=n_pools, pool_shift_sd=pool_shift)
         make_scale_cohort(folder, spec)
-        print(json.dumps({"step": "make_scale_cohort", "cells": n_cells, "pools": n_pools,
+        print(json.dumps({"step": "make_scale_cohort", "cells": n_cells, "donors": n_donors,
+                          "pools": n_pools,
                           "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
     return {"bfile": str(folder / "genotypes"), "counts": str(counts)}
 
@@ -152,6 +155,8 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--restarts", type=int, default=1)
     parser.add_argument("--peer", action="store_true", help="also run the plain scanpy pipeline")
+    parser.add_argument("--donors", type=int, default=DONORS,
+                        help="donors in the generated cohort (default: OneK1K's 982)")
     parser.add_argument("--skip-workflow", action="store_true")
     parser.add_argument("--pools", type=int, default=0,
                         help="sequencing pools in the generated cohort (0: none; OneK1K had 75)")
@@ -166,8 +171,10 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     if args.harmony and not args.pools:
         parser.error("--harmony needs --pools")
-    paths = make_cohort(args.workdir / "cohort", args.cells, args.pools, args.pool_shift)
-    cohort = f"scale{args.cells}" + (f"_pools{args.pools}" if args.pools else "")
+    paths = make_cohort(args.workdir / "cohort", args.cells, args.pools, args.pool_shift,
+                        args.donors)
+    cohort = f"scale{args.cells}" + (f"_donors{args.donors}" if args.donors != DONORS else "")
+    cohort += f"_pools{args.pools}" if args.pools else ""
     cohort += f"_pcs{args.expression_pcs}" if args.expression_pcs else ""
     ours = None
     if not args.skip_workflow:
