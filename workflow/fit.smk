@@ -113,7 +113,7 @@ rule write_results:
         umap=out("expression/umap.tsv"),
         pcs=out("genotypes/pcs.tsv"),
     output:
-        cells=out("fit/clustered_cells.h5ad"),
+        cells=out("fit/cell_annotations.h5ad"),
         individuals=report(
             out("individuals.tsv"),
             caption="report/individuals.rst",
@@ -133,7 +133,7 @@ rule write_results:
     conda:
         "../envs/nam.yaml"
     resources:
-        # cell names and labels, the file copied: O(cells), about 1 GB at 1.2M cells
+        # obs, obsm and uns without X: O(cells), about 1 GB at 1.2M cells
         mem_mb=4000,
     params:
         producers=get_producers,
@@ -149,7 +149,8 @@ rule write_results:
 
 rule find_markers:
     input:
-        cells=out("cells.h5ad"),
+        cells=out("fit/cell_annotations.h5ad"),
+        matrix=out("expression/preprocessed.h5ad"),
     output:
         markers=report(
             out("markers.tsv"),
@@ -181,6 +182,7 @@ rule find_markers:
 rule find_type_markers:
     input:
         cells=out("cells.h5ad"),
+        matrix=out("expression/preprocessed.h5ad"),
     output:
         markers=report(
             out("cell_types/markers.tsv"),

@@ -1,8 +1,12 @@
-"""Parts of an .h5ad read without loading its matrix, and results written into a copy of it.
+"""Parts of an .h5ad read without loading its matrix, and results written beside it or into a copy.
 
 Rows and columns of the counts are read a block of cells at a time through
 :func:`~nam_core.inputs.counts_file.open_counts`; the cell table, gene table, ``obsm`` and ``uns``
 are read with h5py and anndata's element readers. Memory is O(cells + genes + one block).
+
+The workflow's intermediate results are annotation files (:func:`write_annotations`: obs, var,
+obsm and uns, no X, megabytes where the matrix takes gigabytes); the one file users get with the
+matrix is written once, at the end, by :func:`annotate_matrix`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import scipy.sparse as sp
 
 from .counts_file import ROW_CHUNK, open_counts
 
-__all__ = ["read_annotations", "read_rows", "read_columns", "annotate_h5ad"]
+__all__ = ["read_annotations", "read_rows", "read_columns", "annotate_h5ad", "write_annotations",
+           "annotate_matrix"]
 
 
 def read_annotations(path):
@@ -113,3 +118,65 @@ def annotate_h5ad(path_in, path_out, obs_columns: dict, obsm: dict, uns: dict) -
                 if key in f[group]:
                     del f[f"{group}/{key}"]
                 write_elem(f[group], key, value)
+
+
+def write_annotations(path_in, path_out, obs_columns: dict, obsm: dict, uns: dict) -> None:
+    """Write an .h5ad's annotations with new obs columns, obsm arrays and uns entries, no X.
+
+    obs, var, obsm and uns are read and written; memory and disk are O(cells + genes) whatever
+    the size of the matrix.
+
+    Parameters
+    ----------
+    path_in : str or Path
+        Source .h5ad (its X is not read).
+    path_out : str or Path
+        The annotation file to write (e.g. a temporary path of :func:`atomic_path`).
+    obs_columns : dict of str to array-like (N,)
+    obsm : dict of str to ndarray (N, d)
+    uns : dict of str to anything anndata can write
+    """
+    annotations = read_annotations(path_in)
+    for name, values in obs_columns.items():
+        annotations.obs[name] = values
+    for key, value in obsm.items():
+        annotations.obsm[key] = value
+    annotations.uns.update(uns)
+    annotations.write_h5ad(path_out)
+
+
+def annotate_matrix(path_matrix, path_annotations, path_out, obs_columns: dict | None = None):
+    """Copy the .h5ad that holds the matrix with an annotation file's obs, obsm and uns.
+
+    The annotation file is one of :func:`write_annotations`; ``obs_columns`` adds further
+    columns. X is not loaded.
+
+    Parameters
+    ----------
+    path_matrix : str or Path
+        .h5ad with X (and its layers), copied byte for byte.
+    path_annotations : str or Path
+        .h5ad of the same cells in the same order, X absent or ignored.
+    path_out : str or Path
+        The copy to write (e.g. a temporary path of :func:`atomic_path`).
+    obs_columns : dict of str to array-like (N,), optional
+        Columns added after the annotation file's.
+
+    Raises
+    ------
+    NAMInputError
+        When the two files list different cells.
+    """
+    from anndata.io import read_elem
+
+    from ..errors import NAMInputError
+
+    annotations = read_annotations(path_annotations)
+    with h5py.File(path_matrix, "r") as f:
+        cells = read_elem(f["obs"]).index
+    if not cells.equals(annotations.obs_names):
+        raise NAMInputError(f"{path_annotations} and {path_matrix} list different cells; "
+                            "rerun the rule that wrote the first")
+    columns = {name: annotations.obs[name].values for name in annotations.obs.columns}
+    annotate_h5ad(path_matrix, path_out, {**columns, **(obs_columns or {})},
+                  dict(annotations.obsm), dict(annotations.uns))

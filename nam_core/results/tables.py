@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import NAMInputError
 from ..inputs.fit_inputs import read_fit_inputs
-from ..inputs.h5ad import annotate_h5ad, read_annotations
+from ..inputs.h5ad import read_annotations, write_annotations
 from ..intermediates import read_intermediate
 from ..io import ANY_COLUMN, atomic_path, check_finite, read_tsv, write_tsv
 from ..models.nam import NAM
@@ -212,7 +212,13 @@ def write_results(
     made_by: dict | None = None,
     batch_key: str | None = None,
 ) -> None:
-    """Write ``cells.h5ad``, ``individuals.tsv`` and the three composition tables, atomically.
+    """Write the cells' annotations, ``individuals.tsv`` and the three composition tables,
+    atomically.
+
+    The annotations (``path_to_cells_out``, ``fit/cell_annotations.h5ad``) are the preprocessed
+    cells' obs, var, obsm and uns with the fit's labels, UMAP and settings added, without X
+    (:func:`nam_core.inputs.h5ad.write_annotations`); ``cells.h5ad`` adds them to a copy of the
+    matrix once the cell types are named.
 
     With ``batch_key`` (an obs column of the cells, e.g. ``pool``), the log warns when the
     individual clusters follow it (:func:`nam_core.results.pools.warn_if_clusters_follow_batches`).
@@ -237,8 +243,8 @@ def write_results(
     obs, obsm, uns = cell_annotations(obs_names, model, inputs.group,
                                       read(path_to_umap, read_tsv, index_col="cell"))
     check_finite({**obs, **obsm}, path_to_cells_out, row_labels=obs_names)
-    with atomic_path(path_to_cells_out) as tmp:  # copied with the new columns: O(cells) memory
-        annotate_h5ad(path_to_cells, tmp, obs, obsm, uns)
+    with atomic_path(path_to_cells_out) as tmp:  # no X: O(cells) memory and disk
+        write_annotations(path_to_cells, tmp, obs, obsm, uns)
     logger.info("wrote %s: %d cells in %d NAM cell clusters, %d individuals",
                 path_to_cells_out, len(obs_names),
                 len(obs["nam_cell_cluster"].categories), len(inputs.individuals))

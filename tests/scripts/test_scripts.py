@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from nam_core import NAM
+from nam_core.inputs.h5ad import annotate_matrix
 from nam_core.results.tables import write_results
 
 from .conftest import TINY, load_script
@@ -25,7 +26,7 @@ def run(cohort, tmp_path_factory):
     d = tmp_path_factory.mktemp("scripts")
     p = {name: d / name for name in (
         "matching.tsv", "pcs.tsv", "eigen.tsv", "pre.h5ad", "umap.tsv", "inputs.npz",
-        "best.npz", "restarts.tsv", "traces.tsv", "cells.h5ad", "individuals.tsv",
+        "best.npz", "restarts.tsv", "traces.tsv", "annotations.h5ad", "cells.h5ad", "individuals.tsv",
         "counts.tsv", "proportions.tsv", "by_cluster.tsv", "markers.tsv", "evaluation.tsv",
         "recovery.tsv", "leiden.tsv")}
     load_script("match_individuals").match(cohort["bfile"], cohort["counts"], p["matching.tsv"],
@@ -47,10 +48,12 @@ def run(cohort, tmp_path_factory):
     load_script("select_best_fit").select(fits, p["best.npz"], p["restarts.tsv"], p["traces.tsv"])
     write_results(path_to_fit=p["best.npz"], path_to_inputs=p["inputs.npz"],
                   path_to_cells=p["pre.h5ad"], path_to_umap=p["umap.tsv"],
-                  path_to_pcs=p["pcs.tsv"], path_to_cells_out=p["cells.h5ad"],
+                  path_to_pcs=p["pcs.tsv"], path_to_cells_out=p["annotations.h5ad"],
                   path_to_individuals=p["individuals.tsv"], path_to_counts=p["counts.tsv"],
                   path_to_proportions=p["proportions.tsv"], path_to_by_cluster=p["by_cluster.tsv"])
-    load_script("find_markers").find(p["cells.h5ad"], p["markers.tsv"], n_genes=10)
+    annotate_matrix(p["pre.h5ad"], p["annotations.h5ad"], p["cells.h5ad"])  # before the names
+    load_script("find_markers").find(p["annotations.h5ad"], p["pre.h5ad"], p["markers.tsv"],
+                                     n_genes=10)
     truth = {"cells": p["cells.h5ad"], "individuals": p["individuals.tsv"],
              "markers": p["markers.tsv"], "truth_individuals": cohort["truth_individuals"],
              "truth_cells": cohort["truth_cells"], "known_markers": cohort["known_markers"],
@@ -106,6 +109,17 @@ def test_best_restart_kept(run):
     assert set(traces["seed"]) == {0, 1}
     last = traces.groupby("seed")["elbo"].last()
     assert np.allclose(last.to_numpy(), restarts.set_index("seed")["elbo"].loc[last.index])
+
+
+def test_annotations_hold_no_matrix_and_the_cells_file_adds_them_to_one(run):
+    _, p = run
+    annotations = ad.read_h5ad(p["annotations.h5ad"])
+    assert annotations.X is None and not annotations.layers
+    assert p["annotations.h5ad"].stat().st_size < p["pre.h5ad"].stat().st_size / 2
+    cells = ad.read_h5ad(p["cells.h5ad"])
+    pd.testing.assert_frame_equal(cells.obs, annotations.obs)
+    assert set(cells.obsm) == set(annotations.obsm) and set(cells.uns) >= set(annotations.uns)
+    assert (cells.X != ad.read_h5ad(p["pre.h5ad"]).X).nnz == 0
 
 
 def test_cells_h5ad(run):
@@ -240,19 +254,21 @@ def test_composition_scripts(run, cohort, tmp_path):
     """Cell types, names, named cells, permutation, composition tables and figures on the tiny fit."""
     d, p = run
     groups = tmp_path / "cell_type_groups.tsv"
-    load_script("group_cell_atoms").group(p["cells.h5ad"], groups, "dip", max_cells=2000, seed=0)
+    load_script("group_cell_atoms").group(p["annotations.h5ad"], groups, "dip", max_cells=2000,
+                                          seed=0)
     atom_to_group = tsv(groups).set_index("atom")["group"]
     atoms = ad.read_h5ad(p["cells.h5ad"], backed="r").obs["nam_cell_cluster"].astype(str)
     assert set(atom_to_group.index) == set(atoms)
     assert atom_to_group.str.match(r"^T\d+$").all()
     names = load_script("name_cell_clusters").name(
-        p["cells.h5ad"], load_script("_common").ROOT / "config" / "cell_type_markers.tsv",
+        p["annotations.h5ad"], p["pre.h5ad"], load_script("_common").ROOT / "config" / "cell_type_markers.tsv",
         tmp_path / "names.tsv", tmp_path / "scores.tsv", min_score=0.7, min_markers=3,
         path_groups=groups, path_type_names=tmp_path / "type_names.tsv")
     assert set(names.columns) >= {"cluster", "cell_type", "score", "share", "assigned"}
     type_names = tsv(tmp_path / "type_names.tsv")
     assert set(type_names["group"]) == set(atom_to_group)
-    load_script("add_cell_type_names").add(p["cells.h5ad"], tmp_path / "names.tsv",
+    load_script("add_cell_type_names").add(p["annotations.h5ad"], p["pre.h5ad"],
+                                           tmp_path / "names.tsv",
                                            tmp_path / "named.h5ad", groups,
                                            tmp_path / "type_names.tsv")
     named = ad.read_h5ad(tmp_path / "named.h5ad")
@@ -323,7 +339,7 @@ def test_composition_scripts(run, cohort, tmp_path):
     load_script("plot_composition").plot(p["by_cluster.tsv"], tmp_path / "heat.png",
                                          tmp_path / "heat.pdf", tmp_path / "type_names.tsv",
                                          groups)
-    type_markers = load_script("find_markers").find(tmp_path / "named.h5ad",
+    type_markers = load_script("find_markers").find(tmp_path / "named.h5ad", p["pre.h5ad"],
                                                     tmp_path / "type_markers.tsv", n_genes=5,
                                                     groupby="nam_cell_group")
     assert set(type_markers["cluster"]) == set(atom_to_group)

@@ -118,7 +118,7 @@ def test_sigkill_mid_run_then_unlock_and_rerun(finished_copy):
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    clustered = res / "fit" / "clustered_cells.h5ad"
+    clustered = res / "fit" / "cell_annotations.h5ad"
     assert not clustered.exists() or intact_problem(clustered) is None
     # the README's recovery: --rerun-incomplete for the jobs that were running, --unlock for
     # the lock the killed run left (Snakemake reports them in either order)
