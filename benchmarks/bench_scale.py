@@ -92,7 +92,8 @@ def make_cohort(folder: Path, n_cells: int, n_pools: int = 0, pool_shift: float 
 
 
 def run_workflow(workdir: Path, paths: dict, cores: int, restarts: int, cohort: str,
-                 batch_key: str | None = None, expression_pcs: int | None = None) -> float:
+                 batch_key: str | None = None, expression_pcs: int | None = None,
+                 keep_counts: bool = True) -> float:
     override = workdir / "scale.yaml"
     settings = {
         "cohort": cohort,
@@ -102,6 +103,8 @@ def run_workflow(workdir: Path, paths: dict, cores: int, restarts: int, cohort: 
     expression = {"batch_key": batch_key} if batch_key else {}
     if expression_pcs:
         expression["n_pcs"] = expression_pcs
+    if not keep_counts:
+        expression["keep_counts"] = False
     if expression:
         settings["expression"] = expression
     override.write_text(json.dumps(settings))
@@ -166,6 +169,9 @@ def main() -> None:
                         help="correct the expression PCs for the pools (expression.batch_key: pool)")
     parser.add_argument("--expression-pcs", type=int, default=None,
                         help="expression PCs (default: config/onek1k.yaml's 20)")
+    parser.add_argument("--no-counts-layer", action="store_true",
+                        help="leave the raw counts out of the preprocessed cells and cells.h5ad "
+                             "(expression.keep_counts: false; halves them)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
@@ -179,7 +185,8 @@ def main() -> None:
     ours = None
     if not args.skip_workflow:
         total = run_workflow(args.workdir, paths, args.cores, args.restarts, cohort,
-                             "pool" if args.harmony else None, args.expression_pcs)
+                             "pool" if args.harmony else None, args.expression_pcs,
+                             not args.no_counts_layer)
         table = rule_table(args.workdir / "results" / cohort)
         for row in table.to_dict("records"):
             print(json.dumps({"tool": "nam", **row}), flush=True)

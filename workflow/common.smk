@@ -331,6 +331,7 @@ def get_preprocess_settings():
         "target_sum",
         "normalisation",
         "regress_library",
+        "keep_counts",
     )
     settings = {key: config["expression"][key] for key in keys}
     if config["expression"].get("batch_key"):

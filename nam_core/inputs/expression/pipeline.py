@@ -276,7 +276,8 @@ def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink
 
 
 _DEFAULTS = dict(min_genes=200, min_cells=3, min_counts=500, max_pct_mt=20.0, n_top_genes=2000,
-                 n_pcs=30, target_sum=1e4, seed=0, normalisation="log1p", regress_library=False)
+                 n_pcs=30, target_sum=1e4, seed=0, normalisation="log1p", regress_library=False,
+                 keep_counts=True)
 
 #: Values of the ``normalisation`` setting.
 NORMALISATIONS = ("log1p", "pearson_residuals")
@@ -417,7 +418,8 @@ def preprocess_h5ad(
         Cells read per block.
     **settings
         The settings of :func:`preprocess` (min_genes, ..., seed, normalisation,
-        regress_library).
+        regress_library), and ``keep_counts``: False leaves ``layers["counts"]`` out of the
+        output (half its size; the raw counts stay in ``path_counts``).
 
     Returns
     -------
@@ -429,6 +431,7 @@ def preprocess_h5ad(
     params = {**_DEFAULTS, **settings, "individual_key": individual_key}
     params = {k: v for k, v in params.items() if v is not None}  # .h5ad uns cannot hold None
     _check_settings(params)
+    keep_counts = params.pop("keep_counts")  # where the output goes, not how cells are processed
     with open_counts(path_counts, counts_layer) as counts:
         obs = validated_cell_table(counts, individual_key)
         if params.get("batch_key"):
@@ -447,6 +450,9 @@ def preprocess_h5ad(
             return counts.iter_rows(cells, chunk)
 
         with atomic_path(path_out) as tmp:
-            _, summary = _run(blocks, obs, var, counts.source, lambda nnz: H5adSink(tmp, nnz), params,
+            def sink(nnz):
+                return H5adSink(tmp, nnz, keep_counts)
+
+            _, summary = _run(blocks, obs, var, counts.source, sink, params,
                               check=_check_block(counts))
     return summary

@@ -38,17 +38,21 @@ class MemorySink:
 class H5adSink:
     """Writes an .h5ad by appending row blocks to ``X`` and ``layers/counts`` (lzf-compressed).
 
+    With ``keep_counts`` False the raw counts are left out (``layers`` stays empty), which halves
+    the file.
+
     A writer thread compresses and writes each block while the caller reads and normalises the
     next (h5py releases the GIL while it writes); at most two blocks wait for it. obs, var,
     obsm, varm and uns are written at the end. ``nnz``, the values to be written, chooses the
     index dtype. :meth:`close` stops the thread on an error path.
     """
 
-    def __init__(self, path: Path, nnz: int):
+    def __init__(self, path: Path, nnz: int, keep_counts: bool = True):
         import h5py
 
         # one dtype for indptr and indices (scipy refuses mixed ones), int64 only when needed
         self.index_dtype = np.int32 if nnz < np.iinfo(np.int32).max else np.int64
+        self.keep_counts = keep_counts
         self.file = h5py.File(path, "w")
         self.file.attrs["encoding-type"] = "anndata"
         self.file.attrs["encoding-version"] = "0.1.0"
@@ -72,7 +76,8 @@ class H5adSink:
     def _write(self, counts: sp.csr_matrix, lognorm: sp.csr_matrix) -> None:
         from anndata.io import sparse_dataset, write_elem
 
-        for key, block in (("X", lognorm), ("layers/counts", counts)):
+        blocks = {"X": lognorm, "layers/counts": counts} if self.keep_counts else {"X": lognorm}
+        for key, block in blocks.items():
             if self.started:
                 sparse_dataset(self.file[key]).append(block)
             else:

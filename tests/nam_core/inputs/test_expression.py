@@ -376,6 +376,21 @@ def test_a_failed_block_write_stops_preprocessing_and_leaves_no_file(tmp_path, m
     assert not [t for t in threading.enumerate() if t.name == "h5ad-writer"]
 
 
+def test_without_the_counts_layer_the_file_holds_the_same_cells_in_half_the_space(tmp_path):
+    from nam_core.inputs.expression import preprocess_h5ad
+
+    paths = make_demo_cohort(tmp_path, CohortSpec(n_individuals=10, mean_cells=40, n_snps=100, seed=4))
+    settings = dict(chunk=37, n_pcs=4, n_top_genes=200)
+    preprocess_h5ad(paths["counts"], tmp_path / "with.h5ad", "individual", **settings)
+    preprocess_h5ad(paths["counts"], tmp_path / "without.h5ad", "individual", keep_counts=False,
+                    **settings)
+    with_counts, without = (ad.read_h5ad(tmp_path / f"{n}.h5ad") for n in ("with", "without"))
+    assert "counts" in with_counts.layers and not without.layers
+    assert (with_counts.X != without.X).nnz == 0
+    assert np.array_equal(with_counts.obsm["X_pca"], without.obsm["X_pca"])
+    assert (tmp_path / "without.h5ad").stat().st_size < 0.7 * (tmp_path / "with.h5ad").stat().st_size
+
+
 def test_umap_on_a_subsample_places_the_rest_by_transform():
     """Above max_cells: fitted on a seeded subsample, the other cells land near their cluster."""
     rng = np.random.default_rng(1)
