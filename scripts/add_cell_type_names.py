@@ -11,9 +11,10 @@ def add(path_cells, path_matrix, path_names, path_out, path_groups=None, path_ty
     given cell_types/groups.tsv and the types' names, nam_cell_group (T1, T2, ...) with
     nam_cell_type naming the group; nam_cell_cluster stays the atom.
 
-    Only obs is read (no X, no layer); the matrix file is copied with the annotations.
+    The annotations are read once (no X, no layer); the matrix file is copied with them.
     """
-    obs = read_annotations(path_cells).obs
+    annotations = read_annotations(path_cells)
+    obs = annotations.obs
     if path_groups is None:
         obs = add_cell_type_names(obs, read_tsv(path_names))
         keys = ("nam_cell_type", "nam_cell_type_score")
@@ -24,7 +25,7 @@ def add(path_cells, path_matrix, path_names, path_out, path_groups=None, path_ty
         keys = ("nam_cell_group", "nam_cell_type", "nam_cell_type_score")
     new = {k: obs[k].values for k in keys}
     with atomic_path(path_out) as tmp:
-        annotate_matrix(path_matrix, path_cells, tmp, obs_columns=new)
+        annotate_matrix(path_matrix, annotations, tmp, obs_columns=new, source=str(path_cells))
     logger.info("wrote %s: %d cells, types %s", path_out, len(obs),
                 obs["nam_cell_type"].value_counts().to_dict())
 

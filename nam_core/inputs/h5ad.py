@@ -5,8 +5,8 @@ Rows and columns of the counts are read a block of cells at a time through
 are read with h5py and anndata's element readers. Memory is O(cells + genes + one block).
 
 The workflow's intermediate results are annotation files (:func:`write_annotations`: obs, var,
-obsm and uns, no X, megabytes where the matrix takes gigabytes); the one file users get with the
-matrix is written once, at the end, by :func:`annotate_matrix`.
+obsm and uns, no X, so O(cells + genes) on disk); the one file users get with the matrix is
+written once, at the end, by :func:`annotate_matrix`.
 """
 
 from __future__ import annotations
@@ -145,37 +145,39 @@ def write_annotations(path_in, path_out, obs_columns: dict, obsm: dict, uns: dic
     annotations.write_h5ad(path_out)
 
 
-def annotate_matrix(path_matrix, path_annotations, path_out, obs_columns: dict | None = None):
+def annotate_matrix(path_matrix, annotations, path_out, obs_columns: dict | None = None,
+                    source: str = "the annotations"):
     """Copy the .h5ad that holds the matrix with an annotation file's obs, obsm and uns.
 
-    The annotation file is one of :func:`write_annotations`; ``obs_columns`` adds further
-    columns. X is not loaded.
+    The annotations are those of a file of :func:`write_annotations`, read once by the caller
+    (:func:`read_annotations`); ``obs_columns`` adds further columns. X is not loaded.
 
     Parameters
     ----------
     path_matrix : str or Path
         .h5ad with X (and its layers), copied byte for byte.
-    path_annotations : str or Path
-        .h5ad of the same cells in the same order, X absent or ignored.
+    annotations : AnnData (N, G)
+        obs, obsm and uns of the same cells in the same order (X None).
     path_out : str or Path
         The copy to write (e.g. a temporary path of :func:`atomic_path`).
     obs_columns : dict of str to array-like (N,), optional
-        Columns added after the annotation file's.
+        Columns added after the annotations'.
+    source : str
+        The annotations' file, named in the error.
 
     Raises
     ------
     NAMInputError
-        When the two files list different cells.
+        When the two list different cells.
     """
     from anndata.io import read_elem
 
     from ..errors import NAMInputError
 
-    annotations = read_annotations(path_annotations)
     with h5py.File(path_matrix, "r") as f:
         cells = read_elem(f["obs"]).index
     if not cells.equals(annotations.obs_names):
-        raise NAMInputError(f"{path_annotations} and {path_matrix} list different cells; "
+        raise NAMInputError(f"{source} and {path_matrix} list different cells; "
                             "rerun the rule that wrote the first")
     columns = {name: annotations.obs[name].values for name in annotations.obs.columns}
     annotate_h5ad(path_matrix, path_out, {**columns, **(obs_columns or {})},

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from nam_core import NAM
+from nam_core.errors import NAMInputError
 from nam_core.inputs.h5ad import annotate_matrix
 from nam_core.results.tables import write_results
 
@@ -51,7 +52,7 @@ def run(cohort, tmp_path_factory):
                   path_to_pcs=p["pcs.tsv"], path_to_cells_out=p["annotations.h5ad"],
                   path_to_individuals=p["individuals.tsv"], path_to_counts=p["counts.tsv"],
                   path_to_proportions=p["proportions.tsv"], path_to_by_cluster=p["by_cluster.tsv"])
-    annotate_matrix(p["pre.h5ad"], p["annotations.h5ad"], p["cells.h5ad"])  # before the names
+    annotate_matrix(p["pre.h5ad"], ad.read_h5ad(p["annotations.h5ad"]), p["cells.h5ad"])  # unnamed
     load_script("find_markers").find(p["annotations.h5ad"], p["pre.h5ad"], p["markers.tsv"],
                                      n_genes=10)
     truth = {"cells": p["cells.h5ad"], "individuals": p["individuals.tsv"],
@@ -112,7 +113,7 @@ def test_best_restart_kept(run):
 
 
 def test_annotations_hold_no_matrix_and_the_cells_file_adds_them_to_one(run):
-    _, p = run
+    d, p = run
     annotations = ad.read_h5ad(p["annotations.h5ad"])
     assert annotations.X is None and not annotations.layers
     assert p["annotations.h5ad"].stat().st_size < p["pre.h5ad"].stat().st_size / 2
@@ -120,6 +121,10 @@ def test_annotations_hold_no_matrix_and_the_cells_file_adds_them_to_one(run):
     pd.testing.assert_frame_equal(cells.obs, annotations.obs)
     assert set(cells.obsm) == set(annotations.obsm) and set(cells.uns) >= set(annotations.uns)
     assert (cells.X != ad.read_h5ad(p["pre.h5ad"]).X).nnz == 0
+    with pytest.raises(NAMInputError, match="list different cells"):
+        annotate_matrix(p["pre.h5ad"], annotations[::-1].copy(), d / "reversed.h5ad",
+                        source="reversed annotations")
+    assert not (d / "reversed.h5ad").exists()
 
 
 def test_cells_h5ad(run):
