@@ -171,7 +171,7 @@ def main() -> None:
                         help="expression PCs (default: config/onek1k.yaml's 20)")
     parser.add_argument("--no-counts-layer", action="store_true",
                         help="leave the raw counts out of the preprocessed cells and cells.h5ad "
-                             "(expression.keep_counts: false; halves them)")
+                             "(expression.keep_counts: false; 0.53x their size)")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))

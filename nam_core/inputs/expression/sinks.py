@@ -38,8 +38,8 @@ class MemorySink:
 class H5adSink:
     """Writes an .h5ad by appending row blocks to ``X`` and ``layers/counts`` (lzf-compressed).
 
-    With ``keep_counts`` False the raw counts are left out (``layers`` stays empty), which halves
-    the file.
+    With ``keep_counts`` False the raw counts are left out (``layers`` stays empty): the file is
+    about half as large (0.53x on two generated cohorts).
 
     A writer thread compresses and writes each block while the caller reads and normalises the
     next (h5py releases the GIL while it writes); at most two blocks wait for it. obs, var,
