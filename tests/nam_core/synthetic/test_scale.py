@@ -66,8 +66,11 @@ def runs(tmp_path_factory):
 def test_preprocess_memory_does_not_grow_with_cells(runs, normalisation):
     small, large = runs[SIZES[0], normalisation], runs[SIZES[1], normalisation]
     growth = (large["peak_kb"] - small["peak_kb"]) * 1024
-    # holding one copy of X would grow the peak by at least the growth of X's size; the HVG
-    # values kept for the scores grow with the cells by design (bounded by HVG_CACHE_BYTES)
+    # holding one copy of X would grow the peak by at least the growth of X's size, so the bound
+    # sits halfway between streaming (no growth) and one copy; the peak RSS of a streaming run
+    # varies by up to a third of X's growth from run to run (allocator and HDF5 buffers: 9 to
+    # 35 MB here against 110 MB). The HVG values kept for the scores grow with the cells by
+    # design (bounded by HVG_CACHE_BYTES).
     cache_growth = large["hvg_cache_bytes"] - small["hvg_cache_bytes"]
-    assert growth < 0.2 * (large["x_bytes"] - small["x_bytes"]) + cache_growth, (small, large)
+    assert growth < 0.5 * (large["x_bytes"] - small["x_bytes"]) + cache_growth, (small, large)
     assert large["peak_kb"] < 1.2e6, large  # about 0.4 GB of imports and one block of cells
