@@ -118,29 +118,56 @@ def seed_responsibilities(
     return out
 
 
-def checked_init_resp(init_resp, data, L: int, K: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Given responsibilities as (xi0 sorted like the data, working dtype; rho0 float64), validated.
+def checked_init_resp(init_resp, data, L: int, K: int):
+    """Given responsibilities validated: (xi0 as a function of a slice of sorted cells, rho0).
 
     Parameters
     ----------
-    init_resp : pair (xi0 (N, L), rho0 (J, K)), cells in input order
-        With K = 1, rho0 may be None (every individual in the one cluster).
+    init_resp : pair (xi0, rho0 (J, K)), cells in input order
+        xi0 is (N, L) responsibilities, or (N,) integer atoms in 0..L-1 (one-hot rows, made a
+        chunk at a time: 8 bytes a cell instead of 8 L). With K = 1, rho0 may be None (every
+        individual in the one cluster).
     data : CohortData
     L, K : int
+
+    Returns
+    -------
+    xi_fn : callable (slice -> Tensor (n_c, L) in the working dtype)
+    rho0 : Tensor (J, K) float64
     """
     try:
         xi0, rho0 = init_resp
     except (TypeError, ValueError) as exc:
-        raise NAMInputError("init_resp must be a pair (xi0 (N, L), rho0 (J, K))") from exc
-    xi0 = as_matrix(xi0, "init_resp xi0")
+        raise NAMInputError("init_resp must be a pair (xi0 (N, L) or (N,), rho0 (J, K))") from exc
     rho0 = np.ones((data.J, 1)) if rho0 is None and K == 1 else as_matrix(rho0, "init_resp rho0")
-    for name, arr, shape in (("xi0", xi0, (data.N, L)), ("rho0", rho0, (data.J, K))):
-        if arr.shape != shape:
-            raise NAMInputError(f"init_resp {name} has shape {arr.shape}, expected {shape}")
-        if (arr < 0).any():
-            raise NAMInputError(f"init_resp {name} has negative entries")
+    _check_nonnegative_shape("rho0", rho0, (data.J, K))
+    rho_t = torch.as_tensor(rho0, device=data.device)
+    if np.ndim(xi0) == 1:
+        labels = _checked_atom_labels(np.asarray(xi0), data.N, L)
+        labels_t = torch.as_tensor(labels, device=data.device)[data.order]
+        return (lambda sl: one_hot(labels_t[sl], L, data.dtype)), rho_t
+    xi0 = as_matrix(xi0, "init_resp xi0")
+    _check_nonnegative_shape("xi0", xi0, (data.N, L))
     xi_t = torch.as_tensor(xi0, device=data.device)[data.order].to(data.dtype)
-    return xi_t, torch.as_tensor(rho0, device=data.device)
+    return (lambda sl: xi_t[sl]), rho_t
+
+
+def _check_nonnegative_shape(name: str, arr: np.ndarray, shape: tuple) -> None:
+    if arr.shape != shape:
+        raise NAMInputError(f"init_resp {name} has shape {arr.shape}, expected {shape}")
+    if (arr < 0).any():
+        raise NAMInputError(f"init_resp {name} has negative entries")
+
+
+def _checked_atom_labels(labels: np.ndarray, N: int, L: int) -> np.ndarray:
+    """``labels`` (N,) as int64 when every entry is an integer atom in 0..L-1."""
+    if labels.shape != (N,):
+        raise NAMInputError(f"init_resp xi0 has shape {labels.shape}, expected ({N},) or ({N}, {L})")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise NAMInputError(f"init_resp xi0 as labels must be integers, got dtype {labels.dtype}")
+    if labels.size and (labels.min() < 0 or labels.max() >= L):
+        raise NAMInputError(f"init_resp xi0 labels must lie in 0..{L - 1}, got {labels.min()}..{labels.max()}")
+    return labels.astype(np.int64, copy=False)
 
 
 def initial_cell_responsibilities(init: str, data, L: int, K: int, gen: torch.Generator, init_resp=None):
@@ -172,8 +199,7 @@ def initial_cell_responsibilities(init: str, data, L: int, K: int, gen: torch.Ge
             return out
 
         return seed_rows, rho0
-    xi0, rho0 = checked_init_resp(init_resp, d, L, K)
-    return (lambda sl: xi0[sl]), rho0
+    return checked_init_resp(init_resp, d, L, K)
 
 
 #: Weight of the x block in the k-means of the individuals, cycling with the restart's seed.

@@ -84,10 +84,8 @@ def coarse_cells(Y, group, fraction: float | None, min_cells: int = 20, seed: in
 def _continue_from(best, X, Y, group, **nam_params):
     """One ``init="resp"`` fit of ``Y`` from ``best``'s solution: its labels on ``Y`` and ``rho_``."""
     params = {k: v for k, v in nam_params.items() if k not in ("n_init", "seed", "init", "init_resp")}
-    L = int(params.get("L", NAM().L))
-    xi0 = np.zeros((len(Y), L))
-    xi0[np.arange(len(Y)), best.predict(Y, group)] = 1.0
-    model = NAM(n_init=1, seed=best.seed_, init="resp", init_resp=(xi0, best.rho_), **params)
+    labels = best.predict(Y, group)  # (N,) atoms: one-hot a chunk at a time, not an N x L matrix
+    model = NAM(n_init=1, seed=best.seed_, init="resp", init_resp=(labels, best.rho_), **params)
     return model.fit(X, Y, group)
 
 

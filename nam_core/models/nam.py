@@ -55,8 +55,9 @@ class NAM(NestedAtomsEstimator):
         ``scale_inv`` (Psi0^{-1}); defaults are scikit-learn's (data mean, 1, d, data covariance).
     use_x : bool
         False drops the individual-level layer: the Common Atoms Model.
-    init_resp : tuple (xi0 (N, L), rho0 (J, K)) or None
-        Initial responsibilities for ``init="resp"``, cells in input order.
+    init_resp : tuple (xi0 (N, L) or (N,), rho0 (J, K)) or None
+        Initial responsibilities for ``init="resp"``, cells in input order; xi0 may be integer
+        atoms in 0..L-1 (one-hot rows).
     memory_budget : int
         Bytes of working memory per chunk of cells (sets the chunk size).
     quad : {"auto", "direct", "expanded"}

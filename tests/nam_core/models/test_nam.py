@@ -195,6 +195,35 @@ def test_all_init_methods_run():
         assert np.isfinite(m.elbo_), init
 
 
+def test_atom_labels_as_init_resp_fit_as_their_one_hot_rows():
+    d = small_data(seed=9, J=12)
+    rng = np.random.default_rng(0)
+    labels, rho0 = rng.integers(0, 4, size=d.Y.shape[0]), rng.dirichlet(np.ones(3), size=12)
+    one_hot = np.eye(4)[labels]
+    fits = [NAM(K=3, L=4, n_init=1, seed=0, init="resp", init_resp=(xi0, rho0), max_iter=20,
+                tol=0, dtype="float64", device="cpu", verbose=False).fit(d.X, d.Y, d.group)
+            for xi0 in (labels, one_hot)]
+    assert np.array_equal(fits[0].elbo_trace_, fits[1].elbo_trace_)
+    assert np.array_equal(fits[0].cell_labels_, fits[1].cell_labels_)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (lambda n: np.full(n, 4), "must lie in 0..3"),
+        (lambda n: np.full(n, -1), "must lie in 0..3"),
+        (lambda n: np.zeros(n - 1, dtype=int), "expected \\("),
+        (lambda n: np.zeros(n), "must be integers"),
+    ],
+)
+def test_bad_atom_labels_as_init_resp_get_a_clear_error(labels, message):
+    d = small_data(seed=9, J=12)
+    resp = (labels(d.Y.shape[0]), np.full((12, 3), 1 / 3))
+    with pytest.raises(NAMInputError, match=message):
+        NAM(K=3, L=4, n_init=1, init="resp", init_resp=resp, device="cpu", verbose=False).fit(
+            d.X, d.Y, d.group)
+
+
 def test_non_convergence_warns():
     d = small_data(seed=1)
     with pytest.warns(ConvergenceWarning, match="did not converge"):
