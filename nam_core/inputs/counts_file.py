@@ -135,9 +135,7 @@ class CountsFile:
                 rows = rows[cells[start:stop]]
                 if rows.size == 0:
                     continue
-            block = matrix[start:stop]
-            self._check_block_indices(block, start)
-            block = sp.csr_matrix(block, dtype=np.float32)
+            block = self._block(start, stop, matrix)
             if cells is not None and rows.size < stop - start:
                 block = block[cells[start:stop]]
             yield rows, block
@@ -171,26 +169,24 @@ class CountsFile:
                                 f"{problem}; copy the file again from its source")
 
     def _check_block_indices(self, block, start: int) -> None:
-        """Column indices of a sparse block lie in [0, G); else raise naming the rows."""
+        """A sparse block's minor indices (CSR columns, CSC rows) lie in range, none repeated.
+
+        Else raises naming the block's rows.
+        """
         indices = getattr(block, "indices", None)
         if indices is None or indices.size == 0:
             return
-        n_cols = block.shape[1]
-        if not block.has_canonical_format:  # unsorted is allowed; a repeated column is not
+        kind, n_minor = ("column", block.shape[1]) if block.format == "csr" else ("row", block.shape[0])
+        where = f"in rows {start}..{start + block.shape[0] - 1}; copy the file again from its source"
+        if not block.has_canonical_format:  # unsorted is allowed; a repeated index is not
             summed = block.copy()
             summed.sum_duplicates()
             if summed.nnz != block.nnz:
-                raise NAMInputError(
-                    f"{self.source}: sparse counts {self.element} are damaged: a column index "
-                    f"repeated within a row in rows {start}..{start + block.shape[0] - 1}; copy "
-                    "the file again from its source"
-                )
-        if indices.min() < 0 or indices.max() >= n_cols:
-            raise NAMInputError(
-                f"{self.source}: sparse counts {self.element} are damaged: a column index "
-                f"outside 0..{n_cols - 1} in rows {start}..{start + block.shape[0] - 1}; copy "
-                "the file again from its source"
-            )
+                raise NAMInputError(f"{self.source}: sparse counts {self.element} are damaged: a "
+                                    f"{kind} index repeated {where}")
+        if indices.min() < 0 or indices.max() >= n_minor:
+            raise NAMInputError(f"{self.source}: sparse counts {self.element} are damaged: a "
+                                f"{kind} index outside 0..{n_minor - 1} {where}")
 
     def validate_values(self, chunk: int = ROW_CHUNK) -> np.ndarray:
         """Counts are finite, non-negative whole numbers; else raise naming cells and genes.
@@ -212,16 +208,15 @@ class CountsFile:
         """
         problems = {kind: _Problem() for kind in ("NaN", "infinite", "negative", "non-integer")}
         totals = np.zeros(self.shape[0], dtype=np.float64)
-        for rows, block in self.iter_rows(chunk=chunk):
-            totals[rows] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
-            values = block.data
-            bad = {"NaN": np.isnan(values), "infinite": np.isinf(values)}
-            with np.errstate(invalid="ignore"):
-                bad["negative"] = values < 0
-                bad["non-integer"] = np.isfinite(values) & (values != np.round(values))
-            for kind, mask in bad.items():
-                if mask.any():
-                    problems[kind].add(block, rows, mask)
+        for start, values, indptr in self._value_blocks(chunk):
+            totals[start:start + indptr.size - 1] = _row_sums(values, indptr)
+            bad = _bad_values(values)
+            if any(mask.any() for mask in bad.values()):
+                stop = start + indptr.size - 1
+                rows, block = np.arange(start, stop), self._block(start, stop)
+                for kind, mask in bad.items():
+                    if mask.any():
+                        problems[kind].add(block, rows, mask)
         found = {kind: p for kind, p in problems.items() if p.n_values}
         if not found:
             return totals
@@ -230,6 +225,29 @@ class CountsFile:
         if set(found) - {"NaN", "infinite"}:
             message += self._hint()
         raise NAMInputError(message)
+
+    def _value_blocks(self, chunk: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first row, stored values, row pointers from 0) of each block of ``chunk`` rows.
+
+        For CSR counts only the values are read, not the column indices (a third of the bytes
+        of float32 values with int64 indices); other layouts are read whole, as float32.
+        """
+        node = self._file[self.element]
+        if not (isinstance(node, h5py.Group) and node.attrs.get("encoding-type") == "csr_matrix"):
+            for rows, block in self.iter_rows(chunk=chunk):
+                yield int(rows[0]), block.data, block.indptr
+            return
+        self._check_sparse_structure()
+        indptr, data = node["indptr"][...], node["data"]
+        for start in range(0, self.shape[0], chunk):
+            ptr = indptr[start:min(start + chunk, self.shape[0]) + 1]
+            yield start, data[ptr[0]:ptr[-1]], ptr - ptr[0]
+
+    def _block(self, start: int, stop: int, matrix=None) -> sp.csr_matrix:
+        """Rows ``start..stop-1`` of ``matrix`` (default: the counts), float32 CSR, indices checked."""
+        block = (self._matrix() if matrix is None else matrix)[start:stop]
+        self._check_block_indices(block, start)
+        return sp.csr_matrix(block, dtype=np.float32)
 
     def _hint(self) -> str:
         others = [a for a in _alternatives(self._file) if _element_paths(a)[0] != self.element]
@@ -242,6 +260,23 @@ class CountsFile:
         else:
             text += "; give the raw counts in X, .raw.X or a layer named by counts_layer"
         return text
+
+
+def _row_sums(values: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Per-row sums (n,) float64 of CSR ``values`` with row pointers ``indptr`` (n + 1,) from 0."""
+    cumulative = np.zeros(values.size + 1, dtype=np.float64)
+    np.cumsum(values, dtype=np.float64, out=cumulative[1:])
+    return cumulative[indptr[1:]] - cumulative[indptr[:-1]]
+
+
+def _bad_values(values: np.ndarray) -> dict[str, np.ndarray]:
+    """Masks of the values that are not counts, by kind (same shape as ``values``)."""
+    values = np.asarray(values, dtype=np.float32) if values.dtype.kind not in "fiu" else values
+    bad = {"NaN": np.isnan(values), "infinite": np.isinf(values)}
+    with np.errstate(invalid="ignore"):
+        bad["negative"] = values < 0
+        bad["non-integer"] = np.isfinite(values) & (values != np.round(values))
+    return bad
 
 
 @dataclasses.dataclass
