@@ -405,3 +405,21 @@ def test_umap_on_a_subsample_places_the_rest_by_transform():
     centroids = np.stack([emb[labels == k].mean(0) for k in range(3)])
     nearest = ((emb[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
     assert np.mean(nearest == labels) > 0.95
+
+
+def test_hvg_values_replayed_from_memory_give_the_pcs_of_a_second_read(tmp_path, monkeypatch, caplog):
+    """The kept HVG blocks (uint16 column indices) give the same PCs as reading the counts again;
+    each pass over the counts logs its progress."""
+    from nam_core.inputs.expression import pipeline, preprocess_h5ad
+
+    paths = make_demo_cohort(tmp_path, CohortSpec(n_individuals=10, mean_cells=40, n_snps=100, seed=4))
+    settings = dict(chunk=37, n_pcs=4, n_top_genes=200)
+    monkeypatch.setattr(pipeline, "PROGRESS_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger=pipeline.__name__):
+        preprocess_h5ad(paths["counts"], tmp_path / "kept.h5ad", "individual", **settings)
+    passes = {r.args[0] for r in caplog.records if r.getMessage().startswith("pass ")}
+    monkeypatch.setattr(pipeline, "HVG_CACHE_BYTES", 0)
+    preprocess_h5ad(paths["counts"], tmp_path / "read.h5ad", "individual", **settings)
+    kept, read = (ad.read_h5ad(tmp_path / f"{n}.h5ad") for n in ("kept", "read"))
+    assert np.array_equal(kept.obsm["X_pca"], read.obsm["X_pca"])
+    assert passes == {1, 2, 3}  # QC, the kept cells, the HVGs (their scores come from memory)
