@@ -63,7 +63,9 @@ def read_rows(path, rows: np.ndarray, chunk: int = ROW_CHUNK) -> sp.csr_matrix:
     """Rows of an .h5ad's X, read a block of ``chunk`` rows at a time.
 
     anndata's backed ``X[rows]`` reads every row between the first and the last one asked for
-    at once (the whole matrix for a random sample); this holds one block and the rows kept.
+    at once (the whole matrix for a random sample). For CSR, this reads the stored values near
+    the rows asked for (:meth:`~nam_core.inputs.counts_file.CountsFile.selected_rows`); for
+    other layouts, a block of ``chunk`` rows at a time, keeping the rows asked for.
 
     Parameters
     ----------
@@ -79,6 +81,8 @@ def read_rows(path, rows: np.ndarray, chunk: int = ROW_CHUNK) -> sp.csr_matrix:
     if rows.size > 1 and np.any(np.diff(rows) <= 0):
         raise ValueError("rows must be sorted and distinct")
     with open_counts(path) as cells:
+        if rows.size and (selected := cells.selected_rows(rows)) is not None:
+            return selected
         keep = np.zeros(cells.shape[0], dtype=bool)
         keep[rows] = True
         blocks = [block for _, block in cells.iter_rows(cells=keep, chunk=chunk)]

@@ -43,3 +43,17 @@ def test_read_columns_and_annotations_leave_out_the_layers(h5ad_file):
     cells = read_annotations(path)
     assert cells.X is None and not cells.layers and cells.shape == (1000, 40)
     assert list(cells.obs_names[:2]) == ["c0", "c1"] and cells.var_names[-1] == "g39"
+
+
+@pytest.mark.parametrize(("max_gap", "max_span"), [(1, 10), (50, 200), (10**9, 10**9)])
+def test_selected_rows_read_in_ranges_equal_the_rows(h5ad_file, max_gap, max_span):
+    """However the rows are grouped into stored ranges (one range per row, a few, or one)."""
+    from nam_core.inputs.counts_file import open_counts
+
+    path, X = h5ad_file
+    empty = int(np.flatnonzero(np.diff(X.indptr) == 0)[0])
+    rows = np.union1d(np.random.default_rng(3).choice(1000, size=90, replace=False), [0, empty, 999])
+    with open_counts(path) as cells:
+        got = cells.selected_rows(rows, max_gap=max_gap, max_span=max_span)
+    assert got.shape == (rows.size, 40) and got.dtype == np.float32
+    assert (got != X[rows]).nnz == 0
