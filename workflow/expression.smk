@@ -49,6 +49,7 @@ rule compute_umap:
         n_neighbors=config["expression"]["n_neighbors"],
         seed=config["expression"]["seed"],
         max_cells=config["expression"]["umap_max_cells"],
+        placement=config["expression"]["umap_placement"],
         nam_version=NAM_VERSION,
     message:
         "Neighbour graph and UMAP of the cells in {input.cells}"

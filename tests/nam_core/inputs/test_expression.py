@@ -391,20 +391,42 @@ def test_without_the_counts_layer_the_file_holds_the_same_cells_in_half_the_spac
     assert (tmp_path / "without.h5ad").stat().st_size < 0.7 * (tmp_path / "with.h5ad").stat().st_size
 
 
-def test_umap_on_a_subsample_places_the_rest_by_transform():
-    """Above max_cells: fitted on a seeded subsample, the other cells land near their cluster."""
+def _three_clusters(n_per: int = 300, dim: int = 6):
     rng = np.random.default_rng(1)
-    centres = rng.normal(0.0, 8.0, size=(3, 6))
-    labels = np.repeat(np.arange(3), 300)
-    X = (centres[labels] + rng.normal(size=(900, 6))).astype(np.float32)
+    centres = rng.normal(0.0, 8.0, size=(3, dim))
+    labels = np.repeat(np.arange(3), n_per)
+    return (centres[labels] + rng.normal(size=(3 * n_per, dim))).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("placement", ["neighbours", "transform"])
+def test_umap_on_a_subsample_places_the_rest_near_their_cluster(placement):
+    """Above max_cells: fitted on a seeded subsample, the other cells land near their cluster."""
+    X, labels = _three_clusters()
     adata = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(900)]), obsm={"X_pca": X})
-    add_umap(adata, n_neighbors=10, seed=0, max_cells=400)
+    add_umap(adata, n_neighbors=10, seed=0, max_cells=400, placement=placement)
     emb = adata.obsm["X_umap"]
     assert emb.shape == (900, 2) and np.isfinite(emb).all()
     assert adata.uns["umap"]["params"]["fitted_cells"] == 400
+    assert adata.uns["umap"]["params"]["rest"] == placement
     centroids = np.stack([emb[labels == k].mean(0) for k in range(3)])
     nearest = ((emb[:, None] - centroids[None]) ** 2).sum(-1).argmin(1)
     assert np.mean(nearest == labels) > 0.95
+
+
+def test_placing_by_neighbours_is_umaps_own_start_of_transform():
+    """The weighted mean of neighbours equals umap-learn's init_graph_transform on its graph."""
+    import umap
+    from umap.umap_ import init_graph_transform
+
+    from nam_core.results.umap import place_by_neighbours
+
+    X, _ = _three_clusters(n_per=150)
+    model = umap.UMAP(n_neighbors=10, random_state=0).fit(X[::2])
+    placed = place_by_neighbours(model, X[1::2])
+    assert model.transform_mode == "embedding"  # as the model was
+    model.set_params(transform_mode="graph")
+    expected = init_graph_transform(model.transform(X[1::2]).tocsr(), model.embedding_)
+    assert np.allclose(placed, expected, atol=1e-5)
 
 
 def test_hvg_values_replayed_from_memory_give_the_pcs_of_a_second_read(tmp_path, monkeypatch, caplog):
