@@ -36,7 +36,8 @@ RANK_ERROR = "NAM error on rank"  # how a rank's failure line starts (the launch
 
 def _coarse_cells(inputs, settings: FitSettings):
     """The cells (y, group) of every coarse restart: all of them without ``coarse_fraction``."""
-    return coarse_cells(inputs.y, inputs.group, settings.coarse_fraction, settings.coarse_min_cells)
+    return coarse_cells(inputs.y, inputs.group, settings.coarse_fraction, settings.coarse_min_cells,
+                        max_cells=settings.coarse_max_cells)
 
 
 def fit_restart(inputs, settings: FitSettings, seed: int, checkpoint=None,

@@ -61,6 +61,9 @@ class FitSettings:
         workflow's fit rules and ``fit_coarse_to_fine`` apply it.
     coarse_min_cells : int
         Cells per individual kept in the subsample at least (all it has when fewer).
+    coarse_max_cells : int or None
+        Cells of the subsample at most (the share is lowered to fit; ``coarse_min_cells``
+        still holds): restarts then cost the same in a larger cohort. None: no cap.
     ranks : int
         Processes that share one fit (``NAM(distributed=True)`` over ``torch.distributed``,
         started by :func:`nam_core.fit_jobs.run_on_ranks`); 1 fits in the calling
@@ -88,6 +91,7 @@ class FitSettings:
     checkpoint_every: int = 10
     coarse_fraction: float | None = None
     coarse_min_cells: int = 20
+    coarse_max_cells: int | None = None
     ranks: int = 1
 
     @classmethod

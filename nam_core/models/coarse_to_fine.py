@@ -29,9 +29,14 @@ logger = logging.getLogger(__name__)
 
 
 def subsample_within_individuals(
-    group: np.ndarray, fraction: float, min_cells: int = 20, seed: int = 0
+    group: np.ndarray, fraction: float, min_cells: int = 20, seed: int = 0,
+    max_cells: int | None = None,
 ) -> np.ndarray:
     """Rows of ``fraction`` of each individual's cells (at least ``min_cells``, or all it has).
+
+    With ``max_cells``, the fraction is lowered to ``max_cells / N`` where that is smaller, so
+    a restart's cost stops growing with the cohort (the ``min_cells`` floor still holds, so the
+    subsample can exceed ``max_cells`` by up to ``min_cells`` per individual).
 
     Parameters
     ----------
@@ -41,6 +46,7 @@ def subsample_within_individuals(
         Share of each individual's cells kept, in (0, 1].
     min_cells : int
     seed : int
+    max_cells : int or None
 
     Returns
     -------
@@ -49,6 +55,10 @@ def subsample_within_individuals(
     """
     if not 0 < fraction <= 1:
         raise NAMInputError(f"fraction must lie in (0, 1], got {fraction}")
+    if max_cells is not None:
+        if max_cells < 1:
+            raise NAMInputError(f"max_cells must be at least 1, got {max_cells}")
+        fraction = min(fraction, max_cells / max(len(group), 1))
     rng = np.random.default_rng(seed)
     order = np.argsort(group, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
@@ -59,14 +69,15 @@ def subsample_within_individuals(
     return np.sort(np.concatenate(rows))
 
 
-def coarse_cells(Y, group, fraction: float | None, min_cells: int = 20, seed: int = 0):
+def coarse_cells(Y, group, fraction: float | None, min_cells: int = 20, seed: int = 0,
+                 max_cells: int | None = None):
     """The cells one coarse restart sees: all of them when ``fraction`` is None.
 
     Parameters
     ----------
     Y : ndarray (N, p)
     group : ndarray (N,) of int
-    fraction, min_cells, seed
+    fraction, min_cells, seed, max_cells
         As in :func:`subsample_within_individuals`.
 
     Returns
@@ -75,9 +86,10 @@ def coarse_cells(Y, group, fraction: float | None, min_cells: int = 20, seed: in
     """
     if fraction is None:
         return Y, group
-    rows = subsample_within_individuals(np.asarray(group), fraction, min_cells, seed)
-    logger.info("coarse restart: %d of %d cells (%.3g of each individual's, at least %d), "
-                "every individual kept", rows.size, len(group), fraction, min_cells)
+    rows = subsample_within_individuals(np.asarray(group), fraction, min_cells, seed, max_cells)
+    logger.info("coarse restart: %d of %d cells (%.3g of each individual's, at least %d%s), "
+                "every individual kept", rows.size, len(group), fraction, min_cells,
+                "" if max_cells is None else f", about {max_cells} in all at most")
     return Y[rows], group[rows]
 
 
@@ -127,7 +139,7 @@ def refine_on_all_cells(best, X, Y, group, **nam_params):
 
 def best_coarse_restart(X, Y, group, n_init: int = 4, fraction: float = 0.1,
                         min_cells: int = 20, seed: int = 0, atom_merges: str = "best",
-                        **nam_params):
+                        max_cells: int | None = None, **nam_params):
     """Fit ``n_init`` NAM restarts on a subsample of cells and keep the one of largest ELBO.
 
     Parameters
@@ -143,6 +155,8 @@ def best_coarse_restart(X, Y, group, n_init: int = 4, fraction: float = 0.1,
     atom_merges : {"best", "all"}
         With ``merge_atoms=True``: "best" fits the restarts without atom merges and runs them on
         the chosen restart only (:func:`merge_atoms_of_best`), "all" in every restart.
+    max_cells : int or None
+        Cap on the subsample (:func:`subsample_within_individuals`).
     **nam_params
         Other parameters of :class:`nam_core.NAM` (K, L, max_iter, dtype, device, ...).
 
@@ -158,7 +172,7 @@ def best_coarse_restart(X, Y, group, n_init: int = 4, fraction: float = 0.1,
         raise NAMInputError(f"atom_merges must be 'best' or 'all', got {atom_merges!r}")
     group = np.asarray(group)
     Y = np.asarray(Y)
-    rows = subsample_within_individuals(group, fraction, min_cells, seed)
+    rows = subsample_within_individuals(group, fraction, min_cells, seed, max_cells)
     logger.info("coarse-to-fine: %d restarts on %d of %d cells, every individual kept",
                 n_init, rows.size, group.size)
     merge_best = atom_merges == "best" and nam_params.get("merge_atoms", False)
@@ -180,7 +194,7 @@ def best_coarse_restart(X, Y, group, n_init: int = 4, fraction: float = 0.1,
 
 def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
                        min_cells: int = 20, seed: int = 0, atom_merges: str = "best",
-                       **nam_params):
+                       max_cells: int | None = None, **nam_params):
     """Fit ``n_init`` NAM restarts on a subsample of cells, refine the best on all cells.
 
     Parameters as :func:`best_coarse_restart`.
@@ -194,7 +208,7 @@ def fit_coarse_to_fine(X, Y, group, n_init: int = 4, fraction: float = 0.1,
         ``best_seed``, ``coarse_seconds`` and ``refine_seconds``.
     """
     best, info = best_coarse_restart(X, Y, group, n_init, fraction, min_cells, seed, atom_merges,
-                                     **nam_params)
+                                     max_cells, **nam_params)
     t = time.perf_counter()
     final = refine_on_all_cells(best, X, np.asarray(Y), np.asarray(group), **nam_params)
     info["refine_seconds"] = time.perf_counter() - t

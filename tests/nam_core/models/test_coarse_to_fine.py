@@ -19,6 +19,15 @@ def test_subsample_keeps_every_individual():
     assert np.array_equal(rows, subsample_within_individuals(group, 0.1, min_cells=20, seed=0))
 
 
+def test_a_cell_cap_lowers_the_share_but_keeps_the_floor():
+    group = np.repeat(np.arange(4), [10, 1000, 2000, 4000])  # 7,010 cells
+    capped = subsample_within_individuals(group, 0.5, min_cells=20, seed=0, max_cells=701)
+    counts = np.bincount(group[capped], minlength=4)
+    assert counts.tolist() == [10, 100, 200, 400]  # a tenth of each, all of a small individual
+    uncapped = subsample_within_individuals(group, 0.05, min_cells=20, seed=0, max_cells=10**6)
+    assert np.array_equal(uncapped, subsample_within_individuals(group, 0.05, min_cells=20, seed=0))
+
+
 def test_coarse_to_fine_refines_on_all_cells():
     data = simulate(J=40, n_clusters=2, q=3, p=4, n_cell_types=3, mean_cells=60, seed=1)
     model, info = fit_coarse_to_fine(data.X, data.Y, data.group, n_init=2, fraction=0.25,
