@@ -155,10 +155,9 @@ class CountsFile:
         ----------
         rows : ndarray (n,) of int, sorted and distinct
         """
-        node = self._file[self.element]
-        if not (isinstance(node, h5py.Group) and node.attrs.get("encoding-type") == "csr_matrix"):
+        node = self._csr_node()
+        if node is None:
             return None
-        self._check_sparse_structure()
         indptr, data, indices = node["indptr"][...], node["data"], node["indices"]
         max_gap = max_gap if max_gap is not None else (data.chunks or (65_536,))[0]
         starts, stops = indptr[rows], indptr[rows + 1]
@@ -176,6 +175,14 @@ class CountsFile:
                                indices[lo:hi][where], indptr), shape=(len(rows), self.shape[1]))
         self._check_block_indices(block, int(rows[0]))
         return block
+
+    def _csr_node(self) -> h5py.Group | None:
+        """The counts' HDF5 group when they are CSR (structure checked), else None."""
+        node = self._file[self.element]
+        if not (isinstance(node, h5py.Group) and node.attrs.get("encoding-type") == "csr_matrix"):
+            return None
+        self._check_sparse_structure()
+        return node
 
     def _check_sparse_structure(self) -> None:
         """A sparse matrix's indptr must run from 0, never decrease and end at its nnz.
@@ -269,12 +276,11 @@ class CountsFile:
         For CSR counts only the values are read, not the column indices (a third of the bytes
         of float32 values with int64 indices); other layouts are read whole, as float32.
         """
-        node = self._file[self.element]
-        if not (isinstance(node, h5py.Group) and node.attrs.get("encoding-type") == "csr_matrix"):
+        node = self._csr_node()
+        if node is None:
             for rows, block in self.iter_rows(chunk=chunk):
                 yield int(rows[0]), block.data, block.indptr
             return
-        self._check_sparse_structure()
         indptr, data = node["indptr"][...], node["data"]
         for start in range(0, self.shape[0], chunk):
             ptr = indptr[start:min(start + chunk, self.shape[0]) + 1]
