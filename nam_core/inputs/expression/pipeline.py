@@ -35,6 +35,7 @@ from .qc import (
     MT_PREFIX,
     Blocks,
     kept_blocks,
+    kept_columns_lognormalised,
     kept_counts,
     log_individuals_lost,
     qc_pass,
@@ -139,8 +140,12 @@ def _log1p_input(blocks: Blocks, keep, genes, params: dict, m: _Moments, n_hvg: 
     hvg_table = seurat_hvgs(mean, np.clip(variance, 0.0, None), n_hvg)
     hvg = hvg_table["highly_variable"].to_numpy()
 
-    def hvg_blocks():
-        return (ln[:, hvg] for _, ln in kept_blocks(blocks, keep, genes, params["target_sum"]))
+    hvg_of_all = np.zeros(genes.size, dtype=bool)
+    hvg_of_all[np.flatnonzero(genes)[hvg]] = True
+
+    def hvg_blocks():  # only the HVGs' values are normalised, by the totals over kept genes
+        return kept_columns_lognormalised(blocks, keep, hvg_of_all, params["target_sum"],
+                                          m.cell_totals)
 
     replay = _Replay(hvg_blocks, HVG_CACHE_BYTES)
     return hvg_table, lambda: row_chunks(replay()), {"values": "log1p", "scaled": True}

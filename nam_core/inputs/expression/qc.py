@@ -18,7 +18,8 @@ import scipy.sparse as sp
 from ...errors import examples
 
 __all__ = [
-    "MT_PREFIX", "Blocks", "CellQC", "kept_blocks", "kept_counts", "log_individuals_lost", "qc_pass",
+    "MT_PREFIX", "Blocks", "CellQC", "kept_blocks", "kept_columns_lognormalised", "kept_counts",
+    "log_individuals_lost", "qc_pass",
     "removed_by_filter", "seurat_hvgs", "warn_if_no_mt",
 ]
 
@@ -108,10 +109,16 @@ def removed_by_filter(qc: CellQC, thresholds: dict) -> dict[str, int]:
     return removed
 
 
-def _lognormalise(counts: sp.csr_matrix, target_sum: float) -> sp.csr_matrix:
-    """``log1p(counts / total * target_sum)`` per cell, in float32 as scanpy computes it."""
+def _lognormalise(counts: sp.csr_matrix, target_sum: float,
+                  totals: np.ndarray | None = None) -> sp.csr_matrix:
+    """``log1p(counts / total * target_sum)`` per cell, in float32 as scanpy computes it.
+
+    ``totals`` (n,) float64 are the cells' totals when ``counts`` hold only some of the genes
+    they are normalised over (default: the row sums of ``counts``).
+    """
     rows = _row_ids(counts)
-    totals = np.bincount(rows, weights=counts.data.astype(np.float64), minlength=counts.shape[0])
+    if totals is None:
+        totals = np.bincount(rows, weights=counts.data.astype(np.float64), minlength=counts.shape[0])
     factor = totals.astype(np.float32) / np.float32(target_sum)
     data = counts.data / factor[rows]
     np.log1p(data, out=data)
@@ -152,6 +159,32 @@ def kept_blocks(blocks: Blocks, keep: np.ndarray, genes: np.ndarray, target_sum:
     """Counts and log-normalised expression of the kept cells and genes, block by block."""
     for counts in kept_counts(blocks, keep, genes):
         yield counts, _lognormalise(counts, target_sum)
+
+
+def kept_columns_lognormalised(blocks: Blocks, keep: np.ndarray, columns: np.ndarray,
+                               target_sum: float, cell_totals: np.ndarray):
+    """Log-normalised expression of the kept cells in some columns only, block by block.
+
+    Parameters
+    ----------
+    blocks, keep
+        As :func:`kept_counts`.
+    columns : ndarray (G,) of bool
+        The genes wanted (e.g. the HVGs among all genes); only their values are normalised.
+    target_sum : float
+    cell_totals : ndarray (N',) float64
+        Each kept cell's total over the genes it is normalised over (the kept genes), in
+        order: so the values equal those of :func:`kept_blocks` in these columns.
+
+    Yields
+    ------
+    csr_matrix (n, columns.sum()) float32
+    """
+    at = 0
+    for counts in kept_counts(blocks, keep, columns):
+        n = counts.shape[0]
+        yield _lognormalise(counts, target_sum, cell_totals[at:at + n])
+        at += n
 
 
 def seurat_hvgs(mean: np.ndarray, var: np.ndarray, n_top_genes: int) -> pd.DataFrame:
