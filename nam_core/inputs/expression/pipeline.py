@@ -92,9 +92,10 @@ def _stream_kept(blocks: Blocks, keep, genes, target_sum: float, sink) -> _Momen
 
 #: Memory for the HVG columns of the kept cells (CSR), read once for the PCA's moments and its
 #: scores; a larger cohort reads them twice. Kept at 6 bytes a value (float32, uint16 column
-#: indices): 39 values per cell for 2,000 HVGs of a generated OneK1K cohort, 0.3 GB at 1.27M
-#: cells and 1.2 GB at 5M.
-HVG_CACHE_BYTES = 2 * 1024**3
+#: indices): 109 values per cell for 2,000 HVGs in the generated 4.84M-cell cohort (3.2 GB).
+#: Half the 8 GB a job may take at 5M cells; freed before the batch correction, so the two do
+#: not add up.
+HVG_CACHE_BYTES = 4 * 1024**3
 
 
 class _Replay:
@@ -254,6 +255,7 @@ def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink
         n_rows, hvg_mean, gram = column_moments(hvg_chunks(), n_hvg)
         pca = pca_from_moments(n_rows, hvg_mean, gram, n_pcs, scale=pca_input["scaled"])
         scores = pca_scores(hvg_chunks(), pca, n_kept)
+        del hvg_chunks  # the HVG values kept for the scores: freed before Harmony
         if params.get("regress_library"):
             scores = regress_out_library(scores, qc.total_counts[qc.keep]).astype(np.float32)
             logger.info("log library size regressed out of the %d PCs", n_pcs)
