@@ -90,7 +90,9 @@ if coarse_to_fine():
             out("benchmarks/refine_fit.tsv")
         conda:
             "../envs/nam.yaml"
-        threads: get_fit_settings()["ranks"]
+        # the one job on the critical path once the restarts are done: two threads (as the other
+        # single heavy jobs), or one per rank
+        threads: max(2, get_fit_settings()["ranks"])
         resources:
             # the fit on all cells from one-hot starting labels: 3.3 GB at 1.2M cells
             mem_mb=lambda wildcards, input: max(4000, 30 * input.size_mb),
