@@ -1,17 +1,20 @@
 from _common import logged, read_annotations, read_tsv
 
-from nam_core.inputs.h5ad import read_columns
+from nam_core.inputs.h5ad import read_rows
 from nam_core.results.figure_style import save_figure
+from nam_core.results.markers import subsample_groups
 from nam_core.results.naming import display_labels
 from nam_core.results.plots import dotplot_stats, plot_marker_dotplot
 
 
-def plot(path_cells, path_markers, path_png, path_pdf, n_per_cluster: int = 3, path_names=None):
+def plot(path_cells, path_markers, path_png, path_pdf, n_per_cluster: int = 3, path_names=None,
+         max_cells_per_cluster=None):
     """Dot plot of the top ``n_per_cluster`` markers of each cell type (markers of obs
     nam_cell_group, cell_types/markers.tsv) or NAM cell atom (markers.tsv), each gene once.
 
     With ``path_names`` (cell_types/type_names.tsv, or names.tsv for atoms) rows are labelled
-    with their cell-type name.
+    with their cell-type name. The shares and means come from at most ``max_cells_per_cluster``
+    seeded cells of each cluster (the cells the markers were ranked on; None: all cells).
     """
     markers = read_tsv(path_markers).sort_values(["cluster", "rank"])
     markers = markers.iloc[markers["cluster"].str[1:].astype(int).argsort(kind="stable")]
@@ -20,7 +23,9 @@ def plot(path_cells, path_markers, path_png, path_pdf, n_per_cluster: int = 3, p
     top = markers.drop_duplicates("gene").groupby("cluster", sort=False).head(n_per_cluster)
     adata = read_annotations(path_cells)
     genes = top["gene"].tolist()
-    X = read_columns(path_cells, adata.var_names.get_indexer(genes))
+    rows = subsample_groups(adata.obs[groupby].astype(str), max_cells_per_cluster, seed=0)
+    X = read_rows(path_cells, rows)[:, adata.var_names.get_indexer(genes)]
+    adata = adata[rows]
     names = None
     if path_names is not None:
         table = read_tsv(path_names)
@@ -44,4 +49,5 @@ if "snakemake" in globals():
             snakemake.output.pdf,
             snakemake.params.n_per_cluster,
             snakemake.input.names,
+            snakemake.params.max_cells_per_cluster,
         )

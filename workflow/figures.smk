@@ -128,11 +128,12 @@ rule plot_markers:
     conda:
         "../envs/nam.yaml"
     resources:
-        # the dot plot's genes of every cell, streamed: 1.0 GB at 1.2M cells
+        # the dot plot's genes of at most markers.max_cells_per_cluster cells per type
         mem_mb=4000,
     params:
         producers=get_producers,
         n_per_cluster=config["markers"]["n_dotplot"],
+        max_cells_per_cluster=config["markers"]["max_cells_per_cluster"],
         nam_version=NAM_VERSION,
     message:
         "Plotting the top {params.n_per_cluster} markers of each NAM cell cluster"

@@ -353,7 +353,7 @@ def test_composition_scripts(run, cohort, tmp_path):
                                      tmp_path / "type_names.tsv")
     load_script("plot_markers").plot(tmp_path / "named.h5ad", p["markers.tsv"],
                                      tmp_path / "dot_atoms.png", tmp_path / "dot_atoms.pdf", 2,
-                                     tmp_path / "names.tsv")
+                                     tmp_path / "names.tsv", max_cells_per_cluster=20)
     load_script("group_individual_clusters").group(
         p["individuals.tsv"], p["counts.tsv"], groups, tmp_path / "ig.tsv",
         tmp_path / "ig_individuals.tsv", min_genotype_error=0.1, max_share_difference=0.05)
