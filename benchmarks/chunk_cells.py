@@ -49,7 +49,7 @@ def seconds_per_sweep(X, Y, group, chunk, threads: int, args) -> float:
     torch.set_num_threads(threads)
     chosen = engine_data.chunk_size
     if chunk != "auto":
-        engine_data.chunk_size = lambda n_cells, *rest: min(n_cells, int(chunk))
+        engine_data.chunk_size = lambda n_cells, *rest, **options: min(n_cells, int(chunk))
     try:
         with SweepTimes() as times:
             NAM(K=20, L=50, n_init=1, seed=0, max_iter=args.sweeps, tol=0, atoms=args.atoms,

@@ -31,6 +31,7 @@ __all__ = [
     "CellStats",
     "FeatureMap",
     "chunk_size",
+    "CPU_CHUNK_BYTES",
     "atom_coefficients",
     "chunk_log_densities",
     "ChunkWorkspace",
@@ -209,13 +210,24 @@ def chunk_responsibilities(
     return xi, torch.vdot(xi.reshape(-1), logits.reshape(-1))
 
 
+#: On the CPU, the bytes of a chunk's working arrays at most: about a last-level cache (32 MiB
+#: here), so the element-wise work on (chunk x atoms) arrays runs from cache, not memory
+#: (``benchmarks/chunk_cells.py``; a GPU takes chunks as large as ``memory_budget`` allows).
+CPU_CHUNK_BYTES = 32 * 2**20
+
+
 def chunk_size(
-    n_cells: int, n_atoms: int, p: int, n_features: int, itemsize: int, memory_budget: int, quad: str
+    n_cells: int, n_atoms: int, p: int, n_features: int, itemsize: int, memory_budget: int, quad: str,
+    cache_bytes: int | None = None,
 ) -> int:
-    """Cells per chunk so that the chunk's working arrays stay within ``memory_budget`` bytes."""
+    """Cells per chunk so that the chunk's working arrays stay within ``memory_budget`` bytes.
+
+    And within ``cache_bytes`` when given (:data:`CPU_CHUNK_BYTES` on the CPU).
+    """
     per_cell = itemsize * (n_features + 4 * n_atoms + p + (n_atoms * p if quad == "direct" else 0))
     per_cell += 8 * n_atoms  # float64 copy of xi for the per-individual sums
-    return int(max(256, min(n_cells, memory_budget // per_cell)))
+    budget = memory_budget if cache_bytes is None else min(memory_budget, cache_bytes)
+    return int(max(256, min(n_cells, budget // per_cell)))
 
 
 def atom_coefficients(

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..components import normal_wishart as nw
-from ..components.cells import ChunkWorkspace, FeatureMap, chunk_size, chunks
+from ..components.cells import CPU_CHUNK_BYTES, ChunkWorkspace, FeatureMap, chunk_size, chunks
 from ..errors import NAMInputError
 from ..validation import as_group_codes, as_matrix, resolve_device, resolve_dtype
 from .distributed import Shard, sum_over_ranks_
@@ -167,7 +167,8 @@ def prepare_cohort(
     quad = quad if quad != "auto" else ("direct" if dtype == torch.float64 else "expanded")
     fmap = FeatureMap(Yc.shape[1], device)
     itemsize = torch.finfo(dtype).bits // 8
-    chunk = chunk_size(Yc.shape[0], n_atoms, Yc.shape[1], fmap.n_features, itemsize, memory_budget, quad)
+    chunk = chunk_size(Yc.shape[0], n_atoms, Yc.shape[1], fmap.n_features, itemsize, memory_budget, quad,
+                       cache_bytes=CPU_CHUNK_BYTES if device.type == "cpu" else None)
     feature_bytes = Yc.shape[0] * fmap.n_features * itemsize
     cache = cache_features is True or (cache_features == "auto" and feature_bytes <= memory_budget)
     group_t = torch.as_tensor(g[order], device=device)
