@@ -14,7 +14,6 @@ analytic Pearson residuals, streamed as well (:mod:`.pearson`, tested in ``test_
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ import scipy.sparse as sp
 from ...errors import NAMInputError
 from ..batch import BatchSettings, check_batch_column, correct_pcs, regress_out_library
 from ..counts_file import ROW_CHUNK, CountsFile, open_counts
+from .passes import Replay, with_progress
 from .pca import column_moments, pca_from_moments, pca_scores, row_chunks
 from .pearson import PEARSON_THETA, pearson_hvgs, residual_chunks, residual_variances
 from .qc import (
@@ -98,41 +98,6 @@ def _stream_kept(blocks: Blocks, keep, genes, target_sum: float, sink) -> _Momen
 HVG_CACHE_BYTES = 4 * 1024**3
 
 
-class _Replay:
-    """CSR blocks of ``make()`` for one pass, then again from memory while they fit in ``budget`` bytes."""
-
-    def __init__(self, make: Callable, budget: int):
-        self.make, self.budget, self.kept = make, budget, None
-
-    def __call__(self):
-        if self.kept is not None:
-            yield from (_expanded(*kept) for kept in self.kept)
-            return
-        kept, size = [], 0
-        for block in self.make():
-            if kept is not None:
-                compact = _compacted(block)
-                size += sum(part.nbytes for part in compact[:3])
-                if size <= self.budget:
-                    kept.append(compact)
-                else:
-                    kept = None
-            yield block
-        self.kept = kept
-
-
-def _compacted(block: sp.csr_matrix) -> tuple:
-    """(data, indices, indptr, shape) of a CSR block, indices as uint16 when its columns allow."""
-    index_dtype = np.uint16 if block.shape[1] <= np.iinfo(np.uint16).max + 1 else block.indices.dtype
-    return block.data, block.indices.astype(index_dtype), block.indptr, block.shape
-
-
-def _expanded(data, indices, indptr, shape) -> sp.csr_matrix:
-    """The CSR block that :func:`_compacted` kept (int32 or wider indices, as scipy needs)."""
-    return sp.csr_matrix((data, indices.astype(np.int32, copy=False) if indices.dtype == np.uint16
-                          else indices, indptr), shape=shape)
-
-
 def _log1p_input(blocks: Blocks, keep, genes, params: dict, m: _Moments, n_hvg: int):
     """Seurat HVGs of the log-normalised data, and its HVG columns in CSR chunks (scaled)."""
     n = int(keep.sum())
@@ -148,7 +113,7 @@ def _log1p_input(blocks: Blocks, keep, genes, params: dict, m: _Moments, n_hvg: 
         return kept_columns_lognormalised(blocks, keep, hvg_of_all, params["target_sum"],
                                           m.cell_totals)
 
-    replay = _Replay(hvg_blocks, HVG_CACHE_BYTES)
+    replay = Replay(hvg_blocks, HVG_CACHE_BYTES)
     return hvg_table, lambda: row_chunks(replay()), {"values": "log1p", "scaled": True}
 
 
@@ -181,27 +146,6 @@ def _pearson_input(blocks: Blocks, keep, genes, m: _Moments, n_hvg: int):
     return hvg_table, hvg_chunks, info
 
 
-#: Seconds between progress lines of a pass over the counts.
-PROGRESS_SECONDS = 60.0
-
-
-def _with_progress(blocks: Blocks, n_cells: int) -> Blocks:
-    """``blocks`` that log, at most every :data:`PROGRESS_SECONDS`, how far each pass has come."""
-    passes = itertools.count(1)
-
-    def logged_blocks():
-        number, done, last = next(passes), 0, time.perf_counter()
-        for rows, block in blocks():
-            done += len(rows)
-            if time.perf_counter() - last >= PROGRESS_SECONDS:
-                logger.info("pass %d over the counts: %d of %d cells (%.0f %%)", number, done,
-                            n_cells, 100 * done / max(n_cells, 1))
-                last = time.perf_counter()
-            yield rows, block
-
-    return logged_blocks
-
-
 def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink, params: dict,
          check=None):
     """The streamed pipeline over the cells yielded by ``blocks`` (in ``obs`` order).
@@ -209,7 +153,7 @@ def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink
     ``sink(nnz)`` makes the writer of the output once the number of values to write is known.
     """
     t0 = time.perf_counter()
-    blocks = _with_progress(blocks, len(obs))
+    blocks = with_progress(blocks, len(obs))
     individual_key = params["individual_key"]
     thresholds = {k: params[k] for k in ("min_genes", "min_counts", "max_pct_mt")}
     logger.info("preprocess: %d cells, %d genes; %s", len(obs), len(var), params)

@@ -432,12 +432,12 @@ def test_placing_by_neighbours_is_umaps_own_start_of_transform():
 def test_hvg_values_replayed_from_memory_give_the_pcs_of_a_second_read(tmp_path, monkeypatch, caplog):
     """The kept HVG blocks (uint16 column indices) give the same PCs as reading the counts again;
     each pass over the counts logs its progress."""
-    from nam_core.inputs.expression import pipeline, preprocess_h5ad
+    from nam_core.inputs.expression import passes, pipeline, preprocess_h5ad
 
     paths = make_demo_cohort(tmp_path, CohortSpec(n_individuals=10, mean_cells=40, n_snps=100, seed=4))
     settings = dict(chunk=37, n_pcs=4, n_top_genes=200)
-    monkeypatch.setattr(pipeline, "PROGRESS_SECONDS", 0.0)
-    with caplog.at_level(logging.INFO, logger=pipeline.__name__):
+    monkeypatch.setattr(passes, "PROGRESS_SECONDS", 0.0)
+    with caplog.at_level(logging.INFO, logger=passes.__name__):
         preprocess_h5ad(paths["counts"], tmp_path / "kept.h5ad", "individual", **settings)
     passes = {r.args[0] for r in caplog.records if r.getMessage().startswith("pass ")}
     monkeypatch.setattr(pipeline, "HVG_CACHE_BYTES", 0)
