@@ -13,9 +13,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import NAMInputError
-from .naming import display_labels
 from .figure_style import DOUBLE_COLUMN, SINGLE_COLUMN, cluster_colors, paper_style
 from .labels import cluster_number
+from .naming import display_labels
 from .plots import plot_umap, plot_umap_panels
 
 __all__ = [

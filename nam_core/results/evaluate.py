@@ -18,9 +18,12 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from ..errors import NAMInputError
+from .labels import (  # re-exported: their home used to be here
+    cell_cluster_names,
+    individual_cluster_names,
+)
 from .leiden import n_large_clusters
 from .markers import marker_recovery
-from .labels import cell_cluster_names, individual_cluster_names  # re-exported: their home used to be here
 from .tables import individual_table  # re-exported: its home used to be here
 
 __all__ = [

@@ -1,5 +1,8 @@
-"""Names of clusters: ``I1, I2, ...`` for individual clusters, ``C1, C2, ...`` for cell atoms, and
-their numbers back (``T3`` and ``C3 CD14 Monocyte`` are cluster 3)."""
+"""Names of clusters, and their numbers back.
+
+``I1, I2, ...`` for individual clusters, ``C1, C2, ...`` for cell atoms (``T3`` and
+``C3 CD14 Monocyte`` are cluster 3).
+"""
 
 from __future__ import annotations
 

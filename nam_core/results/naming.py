@@ -17,8 +17,8 @@ import pandas as pd
 
 from ..errors import NAMInputError
 from .auroc import cluster_auroc, rank_matrix, rows_of_x
-from .markers import subsample_groups
 from .labels import cluster_number
+from .markers import subsample_groups
 
 __all__ = [
     "DEFAULT_MIN_SCORE",

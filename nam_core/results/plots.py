@@ -9,14 +9,10 @@ are rasterised inside the PDF so the file stays small.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
-import re
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -91,8 +91,11 @@ def _called(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _from_a_library(match: re.Match) -> bool:
-    """A Python warning raised inside an installed package (``site-packages``), such as umap's
-    note that TensorFlow is absent: about the library, not the run; it stays in the logs."""
+    """A Python warning raised inside an installed package (``site-packages``).
+
+    Such as umap's note that TensorFlow is absent: about the library, not the run; it stays in
+    the logs.
+    """
     return match.group(1) == "py.warnings" and "site-packages" in match.group(2)
 
 

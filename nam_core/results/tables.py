@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 
-import anndata as ad
 import numpy as np
 import pandas as pd
 
@@ -212,8 +211,7 @@ def write_results(
     made_by: dict | None = None,
     batch_key: str | None = None,
 ) -> None:
-    """Write the cells' annotations, ``individuals.tsv`` and the three composition tables,
-    atomically.
+    """Write the cells' annotations, ``individuals.tsv`` and the three composition tables, atomically.
 
     The annotations (``path_to_cells_out``, ``fit/cell_annotations.h5ad``) are the preprocessed
     cells' obs, var, obsm and uns with the fit's labels, UMAP and settings added, without X
