@@ -115,6 +115,9 @@ def plot_genotype_pcs(
 
 #: UMAPs with more clusters than this label each on the cells with its short id only.
 SHORT_LABELS_ABOVE = 8
+#: Cells drawn in a UMAP panel at most, a seeded sample: about the pixels of a panel at 300 dpi
+#: (3.5 x 3.5 inches), so more cells only overdraw; positions of labels and counts use all cells.
+MAX_DRAWN_CELLS = 1_000_000
 
 
 def _checked_umap(umap: np.ndarray, clusters) -> tuple[np.ndarray, np.ndarray]:
@@ -130,7 +133,8 @@ def _umap_panel(ax, umap: np.ndarray, clusters: np.ndarray, title: str, legend: 
     colors = cluster_colors(clusters)
     counts = pd.Series(clusters).value_counts()
     size = float(np.clip(3000 / max(clusters.size, 1), 0.2, 4.0))
-    order = np.random.default_rng(0).permutation(clusters.size)  # no cluster always on top
+    # a random order (no cluster always on top), at most MAX_DRAWN_CELLS of it
+    order = np.random.default_rng(0).permutation(clusters.size)[:MAX_DRAWN_CELLS]
     codes = pd.Categorical(clusters, categories=list(colors)).codes
     rgb = np.asarray(list(colors.values()))[codes]
     ax.scatter(umap[order, 0], umap[order, 1], s=size, lw=0, c=rgb[order], rasterized=True)
