@@ -92,7 +92,8 @@ def read_rows(path, rows: np.ndarray, chunk: int = ROW_CHUNK) -> sp.csr_matrix:
     return sp.vstack(blocks, format="csr")
 
 
-def annotate_h5ad(path_in, path_out, obs_columns: dict, obsm: dict, uns: dict) -> None:
+def annotate_h5ad(path_in, path_out, obs_columns: dict, obsm: dict, uns: dict,
+                  check_obs=None) -> None:
     """Copy an .h5ad adding obs columns, obsm arrays and uns entries, without loading X.
 
     The file is copied byte for byte, then only ``obs`` (rewritten with the new columns),
@@ -105,16 +106,21 @@ def annotate_h5ad(path_in, path_out, obs_columns: dict, obsm: dict, uns: dict) -
     obs_columns : dict of str to array-like (N,)
     obsm : dict of str to ndarray (N, d)
     uns : dict of str to anything anndata can write
+    check_obs : callable or None
+        Called with the source's obs (DataFrame) before the copy; it raises to stop.
     """
     import shutil
 
     from anndata.io import read_elem, write_elem
 
-    shutil.copyfile(path_in, path_out)
-    with h5py.File(path_out, "r+") as f:
+    with h5py.File(path_in, "r") as f:
         obs = read_elem(f["obs"])
-        for name, values in obs_columns.items():
-            obs[name] = values
+    if check_obs is not None:
+        check_obs(obs)
+    shutil.copyfile(path_in, path_out)
+    for name, values in obs_columns.items():
+        obs[name] = values
+    with h5py.File(path_out, "r+") as f:
         del f["obs"]
         write_elem(f, "obs", obs)
         for group, entries in (("obsm", obsm), ("uns", uns)):
@@ -174,15 +180,13 @@ def annotate_matrix(path_matrix, annotations, path_out, obs_columns: dict | None
     NAMInputError
         When the two list different cells.
     """
-    from anndata.io import read_elem
-
     from ..errors import NAMInputError
 
-    with h5py.File(path_matrix, "r") as f:
-        cells = read_elem(f["obs"]).index
-    if not cells.equals(annotations.obs_names):
-        raise NAMInputError(f"{source} and {path_matrix} list different cells; "
-                            "rerun the rule that wrote the first")
+    def same_cells(obs):
+        if not obs.index.equals(annotations.obs_names):
+            raise NAMInputError(f"{source} and {path_matrix} list different cells; "
+                                "rerun the rule that wrote the first")
+
     columns = {name: annotations.obs[name].values for name in annotations.obs.columns}
     annotate_h5ad(path_matrix, path_out, {**columns, **(obs_columns or {})},
-                  dict(annotations.obsm), dict(annotations.uns))
+                  dict(annotations.obsm), dict(annotations.uns), check_obs=same_cells)
