@@ -155,10 +155,11 @@ class CountsFile:
         ----------
         rows : ndarray (n,) of int, sorted and distinct
         """
-        node = self._csr_node()
-        if node is None:
+        csr = self._csr_node()
+        if csr is None:
             return None
-        indptr, data, indices = node["indptr"][...], node["data"], node["indices"]
+        node, indptr = csr
+        data, indices = node["data"], node["indices"]
         max_gap = max_gap if max_gap is not None else (data.chunks or (65_536,))[0]
         starts, stops = indptr[rows], indptr[rows + 1]
         pieces = [self._range_rows(rows[run], starts[run], stops[run], data, indices)
@@ -176,23 +177,22 @@ class CountsFile:
         self._check_block_indices(block, int(rows[0]))
         return block
 
-    def _csr_node(self) -> h5py.Group | None:
-        """The counts' HDF5 group when they are CSR (structure checked), else None."""
+    def _csr_node(self) -> tuple[h5py.Group, np.ndarray] | None:
+        """The counts' HDF5 group and its checked indptr when they are CSR, else None."""
         node = self._file[self.element]
         if not (isinstance(node, h5py.Group) and node.attrs.get("encoding-type") == "csr_matrix"):
             return None
-        self._check_sparse_structure()
-        return node
+        return node, self._check_sparse_structure()
 
-    def _check_sparse_structure(self) -> None:
+    def _check_sparse_structure(self) -> np.ndarray | None:
         """A sparse matrix's indptr must run from 0, never decrease and end at its nnz.
 
         Damaged pointers would make scipy read out of bounds (a crash, not an error). Reads
-        indptr whole: N + 1 integers.
+        indptr whole (N + 1 integers) and returns it; None for a dense matrix.
         """
         node = self._file[self.element]
         if not isinstance(node, h5py.Group):
-            return
+            return None
         if not all(key in node for key in ("indptr", "indices", "data")):
             raise NAMInputError(f"{self.source}: the sparse counts {self.element} lack indptr, "
                                 "indices or data; the file is damaged")
@@ -211,6 +211,7 @@ class CountsFile:
         if problem:
             raise NAMInputError(f"{self.source}: sparse counts {self.element} are damaged: "
                                 f"{problem}; copy the file again from its source")
+        return indptr
 
     def _check_block_indices(self, block, start: int) -> None:
         """A sparse block's minor indices (CSR columns, CSC rows) lie in range, none repeated.
@@ -276,12 +277,13 @@ class CountsFile:
         For CSR counts only the values are read, not the column indices (a third of the bytes
         of float32 values with int64 indices); other layouts are read whole, as float32.
         """
-        node = self._csr_node()
-        if node is None:
+        csr = self._csr_node()
+        if csr is None:
             for rows, block in self.iter_rows(chunk=chunk):
                 yield int(rows[0]), block.data, block.indptr
             return
-        indptr, data = node["indptr"][...], node["data"]
+        node, indptr = csr
+        data = node["data"]
         for start in range(0, self.shape[0], chunk):
             ptr = indptr[start:min(start + chunk, self.shape[0]) + 1]
             yield start, data[ptr[0]:ptr[-1]], ptr - ptr[0]
