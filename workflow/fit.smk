@@ -94,7 +94,8 @@ if coarse_to_fine():
         # single heavy jobs), or one per rank
         threads: max(2, get_fit_settings()["ranks"])
         resources:
-            # the fit on all cells from one-hot starting labels: 3.3 GB at 1.2M cells
+            # the fit on all cells from the chosen restart's labels: 1.3 GB at 1.2M cells, 4.7 GB
+            # at 4.8M
             mem_mb=lambda wildcards, input: max(4000, 30 * input.size_mb),
         params:
             producers=get_producers,
