@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from ...errors import NAMInputError
 from ..batch import BatchSettings, check_batch_column, correct_pcs, regress_out_library
 from ..counts_file import ROW_CHUNK, CountsFile, open_counts
+from .kernels import kept_moments
 from .passes import Replay, with_progress
 from .pca import column_moments, pca_from_moments, pca_scores, row_chunks
 from .pearson import PEARSON_THETA, pearson_hvgs, residual_chunks, residual_variances
@@ -79,13 +80,13 @@ def _stream_kept(blocks: Blocks, keep, genes, target_sum: float, sink) -> _Momen
     at = 0
     for counts, lognorm in kept_blocks(blocks, keep, genes, target_sum):
         sink.add(counts, lognorm)
-        normalised = np.expm1(lognorm.data).astype(np.float64)
-        m.total[:] += np.bincount(lognorm.indices, weights=normalised, minlength=n_genes)
-        m.total_sq[:] += np.bincount(lognorm.indices, weights=normalised**2, minlength=n_genes)
-        raw = counts.data.astype(np.float64)
-        m.counts[:] += np.bincount(counts.indices, weights=raw, minlength=n_genes)
-        m.counts_sq[:] += np.bincount(counts.indices, weights=raw**2, minlength=n_genes)
-        m.cell_totals[at : at + counts.shape[0]] = np.asarray(counts.sum(axis=1, dtype=np.float64)).ravel()
+        normalised = np.expm1(lognorm.data)  # float32, as scanpy's expm1 of its X
+        total, total_sq, raw, raw_sq, m.cell_totals[at : at + counts.shape[0]] = kept_moments(
+            counts.data, normalised, counts.indices, counts.indptr, n_genes)
+        m.total[:] += total
+        m.total_sq[:] += total_sq
+        m.counts[:] += raw
+        m.counts_sq[:] += raw_sq
         at += counts.shape[0]
     return m
 

@@ -16,6 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ...errors import examples
+from .kernels import gene_detections, row_qc_sums, select_rows_columns
 
 __all__ = [
     "MT_PREFIX", "Blocks", "CellQC", "kept_blocks", "kept_columns_lognormalised", "kept_counts",
@@ -79,21 +80,17 @@ def qc_pass(blocks: Blocks, n_cells: int, mt: np.ndarray, thresholds: dict,
         if check is not None:
             check(block)
         n = block.shape[0]
-        rows = _row_ids(block)
-        data = block.data.astype(np.float64)
-        detected = block.data > 0
         sl = slice(at, at + n)
-        out.n_genes_by_counts[sl] = np.bincount(rows[detected], minlength=n)
-        out.total_counts[sl] = np.bincount(rows, weights=data, minlength=n)
-        out.total_counts_mt[sl] = np.bincount(rows, weights=data * mt[block.indices], minlength=n)
+        (out.n_genes_by_counts[sl], out.total_counts[sl], out.total_counts_mt[sl], gene_total,
+         gene_detected) = row_qc_sums(block.data, block.indices, block.indptr, mt, n_genes_total)
         passes = _cell_filters(out.n_genes_by_counts[sl], out.total_counts[sl],
                                out.total_counts_mt[sl], **thresholds)
         keep = np.logical_and.reduce(list(passes.values()))
         out.keep[sl] = keep
-        out.gene_total += np.bincount(block.indices, weights=data, minlength=n_genes_total)
-        out.gene_cells += np.bincount(block.indices[detected], minlength=n_genes_total)
-        kept_entries = detected & keep[rows]
-        out.gene_cells_kept += np.bincount(block.indices[kept_entries], minlength=n_genes_total)
+        out.gene_total += gene_total
+        out.gene_cells += gene_detected
+        out.gene_cells_kept += gene_detections(block.data, block.indices, block.indptr, keep,
+                                               n_genes_total)
         at += n
     return out
 
@@ -129,16 +126,11 @@ def _select(block: sp.csr_matrix, rows: np.ndarray, new_column: np.ndarray) -> s
     """Rows ``rows`` (bool, (n,)) and the columns with ``new_column >= 0`` of a CSR block.
 
     ``new_column`` (G,) gives each kept column's index in the result and -1 for dropped ones;
-    stored zeros are dropped too. One pass of numpy over the block's values.
+    stored zeros are dropped too (:func:`.kernels.select_rows_columns`).
     """
-    entry_row = _row_ids(block)
-    columns = new_column[block.indices]
-    take = rows[entry_row] & (columns >= 0) & (block.data != 0)
-    new_row = np.cumsum(rows) - 1
-    indptr = np.zeros(int(rows.sum()) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(new_row[entry_row[take]], minlength=indptr.size - 1), out=indptr[1:])
-    out = sp.csr_matrix((block.data[take], columns[take], indptr),
-                        shape=(indptr.size - 1, int(new_column.max()) + 1))
+    data, indices, indptr = select_rows_columns(block.data, block.indices, block.indptr,
+                                                np.ascontiguousarray(rows, dtype=bool), new_column)
+    out = sp.csr_matrix((data, indices, indptr), shape=(indptr.size - 1, int(new_column.max()) + 1))
     out.sort_indices()
     return out
 

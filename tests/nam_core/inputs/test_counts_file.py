@@ -40,3 +40,40 @@ def test_a_bad_value_in_a_late_block_is_named_by_cell_and_gene(tmp_path, layout)
     with open_counts(_write(layout(X), tmp_path / "c.h5ad")) as counts:
         with pytest.raises(NAMInputError, match="1 non-integer values in 1 cells .*'c297' gene 'g31' = 1.5"):
             counts.validate_values(chunk=64)
+
+
+@pytest.mark.parametrize("layout", [sp.csr_matrix, sp.csc_matrix, np.asarray])
+def test_row_blocks_read_ahead_equal_the_matrix_whatever_its_layout(tmp_path, layout):
+    X = _counts(np.float32)
+    cells = np.random.default_rng(1).random(X.shape[0]) < 0.7
+    with open_counts(_write(layout(X), tmp_path / "c.h5ad")) as counts:
+        blocks = list(counts.iter_rows(cells, chunk=64))
+    rows = np.concatenate([r for r, _ in blocks])
+    assert np.array_equal(rows, np.flatnonzero(cells))
+    stacked = sp.vstack([b for _, b in blocks], format="csr")
+    assert stacked.dtype == np.float32
+    assert np.array_equal(stacked.toarray(), X[cells])
+
+
+def test_a_reader_stopped_early_ends_its_thread(tmp_path):
+    import threading
+
+    with open_counts(_write(sp.csr_matrix(_counts(np.float32)), tmp_path / "c.h5ad")) as counts:
+        blocks = counts.iter_rows(chunk=16)
+        next(blocks)
+        blocks.close()
+    assert not [t for t in threading.enumerate() if t.name == "counts-reader"]
+
+
+def test_damage_found_while_reading_ahead_is_raised_in_the_caller(tmp_path):
+    import h5py
+
+    path = _write(sp.csr_matrix(_counts(np.float32)), tmp_path / "c.h5ad")
+    with h5py.File(path, "r+") as f:
+        indices = f["X/indices"][...]
+        indices[-1] = 99  # a column outside the 40 genes, in the last block
+        f["X/indices"][...] = indices
+    with open_counts(path) as counts:
+        with pytest.raises(NAMInputError, match="index outside 0..39 in rows 256..299"):
+            for _ in counts.iter_rows(chunk=64):
+                pass

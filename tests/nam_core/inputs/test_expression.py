@@ -1,6 +1,7 @@
 import logging
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +10,7 @@ from sklearn.decomposition import PCA
 
 from nam_core.errors import NAMInputError
 from nam_core.inputs.expression import preprocess, read_counts, standardised_pca
+from nam_core.inputs.expression.sinks import WRITE_CHUNK
 from nam_core.results.umap import add_umap
 from nam_core.synthetic.base import CohortSpec
 from nam_core.synthetic.demo import make_demo_cohort
@@ -346,6 +348,8 @@ def test_preprocess_h5ad_in_small_blocks_equals_preprocess(tmp_path):
     assert list(got.var_names) == list(ref.var_names)
     assert abs(got.X - ref.X).max() < 1e-6 and (got.layers["counts"] != ref.layers["counts"]).nnz == 0
     assert got.X.indptr.dtype == got.X.indices.dtype
+    with h5py.File(tmp_path / "pre.h5ad") as f:  # chunks of a size that reads fast
+        assert f["X/data"].chunks == f["layers/counts/indices"].chunks == (WRITE_CHUNK,)
     assert np.allclose(got.obsm["X_pca"], ref.obsm["X_pca"], atol=1e-4)
     pd.testing.assert_frame_equal(got.var, ref.var, check_dtype=False, check_categorical=False)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".pre.h5ad")]
