@@ -20,6 +20,8 @@ rule name_cell_clusters:
         out("logs/name_cell_clusters.log"),
     benchmark:
         out("benchmarks/name_cell_clusters.tsv")
+    # on the longest chain from the fit to the summary: runs first when cores are short
+    priority: 10
     conda:
         "../envs/nam.yaml"
     resources:
@@ -51,6 +53,8 @@ rule group_cell_atoms:
         out("logs/group_cell_atoms.log"),
     benchmark:
         out("benchmarks/group_cell_atoms.tsv")
+    # on the longest chain from the fit to the summary: runs first when cores are short
+    priority: 10
     conda:
         "../envs/nam.yaml"
     resources:
@@ -113,6 +117,8 @@ rule add_cell_type_names:
         out("logs/add_cell_type_names.log"),
     benchmark:
         out("benchmarks/add_cell_type_names.tsv")
+    # on the longest chain from the fit to the summary: runs first when cores are short
+    priority: 10
     conda:
         "../envs/nam.yaml"
     resources:
@@ -139,6 +145,8 @@ rule check_marker_strength:
         out("logs/check_marker_strength.log"),
     benchmark:
         out("benchmarks/check_marker_strength.tsv")
+    # on the longest chain from the fit to the summary: runs first when cores are short
+    priority: 10
     conda:
         "../envs/nam.yaml"
     resources:
@@ -300,6 +308,8 @@ rule plot_umap_cell_types:
         out("logs/plot_umap_cell_types.log"),
     benchmark:
         out("benchmarks/plot_umap_cell_types.tsv")
+    # on the longest chain from the fit to the summary: runs first when cores are short
+    priority: 10
     conda:
         "../envs/nam.yaml"
     resources:

@@ -125,6 +125,8 @@ rule plot_markers:
         out("logs/plot_markers.log"),
     benchmark:
         out("benchmarks/plot_markers.tsv")
+    # on the longest chain from the fit to the summary: runs first when cores are short
+    priority: 10
     conda:
         "../envs/nam.yaml"
     resources:

@@ -133,6 +133,8 @@ rule write_results:
         out("logs/write_results.log"),
     benchmark:
         out("benchmarks/write_results.tsv")
+    # on the longest chain from the fit to the summary: runs first when cores are short
+    priority: 10
     conda:
         "../envs/nam.yaml"
     resources:
@@ -196,6 +198,8 @@ rule find_type_markers:
         out("logs/find_type_markers.log"),
     benchmark:
         out("benchmarks/find_type_markers.tsv")
+    # on the longest chain from the fit to the summary: runs first when cores are short
+    priority: 10
     conda:
         "../envs/nam.yaml"
     resources:
