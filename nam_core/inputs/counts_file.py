@@ -153,8 +153,11 @@ class CountsFile:
             yield rows, block
 
     def _csr_block(self, start: int, stop: int, node: h5py.Group, indptr: np.ndarray) -> sp.csr_matrix:
-        """Rows ``start..stop-1`` of CSR counts read straight from their stored ranges (float32,
-        indices checked): anndata's reader costs ~50 ms more a block in attribute reads."""
+        """Rows ``start..stop-1`` of CSR counts from their stored ranges, float32, indices checked.
+
+        Read with h5py directly: anndata's reader spent ~35 ms a block of 4,096 cells reading
+        attributes and checking versions (5.3 s over 147 blocks in a profile).
+        """
         lo, hi = int(indptr[start]), int(indptr[stop])
         block = sp.csr_matrix((node["data"][lo:hi].astype(np.float32, copy=False),
                                node["indices"][lo:hi], indptr[start:stop + 1] - lo),
