@@ -276,7 +276,7 @@ class CountsFile:
         """
         problems = {kind: _Problem() for kind in ("NaN", "infinite", "negative", "non-integer")}
         totals = np.zeros(self.shape[0], dtype=np.float64)
-        for start, values, indptr in self._value_blocks(chunk):
+        for start, values, indptr in _read_ahead(self._value_blocks(chunk)):
             totals[start:start + indptr.size - 1] = _row_sums(values, indptr)
             bad = _bad_values(values)
             if any(mask.any() for mask in bad.values()):
