@@ -76,7 +76,7 @@ def separate_labels(fig: Figure, labels: list[Text], max_steps: int = 12) -> Non
     """
     if len(labels) < 2:
         return
-    fig.canvas.draw()
+    fig.draw_without_rendering()  # the layout, without painting a million points
     renderer = fig.canvas.get_renderer()
     placed: list[Bbox] = []
     for label in labels:
