@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import queue
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import N_EXAMPLES, NAMInputError, examples
+from .read_ahead import read_ahead
 
 __all__ = ["CountsFile", "open_counts", "hdf5_damage_named", "COUNTS_LAYER_RAW", "ROW_CHUNK"]
 
@@ -129,7 +128,7 @@ class CountsFile:
             File row numbers of the block's cells.
         block : csr_matrix (n, G) float32
         """
-        return _read_ahead(self._row_blocks(cells, chunk))
+        return read_ahead(self._row_blocks(cells, chunk))
 
     def _row_blocks(self, cells, chunk) -> Iterator[tuple[np.ndarray, sp.csr_matrix]]:
         """The blocks of :meth:`iter_rows`, read in the calling thread."""
@@ -276,7 +275,7 @@ class CountsFile:
         """
         problems = {kind: _Problem() for kind in ("NaN", "infinite", "negative", "non-integer")}
         totals = np.zeros(self.shape[0], dtype=np.float64)
-        for start, values, indptr in _read_ahead(self._value_blocks(chunk)):
+        for start, values, indptr in read_ahead(self._value_blocks(chunk)):
             totals[start:start + indptr.size - 1] = _row_sums(values, indptr)
             bad = _bad_values(values)
             if any(mask.any() for mask in bad.values()):
@@ -328,56 +327,6 @@ class CountsFile:
         else:
             text += "; give the raw counts in X, .raw.X or a layer named by counts_layer"
         return text
-
-
-#: Blocks a reading thread keeps ready ahead of the caller.
-READ_AHEAD_BLOCKS = 2
-
-
-def _read_ahead(blocks: Iterator, depth: int = READ_AHEAD_BLOCKS) -> Iterator:
-    """The items of ``blocks``, produced by a thread up to ``depth`` items ahead of the caller.
-
-    h5py releases the GIL while it reads and decompresses, so the next block is read while the
-    caller works on this one (two cores busy instead of one). An error while reading is raised
-    in the caller; a caller that stops early stops the thread.
-    """
-    ready: queue.Queue = queue.Queue(maxsize=depth)
-    stopped = threading.Event()
-    finished = object()
-
-    def hand_over(item) -> bool:
-        while not stopped.is_set():
-            try:
-                ready.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce():
-        try:
-            for item in blocks:
-                if not hand_over((None, item)):
-                    return
-            hand_over((None, finished))
-        except BaseException as error:  # raised in the caller's thread
-            hand_over((error, None))
-        finally:
-            blocks.close()
-
-    reader = threading.Thread(target=produce, name="counts-reader", daemon=True)
-    reader.start()
-    try:
-        while True:
-            error, item = ready.get()
-            if error is not None:
-                raise error
-            if item is finished:
-                return
-            yield item
-    finally:
-        stopped.set()
-        reader.join()
 
 
 def _runs(starts: np.ndarray, stops: np.ndarray, max_gap: int, max_span: int) -> list[slice]:
