@@ -183,6 +183,7 @@ class ChunkWorkspace:
         self.logits = torch.empty((chunk, n_atoms), dtype=dtype, device=device)
         self.xi = torch.empty((chunk, n_atoms), dtype=dtype, device=device)
         self.mix = torch.empty((chunk, n_atoms), dtype=dtype, device=device)
+        self.densities = torch.empty(n_atoms * chunk, dtype=dtype, device=device)
 
 
 def chunk_responsibilities(
@@ -203,7 +204,8 @@ def chunk_responsibilities(
     mix_c = torch.index_select(mix, 0, group_c, out=ws.mix[:n])
     logits = ws.logits[:n]
     if quad == "expanded":
-        torch.addmm(mix_c, phi_c.T, coef["W"], out=logits)
+        densities_t = ws.densities[: n * mix.shape[1]].view(mix.shape[1], n)
+        torch.add(torch.mm(coef["W"].T, phi_c, out=densities_t).T, mix_c, out=logits)
     else:
         torch.add(chunk_log_densities(Y_c, phi_c, coef, quad), mix_c, out=logits)
     xi, _ = normalise_logits_(logits, out=ws.xi[:n])  # logits become log xi
@@ -224,7 +226,7 @@ def chunk_size(
 
     And within ``cache_bytes`` when given (:data:`CPU_CHUNK_BYTES` on the CPU).
     """
-    per_cell = itemsize * (n_features + 4 * n_atoms + p + (n_atoms * p if quad == "direct" else 0))
+    per_cell = itemsize * (n_features + 5 * n_atoms + p + (n_atoms * p if quad == "direct" else 0))
     per_cell += 8 * n_atoms  # float64 copy of xi for the per-individual sums
     budget = memory_budget if cache_bytes is None else min(memory_budget, cache_bytes)
     return int(max(256, min(n_cells, budget // per_cell)))
@@ -260,8 +262,8 @@ def chunk_log_densities(
 
     ``phi_c`` are the chunk's transposed features (F, n_c) (used by the expanded mode only).
     """
-    if quad == "expanded":
-        return phi_c.T @ coef["W"]
+    if quad == "expanded":  # (W^T phi)^T: see chunk_responsibilities
+        return (coef["W"].T @ phi_c).T.contiguous()
     L = coef["const"].shape[0]
     Z = torch.addmm(coef["b"], Y_c, coef["B"], beta=-1.0)  # Y B - b
     Z.square_()
