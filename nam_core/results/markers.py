@@ -11,6 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import NAMInputError
+from .rank_sum_test import rank_sum_test
 
 __all__ = [
     "rank_markers", "marker_recovery", "subsample_groups", "MARKER_COLUMNS", "RECOVERY_COLUMNS",
@@ -63,7 +64,10 @@ def rank_markers(
 ) -> pd.DataFrame:
     """Top marker genes of each cluster, one cluster against all other cells.
 
-    Uses ``scanpy.tl.rank_genes_groups`` on a light copy (``adata`` is not modified).
+    The Wilcoxon test is scanpy's (``rank_genes_groups``, no tie correction), computed by
+    :func:`~nam_core.results.rank_sum_test.rank_sum_test`, which ranks the stored values of a
+    sparse matrix only; the other methods call ``scanpy.tl.rank_genes_groups`` on a light copy.
+    ``adata`` is not modified.
 
     Parameters
     ----------
@@ -90,8 +94,6 @@ def rank_markers(
         Missing ``groupby`` column or layer, unknown method, or fewer than two clusters with
         at least 2 cells.
     """
-    import scanpy as sc
-
     if groupby not in adata.obs.columns:
         raise NAMInputError(
             f"obs has no column {groupby!r}; available: {list(adata.obs.columns)}"
@@ -107,28 +109,11 @@ def rank_markers(
             f"marker genes need at least two clusters in {groupby!r} with >= {_MIN_CELLS} "
             f"cells; found {len(groups)}"
         )
-    light = ad.AnnData(X=X, obs=pd.DataFrame({groupby: labels}, index=adata.obs_names),
-                       var=pd.DataFrame(index=adata.var_names))
     t0 = time.perf_counter()
-    sc.tl.rank_genes_groups(
-        light, groupby, groups=groups, reference="rest", method=method,
-        n_genes=min(n_genes, adata.n_vars), use_raw=False,
-    )
-    frames = []
-    for g in groups:
-        df = sc.get.rank_genes_groups_df(light, group=g).head(n_genes)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "cluster": g,
-                    "rank": np.arange(1, len(df) + 1),
-                    "gene": df["names"].astype(str).to_numpy(),
-                    "score": df["scores"].to_numpy(dtype=float),
-                    "logfoldchange": _column(df, "logfoldchanges"),
-                    "pval_adj": _column(df, "pvals_adj"),
-                }
-            )
-        )
+    if method == "wilcoxon":
+        frames = _wilcoxon_markers(X, labels, groups, adata.var_names, n_genes)
+    else:
+        frames = _scanpy_markers(X, labels, groups, adata, groupby, n_genes, method)
     logger.info(
         "%s markers of %d clusters (%s) in %.1f s", method, len(groups), groupby,
         time.perf_counter() - t0,
@@ -163,6 +148,51 @@ def subsample_groups(labels, max_cells: int | None, seed: int = 0) -> np.ndarray
         rows.append(members if members.size <= max_cells
                     else rng.choice(members, size=max_cells, replace=False))
     return np.sort(np.concatenate(rows))
+
+
+def _marker_frame(cluster: str, genes, scores, logfoldchanges, pvals_adj) -> pd.DataFrame:
+    """One cluster's rows of :func:`rank_markers`' table, best marker first."""
+    return pd.DataFrame({
+        "cluster": cluster,
+        "rank": np.arange(1, len(genes) + 1),
+        "gene": np.asarray(genes).astype(str),
+        "score": np.asarray(scores, dtype=float),
+        "logfoldchange": logfoldchanges,
+        "pval_adj": pvals_adj,
+    })
+
+
+def _wilcoxon_markers(X, labels: pd.Series, groups: list[str], genes: pd.Index,
+                      n_genes: int) -> list[pd.DataFrame]:
+    """Top markers by the rank-sum test of :mod:`nam_core.results.rank_sum_test`."""
+    codes = labels.cat.codes.to_numpy()
+    categories = [str(c) for c in labels.cat.categories]
+    result = rank_sum_test(X, codes, [categories.index(g) for g in groups])
+    frames = []
+    for row, group in enumerate(groups):
+        best = np.argsort(-result.scores[row], kind="stable")[:n_genes]
+        frames.append(_marker_frame(group, genes[best], result.scores[row, best],
+                                    result.logfoldchanges[row, best], result.pvals_adj[row, best]))
+    return frames
+
+
+def _scanpy_markers(X, labels: pd.Series, groups: list[str], adata: ad.AnnData, groupby: str,
+                    n_genes: int, method: str) -> list[pd.DataFrame]:
+    """Top markers by ``scanpy.tl.rank_genes_groups`` on a light copy of ``adata``."""
+    import scanpy as sc
+
+    light = ad.AnnData(X=X, obs=pd.DataFrame({groupby: labels}, index=adata.obs_names),
+                       var=pd.DataFrame(index=adata.var_names))
+    sc.tl.rank_genes_groups(
+        light, groupby, groups=groups, reference="rest", method=method,
+        n_genes=min(n_genes, adata.n_vars), use_raw=False,
+    )
+    frames = []
+    for g in groups:
+        df = sc.get.rank_genes_groups_df(light, group=g).head(n_genes)
+        frames.append(_marker_frame(g, df["names"], df["scores"], _column(df, "logfoldchanges"),
+                                    _column(df, "pvals_adj")))
+    return frames
 
 
 def _column(df: pd.DataFrame, name: str) -> np.ndarray:
