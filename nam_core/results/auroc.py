@@ -11,40 +11,42 @@ Used by the naming (:mod:`nam_core.results.naming`) and the marker permutation t
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
-from scipy import stats
+
+from .rank_sum_test import column_ranks
 
 __all__ = ["rank_matrix", "cluster_auroc", "rows_of_x", "subsample_cells"]
 
 
-def rank_matrix(X, block: int = 256) -> np.ndarray:
+def rank_matrix(X) -> np.ndarray:
     """Ranks of every gene's expression over cells (ties averaged), float32.
+
+    Only the non-zero values are sorted (:func:`~nam_core.results.rank_sum_test.column_ranks`);
+    a gene's zeros share one rank.
 
     Parameters
     ----------
     X : array or sparse matrix (N, G)
         Expression (any monotone scale: log-normalised or counts give the same ranks).
-    block : int
-        Genes densified at a time.
 
     Returns
     -------
     ndarray (N, G) float32, ranks 1..N.
     """
-    N, G = X.shape
-    out = np.empty((N, G), dtype=np.float32)
-    for start in range(0, G, block):
-        cols = X[:, start:start + block]
-        dense = cols.toarray() if sp.issparse(cols) else np.asarray(cols)
-        out[:, start:start + block] = stats.rankdata(dense, axis=0)
-    return out
+    return column_ranks(X).dense(np.float32)
 
 
 def _rank_sums(ranks: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
-    """Sum of each gene's ranks over the cells of each cluster, (n_clusters, G) float64."""
-    onehot = np.zeros((n_clusters, codes.size), dtype=ranks.dtype)
-    onehot[codes, np.arange(codes.size)] = 1.0
-    return (onehot @ ranks).astype(np.float64)  # BLAS: 3x faster than a sparse one-hot
+    """Sum of each gene's ranks over the cells of each cluster, (..., n_clusters, G) float64.
+
+    ``codes`` (N,) or (B, N): B labellings at once, one matrix product that reads ``ranks``
+    once (the product is bound by reading ``ranks``, not by its arithmetic).
+    """
+    labellings = np.atleast_2d(codes)
+    onehot = np.zeros((labellings.shape[0], n_clusters, codes.shape[-1]), dtype=ranks.dtype)
+    for b, row in enumerate(labellings):
+        onehot[b, row, np.arange(row.size)] = 1.0
+    sums = (onehot.reshape(-1, codes.shape[-1]) @ ranks).astype(np.float64)  # BLAS: 3x faster than a sparse one-hot
+    return sums.reshape(*codes.shape[:-1], n_clusters, ranks.shape[1])
 
 
 def cluster_auroc(ranks: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.ndarray:
@@ -54,16 +56,18 @@ def cluster_auroc(ranks: np.ndarray, codes: np.ndarray, n_clusters: int) -> np.n
     ----------
     ranks : array (N, G)
         Output of :func:`rank_matrix`.
-    codes : array (N,) of int
-        Cluster code 0..n_clusters-1 of each cell.
+    codes : array (N,) or (B, N) of int
+        Cluster code 0..n_clusters-1 of each cell (B labellings: a permutation test's batch).
     n_clusters : int
 
     Returns
     -------
-    ndarray (n_clusters, G); NaN for a cluster holding no cell or every cell.
+    ndarray (n_clusters, G), or (B, n_clusters, G); NaN for a cluster holding no cell or
+    every cell.
     """
-    N = codes.size
-    n1 = np.bincount(codes, minlength=n_clusters).astype(np.float64)[:, None]
+    N = codes.shape[-1]
+    n1 = np.apply_along_axis(np.bincount, -1, codes, minlength=n_clusters)
+    n1 = n1.astype(np.float64)[..., None]
     u = _rank_sums(ranks, codes, n_clusters) - n1 * (n1 + 1) / 2
     with np.errstate(invalid="ignore", divide="ignore"):
         return u / (n1 * (N - n1))

@@ -23,6 +23,11 @@ __all__ = ["marker_permutation_test", "permutation_test_cells"]
 logger = logging.getLogger(__name__)
 
 
+#: Cluster rows of one product with the ranks: permutations are batched up to this many rows,
+#: so the (cells x genes) ranks are read once per batch, not once per permutation.
+ROWS_PER_PRODUCT = 128
+
+
 def _within_individual_permutation(individuals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Index array that shuffles cells among those of the same individual."""
     by_individual = np.argsort(individuals, kind="stable")
@@ -88,9 +93,12 @@ def marker_permutation_test(
     observed = _top_mean(cluster_auroc(ranks, codes, L), n_top)
     rng = np.random.default_rng(seed)
     null = np.empty((n_permutations, L))
-    for b in range(n_permutations):
-        perm = _within_individual_permutation(ind_codes, rng)
-        null[b] = _top_mean(cluster_auroc(ranks, codes[perm], L), n_top)
+    batch = max(1, ROWS_PER_PRODUCT // L)
+    for first in range(0, n_permutations, batch):
+        permuted = np.stack([codes[_within_individual_permutation(ind_codes, rng)]
+                             for _ in range(min(batch, n_permutations - first))])
+        auroc = cluster_auroc(ranks, permuted, L)
+        null[first:first + len(permuted)] = [_top_mean(a, n_top) for a in auroc]
     p = (1 + (null >= observed[None, :] - 1e-12).sum(axis=0)) / (1 + n_permutations)
     logger.info("marker permutation test: %d clusters, %d cells, %d genes, %d permutations in %.1f s",
                 L, clusters.size, ranks.shape[1], n_permutations, time.perf_counter() - t0)

@@ -12,7 +12,8 @@ expression matrix most of a gene's cells hold the same value, zero, and share on
 so only the stored values need sorting: each column of a CSC copy is sorted once, and each
 group's rank sum is the sum of its stored values' ranks plus its zeros times the zeros' rank.
 Average ranks are whole or half numbers, so every sum is exact in float64 (below 2^52) and the
-rank sums equal scanpy's, whatever the order of summation.
+rank sums equal scanpy's, whatever the order of summation. The same ranks
+(:func:`column_ranks`) give the AUROCs of :mod:`nam_core.results.auroc`.
 """
 
 from __future__ import annotations
@@ -23,31 +24,24 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["RankSumResult", "group_rank_sums", "rank_sum_test"]
+__all__ = ["ColumnRanks", "RankSumResult", "column_ranks", "group_rank_sums", "rank_sum_test"]
 
 
 @numba.njit(cache=True, nogil=True)
-def _csc_rank_sums(data, indices, indptr, codes, n_codes, n_rows):
-    """Rank sums of the stored values of each column by row code, and their counts.
+def _stored_value_ranks(data, indptr, n_rows):
+    """Each stored value's average rank among all n_rows values of its column, zeros included.
 
     Parameters
     ----------
-    data, indices, indptr : CSC arrays of an (n_rows, G) matrix without stored zeros
-    codes : ndarray (n_rows,) of int, each row's group in [0, n_codes)
-    n_codes, n_rows : int
+    data, indptr : CSC arrays of an (n_rows, G) matrix without stored zeros
 
     Returns
     -------
-    sums : ndarray (n_codes, G) float64
-        Sum over the group's stored values of their rank among all n_rows values of the column.
-    stored : ndarray (n_codes, G) int64
-        The group's stored values in the column.
-    zero_rank : ndarray (G,) float64
-        The average rank that the column's zeros share.
+    ranks : ndarray (nnz,) float64, in the storage order of ``data``
+    zero_rank : ndarray (G,) float64, the average rank that each column's zeros share
     """
     n_columns = indptr.size - 1
-    sums = np.zeros((n_codes, n_columns))
-    stored = np.zeros((n_codes, n_columns), dtype=np.int64)
+    ranks = np.empty(data.size)
     zero_rank = np.empty(n_columns)
     for column in range(n_columns):
         start, end = indptr[column], indptr[column + 1]
@@ -67,12 +61,65 @@ def _csc_rank_sums(data, indices, indptr, codes, n_codes, n_rows):
             else:
                 rank += n_zeros
             for at in range(first, last + 1):
-                code = codes[indices[start + order[at]]]
-                sums[code, column] += rank
-                stored[code, column] += 1
+                ranks[start + order[at]] = rank
             first = last + 1
         zero_rank[column] = negatives + 0.5 * (n_zeros + 1)
-    return sums, stored, zero_rank
+    return ranks, zero_rank
+
+
+@numba.njit(cache=True, nogil=True)
+def _sums_by_code(values, indices, indptr, codes, n_codes):
+    """Per column, the sum and the count of the stored values of each row code: (n_codes, G)."""
+    n_columns = indptr.size - 1
+    sums = np.zeros((n_codes, n_columns))
+    stored = np.zeros((n_codes, n_columns), dtype=np.int64)
+    for column in range(n_columns):
+        for at in range(indptr[column], indptr[column + 1]):
+            code = codes[indices[at]]
+            sums[code, column] += values[at]
+            stored[code, column] += 1
+    return sums, stored
+
+
+@dataclasses.dataclass
+class ColumnRanks:
+    """Every column's values ranked over the rows (ties: average rank), stored sparsely.
+
+    Attributes
+    ----------
+    ranks : csc_matrix (n, G) float64
+        The rank of each non-zero value, where the matrix stores it.
+    zero_rank : ndarray (G,) float64
+        The rank that a column's zeros share.
+    """
+
+    ranks: sp.csc_matrix
+    zero_rank: np.ndarray
+
+    def dense(self, dtype=np.float32) -> np.ndarray:
+        """All ranks, (n, G) in ``dtype``."""
+        out = np.empty(self.ranks.shape, dtype=dtype)
+        out[:] = self.zero_rank[None, :]
+        columns = np.repeat(np.arange(self.ranks.shape[1]), np.diff(self.ranks.indptr))
+        out[self.ranks.indices, columns] = self.ranks.data
+        return out
+
+    def group_sums(self, codes: np.ndarray, n_codes: int) -> np.ndarray:
+        """Sum of each group's ranks per column, (n_codes, G) float64, exact."""
+        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        sums, stored = _sums_by_code(self.ranks.data, self.ranks.indices, self.ranks.indptr,
+                                     codes, n_codes)
+        sizes = np.bincount(codes, minlength=n_codes)
+        return sums + (sizes[:, None] - stored) * self.zero_rank[None, :]
+
+
+def column_ranks(X) -> ColumnRanks:
+    """Rank each column of ``X`` (n, G), sparse or dense, sorting its non-zero values only."""
+    X = sp.csc_matrix(X, copy=True)
+    X.eliminate_zeros()
+    X.sort_indices()
+    ranks, zero_rank = _stored_value_ranks(X.data, X.indptr, X.shape[0])
+    return ColumnRanks(sp.csc_matrix((ranks, X.indices, X.indptr), shape=X.shape), zero_rank)
 
 
 def group_rank_sums(X, codes: np.ndarray, n_codes: int) -> np.ndarray:
@@ -90,13 +137,7 @@ def group_rank_sums(X, codes: np.ndarray, n_codes: int) -> np.ndarray:
     -------
     ndarray (n_codes, G) float64: rank sums, equal to summing the ranks of a full ranking.
     """
-    X = sp.csc_matrix(X, copy=True)
-    X.eliminate_zeros()
-    X.sort_indices()
-    codes = np.ascontiguousarray(codes, dtype=np.int64)
-    sums, stored, zero_rank = _csc_rank_sums(X.data, X.indices, X.indptr, codes, n_codes, X.shape[0])
-    sizes = np.bincount(codes, minlength=n_codes)
-    return sums + (sizes[:, None] - stored) * zero_rank[None, :]
+    return column_ranks(X).group_sums(codes, n_codes)
 
 
 @dataclasses.dataclass

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.metrics import roc_auc_score
 
 from nam_core.errors import NAMInputError
@@ -139,6 +140,28 @@ def test_permutation_test_real_clusters_and_random_labelings():
                                          n_permutations=99, seed=int(rng.integers(1 << 30)))
         pvalues.extend(out["p_value"])
     assert np.mean(np.asarray(pvalues) > 0.05) >= 0.9, pvalues
+
+
+def test_batched_permutations_give_the_null_of_one_permutation_at_a_time(monkeypatch):
+    X, clusters, individuals, _ = planted_cells()
+    ranks = auroc.rank_matrix(X)
+    batched = mp.marker_permutation_test(ranks, clusters, individuals, n_top=2, n_permutations=7,
+                                         seed=3)
+    monkeypatch.setattr(mp, "ROWS_PER_PRODUCT", 1)  # one permutation per product
+    single = mp.marker_permutation_test(ranks, clusters, individuals, n_top=2, n_permutations=7,
+                                        seed=3)
+    pd.testing.assert_frame_equal(batched, single, rtol=1e-6)
+
+
+def test_rank_matrix_equals_scipy_rankdata():
+    from scipy.stats import rankdata
+
+    X, *_ = planted_cells()
+    tied = np.where(X > 1.0, np.round(X, 1), 0.0)  # zeros and ties, as in counts
+    for values in (X, tied, sp.csr_matrix(tied)):
+        dense = values.toarray() if sp.issparse(values) else values
+        np.testing.assert_array_equal(auroc.rank_matrix(values),
+                                      rankdata(dense, axis=0).astype(np.float32))
 
 
 def test_demo_checks_against_a_hand_made_truth():
