@@ -118,3 +118,19 @@ def test_donors_without_pcs_or_pool_are_named():
     with pytest.raises(NAMInputError, match="no pool"):
         composition_vs_genetics(counts, pcs, pd.Series(0, index=counts["individual"][:5]),
                                 n_permutations=9)
+
+
+def test_relabelled_correlation_equals_the_correlation_of_the_relabelled_triangle():
+    from nam_core.results.composition.donor_distance import _corr, _PermutedCorrelation
+
+    rng = np.random.default_rng(4)
+    n = 30
+    points, others = rng.normal(size=(n, 3)), rng.normal(size=(n, 2))
+    x = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    w = np.linalg.norm(others[:, None] - others[None], axis=-1)
+    iu = np.triu_indices(n, k=1)
+    correlate = _PermutedCorrelation(x[iu], w[iu], n)
+    for _ in range(5):
+        perm = rng.permutation(n)
+        relabelled = x[np.ix_(perm, perm)]
+        assert correlate(relabelled) == pytest.approx(_corr(relabelled[iu], w[iu]), abs=1e-14)
