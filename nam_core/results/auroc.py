@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .rank_sum_test import column_ranks
+from .rank_sums import column_ranks
 
 __all__ = ["rank_matrix", "cluster_auroc", "rows_of_x", "subsample_cells"]
 
@@ -20,7 +20,7 @@ __all__ = ["rank_matrix", "cluster_auroc", "rows_of_x", "subsample_cells"]
 def rank_matrix(X) -> np.ndarray:
     """Ranks of every gene's expression over cells (ties averaged), float32.
 
-    Only the non-zero values are sorted (:func:`~nam_core.results.rank_sum_test.column_ranks`);
+    Only the non-zero values are sorted (:func:`~nam_core.results.rank_sums.column_ranks`);
     a gene's zeros share one rank.
 
     Parameters

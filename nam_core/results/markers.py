@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import NAMInputError
-from .rank_sum_test import rank_sum_test
+from .rank_sums import rank_sum_test
 
 __all__ = [
     "rank_markers", "marker_recovery", "subsample_groups", "MARKER_COLUMNS", "RECOVERY_COLUMNS",
@@ -65,7 +65,7 @@ def rank_markers(
     """Top marker genes of each cluster, one cluster against all other cells.
 
     The Wilcoxon test is scanpy's (``rank_genes_groups``, no tie correction), computed by
-    :func:`~nam_core.results.rank_sum_test.rank_sum_test`, which ranks the stored values of a
+    :func:`~nam_core.results.rank_sums.rank_sum_test`, which ranks the stored values of a
     sparse matrix only; the other methods call ``scanpy.tl.rank_genes_groups`` on a light copy.
     ``adata`` is not modified.
 
@@ -164,7 +164,7 @@ def _marker_frame(cluster: str, genes, scores, logfoldchanges, pvals_adj) -> pd.
 
 def _wilcoxon_markers(X, labels: pd.Series, groups: list[str], genes: pd.Index,
                       n_genes: int) -> list[pd.DataFrame]:
-    """Top markers by the rank-sum test of :mod:`nam_core.results.rank_sum_test`."""
+    """Top markers by the rank-sum test of :mod:`nam_core.results.rank_sums`."""
     codes = labels.cat.codes.to_numpy()
     categories = [str(c) for c in labels.cat.categories]
     result = rank_sum_test(X, codes, [categories.index(g) for g in groups])

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from scipy.stats import rankdata
 
 from nam_core.results.markers import _groups_to_test, _scanpy_markers, rank_markers
-from nam_core.results.rank_sum_test import group_rank_sums, rank_sum_test
+from nam_core.results.rank_sums import group_rank_sums, rank_sum_test
 
 
 def _full_rank_sums(X, codes, n_codes):
