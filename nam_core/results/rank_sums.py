@@ -81,6 +81,14 @@ def _sums_by_code(values, indices, indptr, codes, n_codes):
     return sums, stored
 
 
+@numba.njit(cache=True, nogil=True)
+def _place_stored(out, values, indices, indptr):
+    """Write the stored values of a CSC matrix into the dense ``out`` (n, G), in place."""
+    for column in range(indptr.size - 1):
+        for at in range(indptr[column], indptr[column + 1]):
+            out[indices[at], column] = values[at]
+
+
 @dataclasses.dataclass
 class ColumnRanks:
     """Every column's values ranked over the rows (ties: average rank), stored sparsely.
@@ -100,8 +108,7 @@ class ColumnRanks:
         """All ranks, (n, G) in ``dtype``."""
         out = np.empty(self.ranks.shape, dtype=dtype)
         out[:] = self.zero_rank[None, :]
-        columns = np.repeat(np.arange(self.ranks.shape[1]), np.diff(self.ranks.indptr))
-        out[self.ranks.indices, columns] = self.ranks.data
+        _place_stored(out, self.ranks.data, self.ranks.indices, self.ranks.indptr)
         return out
 
     def group_sums(self, codes: np.ndarray, n_codes: int) -> np.ndarray:
