@@ -36,16 +36,14 @@ __all__ = [
     "chunk_log_densities",
     "ChunkWorkspace",
     "chunk_responsibilities",
+    "add_moments",
     "accumulate",
     "empty_stats",
     "chunks",
-    "CellPassResult",
-    "cell_pass",
-    "chunk_student_t",
-    "accumulate_scaled",
     "individual_spans",
     "flush_subnormals_",
     "normalise_logits_",
+    "zero_bound",
 ]
 
 QUAD_MODES = ("direct", "expanded")
@@ -63,40 +61,53 @@ def flush_subnormals_(x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.threshold_(x, torch.finfo(x.dtype).tiny, 0.0)
 
 
-def normalise_logits_(
-    logits: torch.Tensor, out: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row-wise softmax of ``logits`` (n, L); ``logits`` becomes log xi, in place.
+def zero_bound(dtype: torch.dtype, n_atoms: int) -> float:
+    """Log-ratio to the row's largest logit below which a responsibility is set to zero.
 
-    Entries whose exp underflows (log xi below log ``finfo.tiny``: -87.3 in float32, -708.4 in
-    float64) are set to -inf before exponentiating, so they give exact zeros. torch's CPU exp
-    is 10-50x slower on such arguments than on ordinary ones, and near convergence most cell
-    logits are there; ``torch.logsumexp`` and ``torch.softmax`` exponentiate them too. Exp of
-    -inf is fast. Entries of xi below ``finfo.tiny`` are zero, as :func:`flush_subnormals_`
-    leaves them.
+    log ``finfo.tiny`` + log ``n_atoms`` + 1 (-82.4 in float32 with 50 atoms): a kept entry's
+    exp is at least e L tiny, and after dividing by a row total of at most L it is still a
+    normal number (no subnormal ever enters a product). What is dropped is below 1e-35 of its
+    row in float32 (1e-305 in float64).
+    """
+    return math.log(torch.finfo(dtype).tiny) + math.log(max(n_atoms, 1)) + 1.0
+
+
+def normalise_logits_(
+    logits: torch.Tensor, out: torch.Tensor | None = None, dim: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax of ``logits`` along ``dim`` (atoms); ``logits`` becomes log xi, in place.
+
+    Entries more than :func:`zero_bound` below their row's largest get exact zeros. Their
+    logits are clamped just under that bound before exponentiating: torch's CPU ``exp`` is
+    10-100x slower on arguments whose result underflows, and on -inf, than on ordinary ones
+    (``docs/performance.md``), and near convergence most cell logits of far atoms are there
+    (``torch.logsumexp`` and ``torch.softmax`` exponentiate them as they are).
 
     Parameters
     ----------
-    logits : tensor (n, L), finite; overwritten with log xi.
-    out : tensor (n, L) or None
+    logits : tensor (n, L) (or (L, n) with ``dim=0``), finite; overwritten with log xi.
+    out : tensor shaped as ``logits``, or None
         Where xi is written (a new tensor when None).
+    dim : int
+        The atoms' dimension.
 
     Returns
     -------
-    xi : tensor (n, L)
+    xi : tensor shaped as ``logits``
     log_norm : tensor (n,)
         log sum_l exp(logit_nl), the rows' log normalisers (``torch.logsumexp``).
     """
-    top = logits.amax(dim=1, keepdim=True)
+    bound = zero_bound(logits.dtype, logits.shape[dim])
+    top = logits.amax(dim=dim, keepdim=True)
     logits.sub_(top)
     xi = torch.empty_like(logits) if out is None else out
-    xi.copy_(logits)
-    torch.nn.functional.threshold_(xi, math.log(torch.finfo(logits.dtype).tiny), -math.inf)
-    log_total = xi.exp_().sum(dim=1, keepdim=True)
+    torch.clamp(logits, min=bound - 1.0, out=xi)
+    torch.nn.functional.threshold_(xi.exp_(), math.exp(bound), 0.0)
+    log_total = xi.sum(dim=dim, keepdim=True)
     xi.div_(log_total)
     log_total.log_()
     logits.sub_(log_total)
-    return flush_subnormals_(xi), (top + log_total).squeeze(1)
+    return xi, (top + log_total).squeeze(dim)
 
 
 class FeatureMap:
@@ -112,14 +123,14 @@ class FeatureMap:
     def __call__(self, Y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Features of a chunk Y (n, p), stored transposed: shape (F, n), same dtype as Y.
 
-        The (F, n) layout makes every block of products a contiguous write. ``out`` (F, >= n)
-        is a reusable buffer (its first n columns are returned).
+        The (F, n) layout makes every block of products a contiguous write. ``out`` (>= F, >= n)
+        is a reusable buffer (its first F rows and n columns are returned).
         """
         n, p = Y.shape
         Yt = Y.T.contiguous()
         if out is None:
             out = torch.empty((self.n_features, n), dtype=Y.dtype, device=Y.device)
-        out = out[:, :n]
+        out = out[: self.n_features, :n]
         start = 0
         for i in range(p):  # row i of the upper triangle: y_i * y_j for j >= i
             torch.mul(Yt[i : i + 1], Yt[i:], out=out[start : start + p - i])
@@ -175,11 +186,16 @@ class ChunkWorkspace:
     """Buffers reused by every chunk of every sweep.
 
     Fresh multi-megabyte tensors are page-faulted in on every allocation on the CPU; reusing
-    them makes the element-wise work of a chunk several times faster.
+    them makes the element-wise work of a chunk several times faster. With ``indicator_rows``
+    r > 0 the features get r more rows and the coefficients r more rows, for
+    :func:`chunk_responsibilities_with_indicators`.
     """
 
-    def __init__(self, fmap: FeatureMap, n_atoms: int, chunk: int, dtype, device):
-        self.features = torch.empty((fmap.n_features, chunk), dtype=dtype, device=device)
+    def __init__(self, fmap: FeatureMap, n_atoms: int, chunk: int, dtype, device, indicator_rows: int = 0):
+        self.indicator_rows = indicator_rows
+        rows = fmap.n_features + indicator_rows
+        self.features = torch.empty((rows, chunk), dtype=dtype, device=device)
+        self.coef = torch.empty((rows, n_atoms), dtype=dtype, device=device)
         self.logits = torch.empty((chunk, n_atoms), dtype=dtype, device=device)
         self.xi = torch.empty((chunk, n_atoms), dtype=dtype, device=device)
         self.mix = torch.empty((chunk, n_atoms), dtype=dtype, device=device)
@@ -271,6 +287,14 @@ def chunk_log_densities(
     return coef["const"] - 0.5 * quad_form
 
 
+def add_moments(stats: CellStats, fmap: FeatureMap, moments: torch.Tensor) -> None:
+    """Add summed phi^T xi (F, L) to the counts, sums and second moments of ``stats``."""
+    counts, sums, R = fmap.unpack(moments)
+    stats.counts += counts
+    stats.sums += sums
+    stats.second_moments += R
+
+
 def accumulate(
     stats: CellStats,
     fmap: FeatureMap,
@@ -284,11 +308,7 @@ def accumulate(
     ``phi_c`` are the chunk's transposed features (F, n_c). Sums within a chunk run in the
     chunk's dtype, across chunks in float64.
     """
-    moments = (phi_c @ xi_c).to(torch.float64)  # (F, L)
-    counts, sums, R = fmap.unpack(moments)
-    stats.counts += counts
-    stats.sums += sums
-    stats.second_moments += R
+    add_moments(stats, fmap, (phi_c @ xi_c).to(torch.float64))
     per_individual = torch.zeros(stats.per_individual.shape, dtype=xi_c.dtype, device=xi_c.device)
     per_individual.index_add_(0, group_c, xi_c)
     stats.per_individual += per_individual.to(torch.float64)
@@ -314,97 +334,6 @@ def chunks(n: int, size: int):
 
 
 
-@dataclasses.dataclass
-class CellPassResult:
-    """What one pass over the cells returns.
-
-    Attributes
-    ----------
-    stats : CellStats
-    labels, proba : Tensor (N,) or None
-        Argmax atom of each cell and its responsibility (cells in the data's sorted order).
-    xi : Tensor (N, L) or None
-        Every responsibility, when asked to keep them.
-    """
-
-    stats: CellStats
-    labels: torch.Tensor | None = None
-    proba: torch.Tensor | None = None
-    xi: torch.Tensor | None = None
-
-
-def cell_pass(data, n_atoms: int, coef=None, mix=None, resp_fn=None, want_labels: bool = False,
-              keep_xi: bool = False, scales: dict | None = None, visit=None,
-              statistics: bool = True) -> CellPassResult:
-    """U1 over all cells in chunks, accumulating :class:`CellStats` (``docs/model.md`` 5.1, 7).
-
-    Parameters
-    ----------
-    data : CohortData
-        The prepared cohort (:mod:`nam_core.engine.data`).
-    n_atoms : int
-        L.
-    coef : dict or None
-        :func:`atom_coefficients` of the atoms (with ``mix``), when the responsibilities are
-        computed.
-    mix : Tensor (J, L) or None
-        The per-individual log-weight term sum_k rho_jk E log omega_lk.
-    resp_fn : callable (slice -> Tensor (n_c, L)) or None
-        Given responsibilities instead (initialisation).
-    want_labels, keep_xi : bool
-        Also return the argmax atom per cell, or every responsibility.
-    scales : dict or None
-        Student-t atoms: the per-atom constants of
-        :meth:`~nam_core.components.student_t.StudentTAtoms.pass_constants`; the pass then also
-        sets q(w) and accumulates the w-weighted statistics.
-    visit : callable or None
-        Called with each chunk's responsibilities (n_c, L) (e.g. to collect merge entropies).
-    statistics : bool
-        Accumulate the statistics (else ``stats`` stays zero: a pass for labels alone, which
-        then needs no features in the direct mode).
-    """
-    d = data
-    ws = d.workspace(n_atoms)
-    stats = empty_stats(d.J, n_atoms, d.p, d.device)
-    out = CellPassResult(stats)
-    new = torch.empty if d.shard is None else torch.zeros  # ranks sum what they fill
-    if want_labels:
-        out.labels = new(d.N, dtype=torch.long, device=d.device)
-        out.proba = new(d.N, dtype=d.dtype, device=d.device)
-    if keep_xi:
-        out.xi = new((d.N, n_atoms), dtype=d.dtype, device=d.device)
-    scales = scales if scales is not None else {}
-    if scales and statistics:
-        _start_scale_stats(stats, scales)
-    for sl in d.cell_chunks():
-        phi_c = d.features(sl, ws) if statistics or d.quad == "expanded" else None
-        g_c = d.group[sl]
-        if resp_fn is not None:
-            xi_c = resp_fn(sl)
-            neg_entropy = torch.special.xlogy(xi_c, xi_c).sum()
-        elif scales:
-            xi_c, neg_entropy, ew, elogw = chunk_student_t(d.Y[sl], phi_c, coef, d.quad, mix, g_c, scales)
-        else:
-            xi_c, neg_entropy = chunk_responsibilities(ws, d.Y[sl], phi_c, coef, d.quad, mix, g_c)
-        if statistics and scales:
-            if resp_fn is not None:  # initial q(w) = the prior Gamma(nu/2, nu/2): E w = 1
-                ew, elogw = torch.ones_like(xi_c), scales["prior_elogw"].expand_as(xi_c)
-            accumulate_scaled(stats, d.fmap, phi_c, xi_c, ew, elogw, g_c, neg_entropy)
-        elif statistics:
-            accumulate(stats, d.fmap, phi_c, xi_c, g_c, neg_entropy)
-        if want_labels:
-            out.proba[sl], out.labels[sl] = xi_c.max(1)
-        if keep_xi:
-            out.xi[sl] = xi_c
-        if visit is not None:
-            visit(xi_c)
-    d.sum_over_ranks_(*(getattr(stats, f.name) for f in dataclasses.fields(CellStats)),
-                      out.labels, out.proba, out.xi)
-    if scales and statistics:
-        _finish_scale_stats(stats, scales)
-    return out
-
-
 def individual_spans(n_cells: torch.Tensor, max_cells: int) -> list[tuple[int, int, int, int]]:
     """Chunks of whole individuals: (first cell, end cell, first individual, end individual).
 
@@ -420,45 +349,3 @@ def individual_spans(n_cells: torch.Tensor, max_cells: int) -> list[tuple[int, i
         size += n
     spans.append((c0, c0 + size, j0, len(counts)))
     return spans
-
-
-def _start_scale_stats(stats: CellStats, scales: dict) -> None:
-    zeros = torch.zeros_like(stats.counts)
-    stats.weighted_counts, stats.log_scale_sums = zeros.clone(), zeros.clone()
-
-
-def _finish_scale_stats(stats: CellStats, scales: dict) -> None:
-    from .student_t import scale_entropy
-
-    stats.scale_entropy = scale_entropy(scales["shape"], stats.counts, stats.log_scale_sums)
-
-
-def chunk_student_t(Y_c, phi_c, coef, quad, mix, group_c, scales):
-    """U1 with Student-t atoms for a chunk: xi, sum xi log xi, E w and E log w (n_c, L).
-
-    The Gaussian expected log densities e give Delta = 2 (h - e) and the t log densities g
-    (``nam_core.components.student_t``); logits g + mix[g(n)].
-    """
-    from .student_t import chunk_scale_terms
-
-    e = chunk_log_densities(Y_c, phi_c, coef, quad)
-    g, ew, elogw = chunk_scale_terms(e, scales)
-    logits = g.add_(torch.index_select(mix, 0, group_c))
-    xi, _ = normalise_logits_(logits)
-    return xi, torch.vdot(xi.reshape(-1), logits.reshape(-1)), ew, elogw
-
-
-def accumulate_scaled(stats, fmap, phi_c, xi_c, ew_c, elogw_c, group_c, neg_entropy_c) -> None:
-    """Add a chunk to ``stats`` for Student-t atoms: w-weighted moments, plain counts, S_l."""
-    weighted = xi_c * ew_c
-    moments = (phi_c @ weighted).to(torch.float64)
-    weighted_counts, sums, R = fmap.unpack(moments)
-    stats.weighted_counts += weighted_counts
-    stats.sums += sums
-    stats.second_moments += R
-    stats.counts += xi_c.sum(0).to(torch.float64)
-    stats.log_scale_sums += (xi_c * elogw_c).sum(0).to(torch.float64)
-    per_individual = torch.zeros(stats.per_individual.shape, dtype=xi_c.dtype, device=xi_c.device)
-    per_individual.index_add_(0, group_c, xi_c)
-    stats.per_individual += per_individual.to(torch.float64)
-    stats.neg_entropy += neg_entropy_c.to(torch.float64)

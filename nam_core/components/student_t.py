@@ -28,10 +28,12 @@ import math
 import torch
 
 from . import normal_wishart as nw
+from .cells import chunk_log_densities, normalise_logits_
 from .normal_wishart import LOG_2PI, NWAtoms
 
 __all__ = ["StudentTAtoms", "DOF_BOUNDS", "optimal_dof", "dof_term", "scale_entropy", "chunk_scale_terms",
-           "log_density_offsets"]
+           "log_density_offsets", "chunk_student_t", "accumulate_scaled", "start_scale_stats",
+           "finish_scale_stats"]
 
 #: the degrees of freedom are kept within these bounds (1e6: indistinguishable from Gaussian)
 DOF_BOUNDS = (0.1, 1e6)
@@ -107,6 +109,46 @@ def optimal_dof(counts: torch.Tensor, weighted_counts: torch.Tensor, log_scale_s
         hi = torch.where(up, hi, mid)
     nu = torch.exp(0.5 * (lo + hi))
     return torch.where(occupied, nu, current)
+
+
+def start_scale_stats(stats, scales: dict) -> None:
+    """Zeroed N~ and S accumulators on a pass's :class:`~nam_core.components.cells.CellStats`."""
+    zeros = torch.zeros_like(stats.counts)
+    stats.weighted_counts, stats.log_scale_sums = zeros.clone(), zeros.clone()
+
+
+def finish_scale_stats(stats, scales: dict) -> None:
+    """The entropy of this pass's q(w), once the pass has summed S."""
+    stats.scale_entropy = scale_entropy(scales["shape"], stats.counts, stats.log_scale_sums)
+
+
+def chunk_student_t(Y_c, phi_c, coef, quad, mix, group_c, scales):
+    """U1 with Student-t atoms for a chunk: xi, sum xi log xi, E w and E log w (n_c, L).
+
+    The Gaussian expected log densities e give Delta = 2 (h - e) and the t log densities g
+    (``nam_core.components.student_t``); logits g + mix[g(n)].
+    """
+    e = chunk_log_densities(Y_c, phi_c, coef, quad)
+    g, ew, elogw = chunk_scale_terms(e, scales)
+    logits = g.add_(torch.index_select(mix, 0, group_c))
+    xi, _ = normalise_logits_(logits)
+    return xi, torch.vdot(xi.reshape(-1), logits.reshape(-1)), ew, elogw
+
+
+def accumulate_scaled(stats, fmap, phi_c, xi_c, ew_c, elogw_c, group_c, neg_entropy_c) -> None:
+    """Add a chunk to ``stats`` for Student-t atoms: w-weighted moments, plain counts, S_l."""
+    weighted = xi_c * ew_c
+    moments = (phi_c @ weighted).to(torch.float64)
+    weighted_counts, sums, R = fmap.unpack(moments)
+    stats.weighted_counts += weighted_counts
+    stats.sums += sums
+    stats.second_moments += R
+    stats.counts += xi_c.sum(0).to(torch.float64)
+    stats.log_scale_sums += (xi_c * elogw_c).sum(0).to(torch.float64)
+    per_individual = torch.zeros(stats.per_individual.shape, dtype=xi_c.dtype, device=xi_c.device)
+    per_individual.index_add_(0, group_c, xi_c)
+    stats.per_individual += per_individual.to(torch.float64)
+    stats.neg_entropy += neg_entropy_c.to(torch.float64)
 
 
 class StudentTAtoms(NWAtoms):

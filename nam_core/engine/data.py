@@ -13,7 +13,14 @@ import numpy as np
 import torch
 
 from ..components import normal_wishart as nw
-from ..components.cells import CPU_CHUNK_BYTES, ChunkWorkspace, FeatureMap, chunk_size, chunks
+from ..components.cell_pass import MAX_INDICATOR_SHARE
+from ..components.cells import (
+    CPU_CHUNK_BYTES,
+    ChunkWorkspace,
+    FeatureMap,
+    chunk_size,
+    chunks,
+)
 from ..errors import NAMInputError
 from ..validation import as_group_codes, as_matrix, resolve_device, resolve_dtype
 from .distributed import Shard, sum_over_ranks_
@@ -71,6 +78,27 @@ class CohortData:
         for sl in chunks(stop - start, self.chunk):
             yield slice(start + sl.start, start + sl.stop)
 
+    def chunk_individuals(self) -> list[tuple[slice, int, int]]:
+        """:meth:`cell_chunks` with the individuals each holds: (cells, first, end individual)."""
+        cached = getattr(self, "_chunk_individuals", None)
+        if cached is None or cached[0] is not self.shard:
+            group = self.group.cpu()
+            spans = [(sl, int(group[sl.start]), int(group[sl.stop - 1]) + 1) for sl in self.cell_chunks()]
+            self._chunk_individuals = cached = (self.shard, spans)
+        return cached[1]
+
+    def indicator_rows(self) -> int:
+        """Indicator rows of the cell pass's features: the most individuals in a chunk, or 0.
+
+        0 (a gather and a scatter per chunk instead) when the features are cached, the
+        quadratic forms direct, or a chunk holds more than
+        :data:`~nam_core.components.cell_pass.MAX_INDICATOR_SHARE` of F individuals.
+        """
+        if self.quad != "expanded" or self.phi is not None:
+            return 0
+        most = max(last - first for _, first, last in self.chunk_individuals())
+        return most if most <= MAX_INDICATOR_SHARE * self.fmap.n_features else 0
+
     def sum_over_ranks_(self, *tensors: torch.Tensor | None) -> None:
         """In a data-parallel fit, replace each tensor by its sum over the ranks (else nothing)."""
         if self.shard is not None:
@@ -79,7 +107,8 @@ class CohortData:
     def workspace(self, n_atoms: int) -> ChunkWorkspace:
         """Chunk buffers for ``n_atoms`` atoms, allocated once per data set."""
         if getattr(self, "_workspace", None) is None or self._workspace.xi.shape[1] != n_atoms:
-            self._workspace = ChunkWorkspace(self.fmap, n_atoms, min(self.chunk, self.N), self.dtype, self.device)
+            self._workspace = ChunkWorkspace(self.fmap, n_atoms, min(self.chunk, self.N), self.dtype, self.device,
+                                             self.indicator_rows())
         return self._workspace
 
     def to_input_order(self, values: torch.Tensor) -> torch.Tensor:

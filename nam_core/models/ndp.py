@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..components.cell_pass import cell_pass
 from ..components.cells import (
     accumulate,
     atom_coefficients,
-    cell_pass,
     chunk_log_densities,
     chunk_size,
     chunks,

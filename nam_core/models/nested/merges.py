@@ -12,7 +12,8 @@ import dataclasses
 import torch
 
 from ...components import normal_wishart as nw
-from ...components.cells import CellStats, atom_coefficients, cell_pass
+from ...components.cell_pass import cell_pass
+from ...components.cells import CellStats, atom_coefficients
 from ...engine.run import MergeLayer
 
 __all__ = ["IndividualMerges", "CellAtomMerges", "refit_with_cells_held"]

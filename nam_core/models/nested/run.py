@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from ...components.cells import atom_coefficients, cell_pass, flush_subnormals_
+from ...components.cell_pass import cell_pass
+from ...components.cells import atom_coefficients, flush_subnormals_
 from ...components.init import initial_cell_responsibilities, kmeans_individuals
 from .globals import NestedGlobals
 from .merges import CellAtomMerges, IndividualMerges
@@ -45,10 +46,10 @@ class NestedAtomsRun(NestedGlobals):
         return (self.rho @ self.omega.expected_log().T).to(self.dtype)
 
     def cell_pass(self, resp_fn=None, want_labels: bool = False, statistics: bool = True):
-        """U1 over all cells (:func:`~nam_core.components.cells.cell_pass`); the statistics.
+        """U1 over all cells (:func:`~nam_core.components.cell_pass.cell_pass`); the statistics.
 
         With ``resp_fn`` the responsibilities are given. With ``want_labels`` returns the whole
-        :class:`~nam_core.components.cells.CellPassResult` (``statistics=False``: labels alone,
+        :class:`~nam_core.components.cell_pass.CellPassResult` (``statistics=False``: labels alone,
         for prediction); with ``keep_xi`` set, stores xi.
         """
         coef = mix = None

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nam_core import NAM, ConvergenceWarning, simulate
-from nam_core.components.cells import flush_subnormals_, normalise_logits_
+from nam_core.components.cells import flush_subnormals_, normalise_logits_, zero_bound
 from nam_core.engine.float_mode import flushes_subnormals
 
 from ..helpers import small_data
@@ -51,9 +51,10 @@ def test_normalised_logits_are_the_softmax_and_its_log(dtype):
     gen = torch.Generator().manual_seed(0)
     spread = torch.tensor([1.0, 50.0, 200.0, 2000.0], dtype=dtype)[:, None]
     logits = torch.randn(4 * 64, 30, generator=gen, dtype=dtype) * spread.repeat_interleave(64, 0)
-    tiny = torch.finfo(dtype).tiny
     expected = torch.softmax(logits, dim=1)
-    expected = torch.where(expected < tiny, 0.0, expected)
+    far = logits - logits.amax(1, keepdim=True) < zero_bound(dtype, logits.shape[1])
+    assert far.any() and not far.all()
+    expected = torch.where(far, 0.0, expected)
     log_xi = logits.clone()
     out = torch.empty_like(logits)
     xi, log_norm = normalise_logits_(log_xi, out=out)
@@ -62,31 +63,42 @@ def test_normalised_logits_are_the_softmax_and_its_log(dtype):
     torch.testing.assert_close(log_norm, torch.logsumexp(logits, dim=1), rtol=rtol, atol=0.0)
     torch.testing.assert_close(xi, expected, rtol=rtol, atol=0.0)
     assert torch.equal(xi == 0, expected == 0)  # the same exact zeros
+    assert subnormal_count(xi) == 0
     torch.testing.assert_close(log_xi, torch.log_softmax(logits, dim=1), rtol=rtol, atol=rtol)
+    columns = logits.T.contiguous()  # atoms along the first dimension
+    xi_t, log_norm_t = normalise_logits_(columns, dim=0)
+    assert torch.equal(xi_t == 0, xi.T == 0)
+    torch.testing.assert_close(xi_t, xi.T, rtol=rtol, atol=0.0)
+    torch.testing.assert_close(log_norm_t, log_norm, rtol=rtol, atol=0.0)
+    torch.testing.assert_close(columns, log_xi.T, rtol=rtol, atol=rtol)
 
 
-def test_cell_pass_accumulates_no_subnormal_responsibilities(monkeypatch):
+@pytest.mark.parametrize("route", ["general", "indicators"])
+def test_cell_pass_accumulates_no_subnormal_responsibilities(monkeypatch, route):
     """Spy on the statistics' accumulation: far, well-separated atoms get exact zeros."""
-    import nam_core.components.cells as cells
+    import nam_core.components.cell_pass as passes
+    import nam_core.components.student_t as student_t
 
     seen = []
-    for name in ("accumulate", "accumulate_scaled"):
-        original = getattr(cells, name)
+    for module, name in ((passes, "accumulate"), (student_t, "accumulate_scaled"),
+                         (passes, "accumulate_with_indicators")):
+        original = getattr(module, name)
 
-        def spy(stats, fmap, phi_c, xi_c, *rest, _original=original):
-            seen.append(subnormal_count(xi_c))
-            return _original(stats, fmap, phi_c, xi_c, *rest)
+        def spy(stats, second, phi_c, xi_c, *rest, _original=original, _name=name):
+            seen.append((_name, subnormal_count(xi_c)))
+            return _original(stats, second, phi_c, xi_c, *rest)
 
-        monkeypatch.setattr(cells, name, spy)
-    d = simulate(J=12, n_clusters=2, q=2, p=3, n_cell_types=4, mean_cells=40, min_cells=5,
+        monkeypatch.setattr(module, name, spy)
+    d = simulate(J=12, n_clusters=2, q=2, p=6, n_cell_types=4, mean_cells=300, min_cells=5,
                  delta_y=40.0, seed=0)
     model = NAM(K=3, L=6, n_init=1, seed=0, max_iter=10, dtype="float32", device="cpu",
-                verbose=False)
+                cache_features=route == "general", memory_budget=200_000, verbose=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(d.X, d.Y, d.group)
-    assert seen, "the cell pass accumulated nothing"
-    assert sum(seen) == 0
+    names = {name for name, _ in seen}
+    assert ("accumulate_with_indicators" in names) == (route == "indicators")
+    assert sum(count for _, count in seen) == 0
 
 
 @pytest.mark.parametrize("flush", [False, True])
@@ -116,16 +128,16 @@ def test_fit_is_the_same_with_and_without_flushing():
 
 def test_the_fit_flushes_subnormals_while_it_runs(monkeypatch):
     """Every cell pass runs with flush-to-zero on, whatever the caller's mode."""
-    import nam_core.components.cells as cells
+    import nam_core.components.cell_pass as passes
 
     modes = []
-    original = cells.accumulate
+    original = passes.accumulate
 
     def spy(*args, **kwargs):
         modes.append(flushes_subnormals())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(cells, "accumulate", spy)
+    monkeypatch.setattr(passes, "accumulate", spy)
     d = small_data(seed=3)
     assert torch.set_flush_denormal(False)
     assert not flushes_subnormals()
