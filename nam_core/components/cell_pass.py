@@ -28,17 +28,18 @@ from .cells import (
 __all__ = [
     "CellPassResult",
     "cell_pass",
-    "MAX_INDICATOR_SHARE",
+    "MAX_INDICATOR_ROWS",
     "indicator_features",
     "chunk_responsibilities_with_indicators",
     "accumulate_with_indicators",
 ]
 
 
-#: Indicator rows are used while a chunk holds at most this fraction of F individuals: each row
-#: adds 1/F to both products, and at a quarter they cost what the gather and scatter they
-#: replace cost (``docs/performance.md``).
-MAX_INDICATOR_SHARE = 0.25
+#: Indicator rows are used while a chunk holds at most this many individuals. r rows add 2 r
+#: multiply-adds per cell and atom to the products; they cost what the gather and scatter they
+#: replace cost at about r = 128, at p = 10 and at p = 30 alike
+#: (``benchmarks/indicator_rows.py``), and half that leaves a margin.
+MAX_INDICATOR_ROWS = 64
 
 
 def indicator_features(
@@ -69,11 +70,10 @@ def chunk_responsibilities_with_indicators(
     the next chunk.
     """
     rows, n = phi_c.shape
-    L = mix.shape[1]
     coef = ws.coef[:rows]
     coef[rows - (last - first) :] = mix[first:last]
-    logits = torch.mm(coef.T, phi_c, out=ws.logits.view(-1)[: L * n].view(L, n))
-    xi, _ = normalise_logits_(logits, out=ws.xi.view(-1)[: L * n].view(L, n), dim=0)
+    logits = torch.mm(coef.T, phi_c, out=ws.by_atom(ws.logits, n))
+    xi, _ = normalise_logits_(logits, out=ws.by_atom(ws.xi, n), dim=0)
     return xi, torch.vdot(xi.reshape(-1), logits.reshape(-1))
 
 
@@ -156,8 +156,10 @@ def cell_pass(data, n_atoms: int, coef=None, mix=None, resp_fn=None, want_labels
     scales = scales if scales is not None else {}
     if scales and statistics:
         student_t().start_scale_stats(stats, scales)
-    if resp_fn is None and not scales and ws.indicator_rows > 0:
+    if resp_fn is None and ws.indicator_rows > 0 and not scales:
         chunk_pass = _IndicatorChunks(d, ws, stats, coef, mix, statistics)
+    elif resp_fn is None and ws.indicator_rows > 0:
+        chunk_pass = _StudentTIndicatorChunks(d, ws, stats, coef, mix, scales, statistics)
     else:
         chunk_pass = _GeneralChunks(d, ws, stats, coef, mix, resp_fn, scales, statistics)
     for sl, first, last in d.chunk_individuals():
@@ -235,3 +237,62 @@ class _IndicatorChunks:
         """The pass's moments into the counts, sums and second moments."""
         if self.statistics:
             add_moments(self.stats, self.d.fmap, self.moments)
+
+
+class _StudentTIndicatorChunks:
+    """Student-t atoms by the fast route, in the (L, n_c) layout with workspace buffers.
+
+    One product gives Delta = 2 (h - e) directly (coefficients -2 W, plus 2 h on the constant
+    row); q = Delta / nu, E w = (2 a / nu) / (1 + q), u = log1p(q), logits h + kappa - a u plus
+    the individual term (a product with the indicator rows). The statistics: w-weighted moments
+    by one product, plain counts and each individual's sums by a product with the constant and
+    indicator rows, and S_l = c_l N_l - sum_n xi u with c = psi(a) - log(nu / 2).
+    """
+
+    def __init__(self, d, ws, stats, coef, mix, scales, statistics):
+        self.d, self.ws, self.stats, self.mix, self.statistics = d, ws, stats, mix, statistics
+        F, L = d.fmap.n_features, mix.shape[1]
+        column = {k: scales[k][:, None] for k in ("h", "kappa", "a", "nu", "digamma_a")}
+        ws.coef[:F] = -2.0 * coef["W"]
+        ws.coef[F - 1] += 2.0 * scales["h"]
+        self.inv_nu = 1.0 / column["nu"]
+        self.two_a_over_nu = 2.0 * column["a"] / column["nu"]
+        self.minus_a = -column["a"]
+        self.h_kappa = column["h"] + column["kappa"]
+        self.log_scale_offset = (scales["digamma_a"] - torch.log(0.5 * scales["nu"])).to(torch.float64)
+        f64 = dict(dtype=torch.float64, device=d.device)
+        self.moments = torch.zeros((F, L), **f64)
+        self.counts, self.xi_u = torch.zeros(L, **f64), torch.zeros(L, **f64)
+
+    def __call__(self, sl: slice, first: int, last: int) -> torch.Tensor:
+        d, ws = self.d, self.ws
+        F, n = d.fmap.n_features, sl.stop - sl.start
+        phi_c = indicator_features(ws, d.fmap, d.Y[sl], d.group[sl], first, last)
+        q = torch.mm(ws.coef[:F].T, phi_c[:F], out=ws.by_atom(ws.densities, n))
+        q.clamp_(min=0.0).mul_(self.inv_nu)
+        ew = torch.add(q, 1.0, out=ws.by_atom(ws.mix, n)).reciprocal_().mul_(self.two_a_over_nu)
+        u = q.log1p_()
+        logits = torch.mul(u, self.minus_a, out=ws.by_atom(ws.logits, n)).add_(self.h_kappa)
+        logits.addmm_(self.mix[first:last].T, phi_c[F:])
+        xi, _ = normalise_logits_(logits, out=ws.by_atom(ws.xi, n), dim=0)
+        if self.statistics:
+            stats = self.stats
+            stats.neg_entropy += torch.vdot(xi.reshape(-1), logits.reshape(-1)).to(torch.float64)
+            self.xi_u += u.mul_(xi).sum(1)
+            self.moments.add_(torch.mm(phi_c[:F], ew.mul_(xi).T))
+            plain = torch.mm(phi_c[F - 1 :], xi.T)  # the constant row, then the indicator rows
+            self.counts += plain[0]
+            stats.per_individual[first : first + plain.shape[0] - 1] += plain[1:]
+        return xi.T
+
+    def finish(self) -> None:
+        """Moments, counts and S_l into the pass's statistics."""
+        if not self.statistics:
+            return
+        stats = self.stats
+        weighted_counts, sums, R = self.d.fmap.unpack(self.moments)
+        stats.weighted_counts += weighted_counts
+        stats.sums += sums
+        stats.second_moments += R
+        stats.counts += self.counts
+        stats.log_scale_sums += self.log_scale_offset * self.counts - self.xi_u

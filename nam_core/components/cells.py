@@ -192,7 +192,7 @@ class ChunkWorkspace:
     """
 
     def __init__(self, fmap: FeatureMap, n_atoms: int, chunk: int, dtype, device, indicator_rows: int = 0):
-        self.indicator_rows = indicator_rows
+        self.indicator_rows, self.n_atoms = indicator_rows, n_atoms
         rows = fmap.n_features + indicator_rows
         self.features = torch.empty((rows, chunk), dtype=dtype, device=device)
         self.coef = torch.empty((rows, n_atoms), dtype=dtype, device=device)
@@ -200,6 +200,10 @@ class ChunkWorkspace:
         self.xi = torch.empty((chunk, n_atoms), dtype=dtype, device=device)
         self.mix = torch.empty((chunk, n_atoms), dtype=dtype, device=device)
         self.densities = torch.empty(n_atoms * chunk, dtype=dtype, device=device)
+
+    def by_atom(self, buffer: torch.Tensor, n: int) -> torch.Tensor:
+        """The first L n entries of one of the buffers as a contiguous (L, n) array."""
+        return buffer.view(-1)[: self.n_atoms * n].view(self.n_atoms, n)
 
 
 def chunk_responsibilities(

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..components import normal_wishart as nw
-from ..components.cell_pass import MAX_INDICATOR_SHARE
+from ..components.cell_pass import MAX_INDICATOR_ROWS
 from ..components.cells import (
     CPU_CHUNK_BYTES,
     ChunkWorkspace,
@@ -92,12 +92,12 @@ class CohortData:
 
         0 (a gather and a scatter per chunk instead) when the features are cached, the
         quadratic forms direct, or a chunk holds more than
-        :data:`~nam_core.components.cell_pass.MAX_INDICATOR_SHARE` of F individuals.
+        :data:`~nam_core.components.cell_pass.MAX_INDICATOR_ROWS` individuals.
         """
         if self.quad != "expanded" or self.phi is not None:
             return 0
         most = max(last - first for _, first, last in self.chunk_individuals())
-        return most if most <= MAX_INDICATOR_SHARE * self.fmap.n_features else 0
+        return most if most <= MAX_INDICATOR_ROWS else 0
 
     def sum_over_ranks_(self, *tensors: torch.Tensor | None) -> None:
         """In a data-parallel fit, replace each tensor by its sum over the ranks (else nothing)."""

@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from nam_core import NAM, ConvergenceWarning, simulate
-from nam_core.components.cell_pass import MAX_INDICATOR_SHARE, cell_pass
+from nam_core.components.cell_pass import MAX_INDICATOR_ROWS, cell_pass
 from nam_core.engine.data import CohortData, prepare_cohort
 
 L = 8
 
 
-def cohort(dtype="float64", cache_features=False, quad="expanded", mean_cells=120, p=6):
-    """About four individuals per 300-cell chunk: F = 28 features at p = 6 allow 7."""
-    d = simulate(J=30, n_clusters=3, q=3, p=p, n_cell_types=6, mean_cells=mean_cells, min_cells=5,
+def cohort(dtype="float64", cache_features=False, quad="expanded", mean_cells=120, p=6, J=30, min_cells=5):
+    """About three individuals per 300-cell chunk."""
+    d = simulate(J=J, n_clusters=3, q=3, p=p, n_cell_types=6, mean_cells=mean_cells, min_cells=min_cells,
                  seed=4)
     per_cell = 4 * (28 + 5 * L + p) + 8 * L
     return prepare_cohort(d.X, d.Y, d.group, use_x=True, prior_x=None, prior_y=None, n_atoms=L,
@@ -84,17 +84,23 @@ def test_indicator_rows_only_where_they_pay(case):
         data = cohort(cache_features=True)
     elif case == "direct quadratic forms":
         data = cohort(quad="direct")
-    else:  # about 40 individuals per chunk against F = 28
-        data = cohort(mean_cells=8)
+    else:  # 300-cell chunks of individuals of about 2 cells
+        data = cohort(mean_cells=2, J=600, min_cells=1)
         most = max(last - first for _, first, last in data.chunk_individuals())
-        assert most > MAX_INDICATOR_SHARE * data.fmap.n_features
+        assert most > MAX_INDICATOR_ROWS
     assert data.indicator_rows() == 0
 
 
-def test_a_fit_by_indicator_rows_equals_the_general_fit():
+@pytest.mark.parametrize("atoms", ["gaussian", "student_t"])
+def test_a_fit_by_indicator_rows_equals_the_general_fit(monkeypatch, atoms):
+    import nam_core.components.cell_pass as passes
+
+    calls = []
+    original_features = passes.indicator_features
+    monkeypatch.setattr(passes, "indicator_features", lambda *a: calls.append(1) or original_features(*a))
     d = simulate(J=40, n_clusters=3, q=3, p=6, n_cell_types=6, mean_cells=200, min_cells=5, seed=0)
-    kw = dict(K=4, L=10, n_init=1, seed=0, dtype="float64", device="cpu", quad="expanded",
-              cache_features=False, memory_budget=200_000, verbose=False)
+    kw = dict(K=4, L=10, n_init=1, seed=0, max_iter=60, dtype="float64", device="cpu", quad="expanded",
+              cache_features=False, memory_budget=200_000, atoms=atoms, verbose=False)
     fits = {}
     original = CohortData.indicator_rows
     for route in ("fast", "general"):
@@ -106,6 +112,10 @@ def test_a_fit_by_indicator_rows_equals_the_general_fit():
                 fits[route] = NAM(**kw).fit(d.X, d.Y, d.group)
         finally:
             CohortData.indicator_rows = original
+        if route == "fast":
+            assert calls, "the fit did not take the indicator rows"
+            calls.clear()
+    assert not calls
     fast, general = fits["fast"], fits["general"]
     assert fast.n_iter_ == general.n_iter_
     np.testing.assert_allclose(fast.elbo_trace_, general.elbo_trace_, rtol=1e-10)
