@@ -1,11 +1,13 @@
 """The cell pass: all cells through U1 and the statistics of q(M), a chunk at a time.
 
-Gaussian atoms with features built per chunk take the fast route: the features gain one
-indicator row per individual of the chunk, so one product gives the logits with each cell's
-individual term and another gives the moments with each individual's sums
-(:func:`chunk_responsibilities_with_indicators`). Everything else (given responsibilities,
-Student-t atoms, cached features, direct quadratic forms, chunks of many individuals) takes
-the general route of :mod:`nam_core.components.cells`. Both give the same statistics.
+With expanded quadratic forms (the float32 default) a chunk is worked by atom: logits,
+responsibilities and their products in the (L, n_c) layout, where the softmax's reductions
+over atoms run along contiguous cells, in reused workspace buffers. Each cell's individual term
+and each individual's sums come from indicator rows (:func:`indicator_features`) when features
+are built per chunk and the chunk holds at most :data:`MAX_INDICATOR_ROWS` individuals, else
+from a gather and a segment sum. Direct quadratic forms (the float64 default) and given
+responsibilities are worked by cell, (n_c, L), with the functions of
+:mod:`nam_core.components.cells`. All routes give the same statistics.
 """
 
 from __future__ import annotations
@@ -25,14 +27,7 @@ from .cells import (
     normalise_logits_,
 )
 
-__all__ = [
-    "CellPassResult",
-    "cell_pass",
-    "MAX_INDICATOR_ROWS",
-    "indicator_features",
-    "chunk_responsibilities_with_indicators",
-    "accumulate_with_indicators",
-]
+__all__ = ["CellPassResult", "cell_pass", "MAX_INDICATOR_ROWS", "indicator_features"]
 
 
 #: Indicator rows are used while a chunk holds at most this many individuals. r rows add 2 r
@@ -56,42 +51,6 @@ def indicator_features(
     rows.zero_()
     rows.scatter_(0, (group_c - first).unsqueeze(0), 1.0)
     return ws.features[: F + last - first, :n]
-
-
-def chunk_responsibilities_with_indicators(
-    ws: ChunkWorkspace, phi_c: torch.Tensor, mix: torch.Tensor, first: int, last: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """U1 for a chunk as one product: xi (L, n_c), atoms first, and sum xi log xi.
-
-    ``phi_c`` from :func:`indicator_features`; ``ws.coef[:F]`` must hold the atoms' W (F, L).
-    Their indicator rows pick each cell's row of ``mix`` (J, L), so [W; mix[first:last]]^T phi
-    is the logits E^y + mix[g(n)] in the (L, n_c) layout where the softmax's reductions over
-    atoms run along contiguous cells. The returned xi is a view of the workspace, valid until
-    the next chunk.
-    """
-    rows, n = phi_c.shape
-    coef = ws.coef[:rows]
-    coef[rows - (last - first) :] = mix[first:last]
-    logits = torch.mm(coef.T, phi_c, out=ws.by_atom(ws.logits, n))
-    xi, _ = normalise_logits_(logits, out=ws.by_atom(ws.xi, n), dim=0)
-    return xi, torch.vdot(xi.reshape(-1), logits.reshape(-1))
-
-
-def accumulate_with_indicators(
-    stats: CellStats, moments: torch.Tensor, phi_c: torch.Tensor, xi_t: torch.Tensor, first: int,
-    neg_entropy_c: torch.Tensor,
-) -> None:
-    """Add a chunk to the pass's float64 ``moments`` (F, L) and to ``stats``, by one product.
-
-    phi_c (F + r, n_c) from :func:`indicator_features` times xi (n_c, L): its first F rows are
-    phi^T xi (unpacked once per pass by :func:`add_moments`), its last r rows the chunk's
-    individuals' sums of xi.
-    """
-    product = torch.mm(phi_c, xi_t.T)
-    F = moments.shape[0]
-    moments.add_(product[:F])
-    stats.per_individual[first : first + product.shape[0] - F] += product[F:]
-    stats.neg_entropy += neg_entropy_c.to(torch.float64)
 
 
 @dataclasses.dataclass
@@ -156,12 +115,12 @@ def cell_pass(data, n_atoms: int, coef=None, mix=None, resp_fn=None, want_labels
     scales = scales if scales is not None else {}
     if scales and statistics:
         student_t().start_scale_stats(stats, scales)
-    if resp_fn is None and ws.indicator_rows > 0 and not scales:
-        chunk_pass = _IndicatorChunks(d, ws, stats, coef, mix, statistics)
-    elif resp_fn is None and ws.indicator_rows > 0:
-        chunk_pass = _StudentTIndicatorChunks(d, ws, stats, coef, mix, scales, statistics)
+    if resp_fn is None and d.quad == "expanded" and not scales:
+        chunk_pass = _GaussianByAtom(d, ws, stats, coef, mix, statistics)
+    elif resp_fn is None and d.quad == "expanded":
+        chunk_pass = _StudentTByAtom(d, ws, stats, coef, mix, scales, statistics)
     else:
-        chunk_pass = _GeneralChunks(d, ws, stats, coef, mix, resp_fn, scales, statistics)
+        chunk_pass = _ByCell(d, ws, stats, coef, mix, resp_fn, scales, statistics)
     for sl, first, last in d.chunk_individuals():
         xi_c = chunk_pass(sl, first, last)
         if want_labels:
@@ -185,8 +144,8 @@ def student_t():
     return module
 
 
-class _GeneralChunks:
-    """One chunk by the general route: responsibilities (n_c, L), then their statistics."""
+class _ByCell:
+    """One chunk by cell: responsibilities (n_c, L), then their statistics."""
 
     def __init__(self, d, ws, stats, coef, mix, resp_fn, scales, statistics):
         self.d, self.ws, self.stats, self.coef, self.mix = d, ws, stats, coef, mix
@@ -216,43 +175,99 @@ class _GeneralChunks:
         """Nothing is left to add."""
 
 
-class _IndicatorChunks:
-    """One chunk by the fast route; the moments are summed in float64 and unpacked at the end."""
+class _ByAtom:
+    """What the by-atom routes share: a chunk's features, individual terms and sums."""
+
+    def __init__(self, d, ws, stats, mix, statistics):
+        self.d, self.ws, self.stats, self.mix, self.statistics = d, ws, stats, mix, statistics
+        self.F = d.fmap.n_features
+        self.indicators = ws.indicator_rows > 0
+        self.mix_by_atom = None if self.indicators else mix.T.contiguous()  # (L, J)
+        self.neg_entropy = torch.zeros((), dtype=torch.float64, device=d.device)
+
+    def features(self, sl: slice, first: int, last: int) -> torch.Tensor:
+        """(F + r, n_c) with r indicator rows, or (F, n_c) without."""
+        d = self.d
+        if self.indicators:
+            return indicator_features(self.ws, d.fmap, d.Y[sl], d.group[sl], first, last)
+        return d.features(sl, self.ws)
+
+    def add_individual_terms(self, logits: torch.Tensor, phi_c: torch.Tensor, sl: slice, first: int,
+                             last: int) -> None:
+        """Add each cell's individual term mix[g(n)] to the logits (L, n_c)."""
+        if self.indicators:
+            logits.addmm_(self.mix[first:last].T, phi_c[self.F :])
+        else:
+            logits.add_(torch.index_select(self.mix_by_atom, 1, self.d.group[sl]))
+
+    def individual_sums(self, xi: torch.Tensor, phi_c: torch.Tensor, sl: slice, first: int,
+                        last: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The chunk's sum_n xi (L,) and each of its individuals' (last - first, L)."""
+        if self.indicators:
+            plain = torch.mm(phi_c[self.F - 1 :], xi.T)  # the constant row, then the indicator rows
+            return plain[0], plain[1:]
+        lengths = torch.bincount(self.d.group[sl] - first, minlength=last - first)
+        per_individual = torch.segment_reduce(xi, "sum", lengths=lengths.expand(xi.shape[0], -1), axis=1)
+        return xi.sum(1), per_individual.T
+
+    def add_entropy(self, xi: torch.Tensor, log_xi: torch.Tensor) -> None:
+        """Add the chunk's sum xi log xi."""
+        self.neg_entropy += torch.vdot(xi.reshape(-1), log_xi.reshape(-1)).to(torch.float64)
+
+    def finish(self) -> None:
+        """The pass's entropy term."""
+        if self.statistics:
+            self.stats.neg_entropy += self.neg_entropy
+
+
+class _GaussianByAtom(_ByAtom):
+    """Gaussian atoms: logits [W; mix rows]^T phi; moments phi xi^T summed in float64."""
 
     def __init__(self, d, ws, stats, coef, mix, statistics):
-        self.d, self.ws, self.stats, self.mix, self.statistics = d, ws, stats, mix, statistics
-        F = d.fmap.n_features
-        ws.coef[:F] = coef["W"]
-        self.moments = torch.zeros((F, mix.shape[1]), dtype=torch.float64, device=d.device)
+        super().__init__(d, ws, stats, mix, statistics)
+        ws.coef[: self.F] = coef["W"]
+        self.moments = torch.zeros((self.F, mix.shape[1]), dtype=torch.float64, device=d.device)
 
     def __call__(self, sl: slice, first: int, last: int) -> torch.Tensor:
-        d = self.d
-        phi_c = indicator_features(self.ws, d.fmap, d.Y[sl], d.group[sl], first, last)
-        xi_t, neg_entropy = chunk_responsibilities_with_indicators(self.ws, phi_c, self.mix, first, last)
+        ws, F, n = self.ws, self.F, sl.stop - sl.start
+        phi_c = self.features(sl, first, last)
+        rows = phi_c.shape[0]
+        if self.indicators:  # the individual terms by the same product
+            ws.coef[F:rows] = self.mix[first:last]
+        logits = torch.mm(ws.coef[:rows].T, phi_c, out=ws.by_atom(ws.logits, n))
+        if not self.indicators:
+            self.add_individual_terms(logits, phi_c, sl, first, last)
+        xi, _ = normalise_logits_(logits, out=ws.by_atom(ws.xi, n), dim=0)
         if self.statistics:
-            accumulate_with_indicators(self.stats, self.moments, phi_c, xi_t, first, neg_entropy)
-        return xi_t.T
+            self.add_entropy(xi, logits)
+            product = torch.mm(phi_c, xi.T)  # moments, then each individual's sums
+            self.moments.add_(product[:F])
+            if self.indicators:
+                self.stats.per_individual[first:last] += product[F:]
+            else:
+                self.stats.per_individual[first:last] += self.individual_sums(xi, phi_c, sl, first, last)[1]
+        return xi.T
 
     def finish(self) -> None:
         """The pass's moments into the counts, sums and second moments."""
+        super().finish()
         if self.statistics:
             add_moments(self.stats, self.d.fmap, self.moments)
 
 
-class _StudentTIndicatorChunks:
-    """Student-t atoms by the fast route, in the (L, n_c) layout with workspace buffers.
+class _StudentTByAtom(_ByAtom):
+    """Student-t atoms (``nam_core.components.student_t``) worked by atom.
 
     One product gives Delta = 2 (h - e) directly (coefficients -2 W, plus 2 h on the constant
     row); q = Delta / nu, E w = (2 a / nu) / (1 + q), u = log1p(q), logits h + kappa - a u plus
-    the individual term (a product with the indicator rows). The statistics: w-weighted moments
-    by one product, plain counts and each individual's sums by a product with the constant and
-    indicator rows, and S_l = c_l N_l - sum_n xi u with c = psi(a) - log(nu / 2).
+    the individual terms. The statistics: w-weighted moments by one product, plain counts and
+    each individual's sums, and S_l = c_l N_l - sum_n xi u with c = psi(a) - log(nu / 2).
     """
 
     def __init__(self, d, ws, stats, coef, mix, scales, statistics):
-        self.d, self.ws, self.stats, self.mix, self.statistics = d, ws, stats, mix, statistics
-        F, L = d.fmap.n_features, mix.shape[1]
-        column = {k: scales[k][:, None] for k in ("h", "kappa", "a", "nu", "digamma_a")}
+        super().__init__(d, ws, stats, mix, statistics)
+        F, L = self.F, mix.shape[1]
+        column = {k: scales[k][:, None] for k in ("h", "kappa", "a", "nu")}
         ws.coef[:F] = -2.0 * coef["W"]
         ws.coef[F - 1] += 2.0 * scales["h"]
         self.inv_nu = 1.0 / column["nu"]
@@ -265,28 +280,27 @@ class _StudentTIndicatorChunks:
         self.counts, self.xi_u = torch.zeros(L, **f64), torch.zeros(L, **f64)
 
     def __call__(self, sl: slice, first: int, last: int) -> torch.Tensor:
-        d, ws = self.d, self.ws
-        F, n = d.fmap.n_features, sl.stop - sl.start
-        phi_c = indicator_features(ws, d.fmap, d.Y[sl], d.group[sl], first, last)
+        ws, F, n = self.ws, self.F, sl.stop - sl.start
+        phi_c = self.features(sl, first, last)
         q = torch.mm(ws.coef[:F].T, phi_c[:F], out=ws.by_atom(ws.densities, n))
         q.clamp_(min=0.0).mul_(self.inv_nu)
         ew = torch.add(q, 1.0, out=ws.by_atom(ws.mix, n)).reciprocal_().mul_(self.two_a_over_nu)
         u = q.log1p_()
         logits = torch.mul(u, self.minus_a, out=ws.by_atom(ws.logits, n)).add_(self.h_kappa)
-        logits.addmm_(self.mix[first:last].T, phi_c[F:])
+        self.add_individual_terms(logits, phi_c, sl, first, last)
         xi, _ = normalise_logits_(logits, out=ws.by_atom(ws.xi, n), dim=0)
         if self.statistics:
-            stats = self.stats
-            stats.neg_entropy += torch.vdot(xi.reshape(-1), logits.reshape(-1)).to(torch.float64)
+            self.add_entropy(xi, logits)
             self.xi_u += u.mul_(xi).sum(1)
             self.moments.add_(torch.mm(phi_c[:F], ew.mul_(xi).T))
-            plain = torch.mm(phi_c[F - 1 :], xi.T)  # the constant row, then the indicator rows
-            self.counts += plain[0]
-            stats.per_individual[first : first + plain.shape[0] - 1] += plain[1:]
+            counts, per_individual = self.individual_sums(xi, phi_c, sl, first, last)
+            self.counts += counts
+            self.stats.per_individual[first:last] += per_individual
         return xi.T
 
     def finish(self) -> None:
         """Moments, counts and S_l into the pass's statistics."""
+        super().finish()
         if not self.statistics:
             return
         stats = self.stats

@@ -223,11 +223,7 @@ def chunk_responsibilities(
     n = Y_c.shape[0]
     mix_c = torch.index_select(mix, 0, group_c, out=ws.mix[:n])
     logits = ws.logits[:n]
-    if quad == "expanded":
-        densities_t = ws.densities[: n * mix.shape[1]].view(mix.shape[1], n)
-        torch.add(torch.mm(coef["W"].T, phi_c, out=densities_t).T, mix_c, out=logits)
-    else:
-        torch.add(chunk_log_densities(Y_c, phi_c, coef, quad), mix_c, out=logits)
+    torch.add(chunk_log_densities(Y_c, phi_c, coef, quad), mix_c, out=logits)
     xi, _ = normalise_logits_(logits, out=ws.xi[:n])  # logits become log xi
     return xi, torch.vdot(xi.reshape(-1), logits.reshape(-1))
 
@@ -282,7 +278,7 @@ def chunk_log_densities(
 
     ``phi_c`` are the chunk's transposed features (F, n_c) (used by the expanded mode only).
     """
-    if quad == "expanded":  # (W^T phi)^T: see chunk_responsibilities
+    if quad == "expanded":  # W^T phi (atoms x cells) is the faster product
         return (coef["W"].T @ phi_c).T.contiguous()
     L = coef["const"].shape[0]
     Z = torch.addmm(coef["b"], Y_c, coef["B"], beta=-1.0)  # Y B - b

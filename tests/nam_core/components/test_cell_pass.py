@@ -1,4 +1,8 @@
-"""The cell pass's two routes (indicator rows, or a gather and a scatter) give the same results."""
+"""The cell pass's routes give the same results.
+
+By atom with indicator rows, by atom with a gather and a segment sum, and by cell (direct
+quadratic forms, an independent computation of the same statistics).
+"""
 
 import warnings
 
@@ -13,64 +17,99 @@ from nam_core.engine.data import CohortData, prepare_cohort
 L = 8
 
 
-def cohort(dtype="float64", cache_features=False, quad="expanded", mean_cells=120, p=6, J=30, min_cells=5):
-    """About three individuals per 300-cell chunk."""
-    d = simulate(J=J, n_clusters=3, q=3, p=p, n_cell_types=6, mean_cells=mean_cells, min_cells=min_cells,
-                 seed=4)
+def simulated(J=30, mean_cells=120, min_cells=5, p=6):
+    return simulate(J=J, n_clusters=3, q=3, p=p, n_cell_types=6, mean_cells=mean_cells,
+                    min_cells=min_cells, seed=4)
+
+
+def prepared(d, dtype="float64", quad="expanded", cache_features=False, p=6):
+    """Chunks of 300 cells: about three individuals each at 120 cells per individual."""
     per_cell = 4 * (28 + 5 * L + p) + 8 * L
     return prepare_cohort(d.X, d.Y, d.group, use_x=True, prior_x=None, prior_y=None, n_atoms=L,
                           device="cpu", dtype=dtype, memory_budget=300 * per_cell, quad=quad,
                           cache_features=cache_features)
 
 
+class without_indicator_rows:
+    """Within the block, cohorts take the gather and segment sum instead of indicator rows."""
+
+    def __enter__(self):
+        self.original = CohortData.indicator_rows
+        CohortData.indicator_rows = lambda data: 0
+
+    def __exit__(self, *exc):
+        CohortData.indicator_rows = self.original
+
+
 def pass_inputs(data):
     gen = torch.Generator().manual_seed(0)
     W = torch.randn(data.fmap.n_features, L, generator=gen, dtype=torch.float64) * 0.05
     mix = torch.randn(data.J, L, generator=gen, dtype=torch.float64)
-    return {"W": W.to(data.dtype)}, mix.to(data.dtype)
+    return W, mix.to(data.dtype)
 
 
-def run_both(data, **kwargs):
-    """cell_pass by the indicator rows, then by the general route on the same data."""
-    coef, mix = pass_inputs(data)
-    assert data.workspace(L).indicator_rows > 0
-    seen = {"fast": [], "general": []}
-    fast = cell_pass(data, L, coef, mix, visit=lambda xi: seen["fast"].append(xi.clone()), **kwargs)
-    data._workspace = None
-    original = CohortData.indicator_rows
-    CohortData.indicator_rows = lambda self: 0
-    try:
-        assert data.workspace(L).indicator_rows == 0
-        general = cell_pass(data, L, coef, mix, visit=lambda xi: seen["general"].append(xi.clone()), **kwargs)
-    finally:
-        CohortData.indicator_rows = original
-        data._workspace = None
-    return fast, general, seen
+def routes(dtype="float64", **kwargs):
+    """cell_pass of one cohort and one set of inputs by atom with and without indicator rows."""
+    d = simulated()
+    results = {}
+    for route in ("indicators", "gather"):
+        if route == "gather":
+            with without_indicator_rows():
+                data = prepared(d, dtype)
+                assert data.workspace(L).indicator_rows == 0
+        else:
+            data = prepared(d, dtype)
+            assert data.workspace(L).indicator_rows > 0
+        W, mix = pass_inputs(data)
+        seen = []
+        results[route] = (cell_pass(data, L, {"W": W.to(data.dtype)}, mix, visit=lambda xi, seen=seen: seen.append(xi.clone()),
+                                    **kwargs), seen)
+    return results, data
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-12), ("float32", 2e-5)])
-def test_indicator_rows_give_the_general_routes_statistics(dtype, rtol):
-    data = cohort(dtype)
-    fast, general, seen = run_both(data, want_labels=True, keep_xi=True)
+def test_indicator_rows_and_the_gather_give_the_same_statistics(dtype, rtol):
+    results, data = routes(dtype, want_labels=True, keep_xi=True)
+    (fast, fast_seen), (gather, gather_seen) = results["indicators"], results["gather"]
     for name in ("per_individual", "counts", "sums", "second_moments", "neg_entropy"):
-        a, b = getattr(fast.stats, name), getattr(general.stats, name)
+        a, b = getattr(fast.stats, name), getattr(gather.stats, name)
         torch.testing.assert_close(a, b, rtol=rtol, atol=rtol * float(b.abs().max()), msg=name)
-    assert torch.equal(fast.labels, general.labels)
-    torch.testing.assert_close(fast.xi, general.xi, rtol=rtol, atol=1e-30)
-    assert torch.equal(fast.xi == 0, general.xi == 0)
-    assert len(seen["fast"]) == len(seen["general"]) == len(data.chunk_individuals()) > 5
-    torch.testing.assert_close(torch.cat(seen["fast"]), torch.cat(seen["general"]), rtol=rtol, atol=1e-30)
+    assert torch.equal(fast.labels, gather.labels)
+    torch.testing.assert_close(fast.xi, gather.xi, rtol=rtol, atol=1e-30)
+    assert torch.equal(fast.xi == 0, gather.xi == 0)
+    assert len(fast_seen) == len(gather_seen) == len(data.chunk_individuals()) > 5
+    torch.testing.assert_close(torch.cat(fast_seen), torch.cat(gather_seen), rtol=rtol, atol=1e-30)
 
 
-def test_a_labels_only_pass_by_indicator_rows():
-    data = cohort()
-    fast, general, _ = run_both(data, want_labels=True, statistics=False)
-    assert torch.equal(fast.labels, general.labels)
+def test_the_statistics_are_sums_over_cells_computed_directly():
+    """Against responsibilities and sums written out with the softmax of torch."""
+    results, data = routes(keep_xi=True)
+    stats, xi = results["indicators"][0].stats, results["indicators"][0].xi
+    W, mix = pass_inputs(data)
+    phi = data.fmap(data.Y.to(torch.float64))
+    logits = (W.T @ phi).T + mix[data.group]
+    expected = torch.softmax(logits, dim=1)
+    torch.testing.assert_close(xi, expected, rtol=1e-10, atol=1e-12)
+    Y = data.Y
+    torch.testing.assert_close(stats.counts, expected.sum(0), rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(stats.sums, expected.T @ Y, rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(stats.second_moments, torch.einsum("nl,ni,nj->lij", expected, Y, Y),
+                               rtol=1e-12, atol=1e-9)
+    per_individual = torch.zeros((data.J, L), dtype=torch.float64).index_add_(0, data.group, expected)
+    torch.testing.assert_close(stats.per_individual, per_individual, rtol=1e-12, atol=1e-9)
+    torch.testing.assert_close(stats.neg_entropy, torch.special.xlogy(expected, expected).sum(),
+                               rtol=1e-10, atol=1e-9)
+
+
+def test_a_labels_only_pass_by_atom():
+    results, _ = routes(want_labels=True, statistics=False)
+    fast, gather = results["indicators"][0], results["gather"][0]
+    assert torch.equal(fast.labels, gather.labels)
     assert float(fast.stats.counts.abs().sum()) == 0.0
 
 
 def test_indicator_rows_cover_each_chunks_individuals():
-    data = cohort()
+    data = prepared(simulated())
     spans = data.chunk_individuals()
     assert [sl.start for sl, _, _ in spans] == list(range(0, data.N, data.chunk))
     for sl, first, last in spans:
@@ -81,18 +120,19 @@ def test_indicator_rows_cover_each_chunks_individuals():
 @pytest.mark.parametrize("case", ["cached features", "direct quadratic forms", "small individuals"])
 def test_indicator_rows_only_where_they_pay(case):
     if case == "cached features":
-        data = cohort(cache_features=True)
+        data = prepared(simulated(), cache_features=True)
     elif case == "direct quadratic forms":
-        data = cohort(quad="direct")
+        data = prepared(simulated(), quad="direct")
     else:  # 300-cell chunks of individuals of about 2 cells
-        data = cohort(mean_cells=2, J=600, min_cells=1)
+        data = prepared(simulated(J=600, mean_cells=2, min_cells=1))
         most = max(last - first for _, first, last in data.chunk_individuals())
         assert most > MAX_INDICATOR_ROWS
     assert data.indicator_rows() == 0
 
 
 @pytest.mark.parametrize("atoms", ["gaussian", "student_t"])
-def test_a_fit_by_indicator_rows_equals_the_general_fit(monkeypatch, atoms):
+def test_fits_by_every_route_agree(monkeypatch, atoms):
+    """float64 fits: by atom with indicator rows, with the gather, with cached features, by cell."""
     import nam_core.components.cell_pass as passes
 
     calls = []
@@ -102,22 +142,20 @@ def test_a_fit_by_indicator_rows_equals_the_general_fit(monkeypatch, atoms):
     kw = dict(K=4, L=10, n_init=1, seed=0, max_iter=60, dtype="float64", device="cpu", quad="expanded",
               cache_features=False, memory_budget=200_000, atoms=atoms, verbose=False)
     fits = {}
-    original = CohortData.indicator_rows
-    for route in ("fast", "general"):
-        if route == "general":
-            CohortData.indicator_rows = lambda self: 0
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                fits[route] = NAM(**kw).fit(d.X, d.Y, d.group)
-        finally:
-            CohortData.indicator_rows = original
-        if route == "fast":
-            assert calls, "the fit did not take the indicator rows"
-            calls.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fits["indicators"] = NAM(**kw).fit(d.X, d.Y, d.group)
+        assert calls, "the fit did not take the indicator rows"
+        calls.clear()
+        with without_indicator_rows():
+            fits["gather"] = NAM(**kw).fit(d.X, d.Y, d.group)
+        fits["cached"] = NAM(**kw | {"cache_features": True}).fit(d.X, d.Y, d.group)
+        fits["by cell"] = NAM(**kw | {"quad": "direct"}).fit(d.X, d.Y, d.group)
     assert not calls
-    fast, general = fits["fast"], fits["general"]
-    assert fast.n_iter_ == general.n_iter_
-    np.testing.assert_allclose(fast.elbo_trace_, general.elbo_trace_, rtol=1e-10)
-    assert np.array_equal(fast.cell_labels_, general.cell_labels_)
-    assert np.array_equal(fast.individual_labels_, general.individual_labels_)
+    reference = fits["indicators"]
+    for route, fit in fits.items():
+        assert fit.n_iter_ == reference.n_iter_, route
+        rtol = 1e-10 if route != "by cell" else 1e-8  # expanded against direct quadratic forms
+        np.testing.assert_allclose(fit.elbo_trace_, reference.elbo_trace_, rtol=rtol, err_msg=route)
+        assert np.array_equal(fit.cell_labels_, reference.cell_labels_), route
+        assert np.array_equal(fit.individual_labels_, reference.individual_labels_), route
