@@ -199,7 +199,6 @@ def prepare_cohort(
     chunk = chunk_size(Yc.shape[0], n_atoms, Yc.shape[1], fmap.n_features, itemsize, memory_budget, quad,
                        cache_bytes=CPU_CHUNK_BYTES if device.type == "cpu" else None)
     feature_bytes = Yc.shape[0] * fmap.n_features * itemsize
-    cache = cache_features is True or (cache_features == "auto" and feature_bytes <= memory_budget)
     group_t = torch.as_tensor(g[order], device=device)
     data = CohortData(
         Y=Yc, group=group_t, order=torch.as_tensor(order, device=device), X=X64,
@@ -207,6 +206,12 @@ def prepare_cohort(
         n_cells=torch.bincount(group_t, minlength=J).to(torch.float64),
         prior_y=prior_y.shifted(y_shift), prior_x=prior_x, fmap=fmap, phi=None,
         chunk=chunk, quad=quad, device=device, dtype=dtype,
+    )
+    # "auto" keeps the features when they fit, unless the chunks take indicator rows: those are
+    # built with the features, and at 10 PCs building both per chunk is faster than a gather and
+    # a segment sum over kept features (docs/performance.md)
+    cache = cache_features is True or (
+        cache_features == "auto" and feature_bytes <= memory_budget and data.indicator_rows() == 0
     )
     if cache:
         data.phi = torch.cat([fmap(Yc[sl]) for sl in chunks(data.N, chunk)], dim=1)

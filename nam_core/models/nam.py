@@ -64,7 +64,8 @@ class NAM(NestedAtomsEstimator):
         Quadratic-form evaluation (see :mod:`nam_core.components.cells`); "auto": direct in float64,
         expanded in float32.
     cache_features : bool or "auto"
-        Keep the cell features phi(y) between sweeps ("auto": when they fit in memory_budget).
+        Keep the cell features phi(y) between sweeps ("auto": when they fit in memory_budget and
+        the chunks of cells hold too many individuals for indicator rows).
     atoms : {"gaussian", "student_t"}
         Family of the cell atoms. Student-t atoms (``docs/model.md`` section 11) give each
         cell a latent precision scale, so a cell type whose cells spread with heavier tails

@@ -159,3 +159,16 @@ def test_fits_by_every_route_agree(monkeypatch, atoms):
         np.testing.assert_allclose(fit.elbo_trace_, reference.elbo_trace_, rtol=rtol, err_msg=route)
         assert np.array_equal(fit.cell_labels_, reference.cell_labels_), route
         assert np.array_equal(fit.individual_labels_, reference.individual_labels_), route
+
+
+def test_auto_keeps_features_only_for_chunks_without_indicator_rows():
+    """Indicator rows are built with the features, so "auto" builds both per chunk."""
+    few = simulated()
+    per_cell = 4 * (28 + 5 * L + 6) + 8 * L
+    kw = dict(use_x=True, prior_x=None, prior_y=None, n_atoms=L, device="cpu", dtype="float32",
+              memory_budget=300 * per_cell, quad="expanded", cache_features="auto")
+    on_the_fly = prepare_cohort(few.X, few.Y, few.group, **kw)
+    assert on_the_fly.phi is None and on_the_fly.indicator_rows() > 0
+    many = simulated(J=600, mean_cells=2, min_cells=1)
+    kept = prepare_cohort(many.X, many.Y, many.group, **kw | {"memory_budget": 10**8})
+    assert kept.phi is not None and kept.indicator_rows() == 0
