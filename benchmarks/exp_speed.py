@@ -11,6 +11,7 @@ vectorised path; :func:`nam_core.components.cells.normalise_logits_` clamps them
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import time
@@ -32,7 +33,10 @@ def milliseconds(x: torch.Tensor, repeats: int = 10) -> float:
     return 1e3 * sorted(times)[len(times) // 2]
 
 
-def main(n: int = 4_100_000) -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Time torch.exp on float32 arguments by range, one thread.")
+    parser.add_argument("--values", type=int, default=4_100_000, help="values per range (default 4,100,000)")
+    n = parser.parse_args(argv).values
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)
     gen = torch.Generator().manual_seed(0)
