@@ -100,8 +100,9 @@ class H5adSink:
     def _append(self, group, block: sp.csr_matrix) -> None:
         """Append a block's rows to a CSR group made by :meth:`_create`."""
         nnz, rows = group["data"].shape[0], int(group.attrs["shape"][0])
-        for name, values in (("data", block.data), ("indices", block.indices),
-                             ("indptr", block.indptr[1:] + nnz)):
+        # the block's own indptr is int32; past 2**31 - 1 values the offset needs int64 first
+        indptr = block.indptr[1:].astype(np.int64) + nnz
+        for name, values in (("data", block.data), ("indices", block.indices), ("indptr", indptr)):
             dataset = group[name]
             at = dataset.shape[0]
             dataset.resize((at + values.size,))

@@ -10,7 +10,7 @@ from sklearn.decomposition import PCA
 
 from nam_core.errors import NAMInputError
 from nam_core.inputs.expression import preprocess, read_counts, standardised_pca
-from nam_core.inputs.expression.sinks import WRITE_CHUNK
+from nam_core.inputs.expression.sinks import WRITE_CHUNK, H5adSink
 from nam_core.results.umap import add_umap
 from nam_core.synthetic.base import CohortSpec
 from nam_core.synthetic.demo import make_demo_cohort
@@ -449,3 +449,21 @@ def test_hvg_values_replayed_from_memory_give_the_pcs_of_a_second_read(tmp_path,
     kept, read = (ad.read_h5ad(tmp_path / f"{n}.h5ad") for n in ("kept", "read"))
     assert np.array_equal(kept.obsm["X_pca"], read.obsm["X_pca"])
     assert passes == {1, 2, 3}  # QC, the kept cells, the HVGs (their scores come from memory)
+
+
+def test_rows_appended_past_two_billion_values_get_int64_offsets(tmp_path):
+    """A 5M-cell cohort writes more than 2**31 - 1 values: each block's int32 indptr is offset in int64."""
+    block = sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, 3.0, 0.0]], dtype=np.float32))
+    written = 2**31 + 5  # values already in the file; the datasets are resized, not filled
+    sink = H5adSink(tmp_path / "big.h5ad", nnz=written + block.nnz, keep_counts=False)
+    try:
+        sink._create("X", block)
+        group = sink.file["X"]
+        for name in ("data", "indices"):
+            group[name].resize((written,))
+        sink._append(group, block)
+        assert group["indptr"].dtype == np.int64
+        np.testing.assert_array_equal(group["indptr"][-2:], [written + 2, written + 3])
+        np.testing.assert_array_equal(group["indices"][-3:], [0, 2, 1])
+    finally:
+        sink.close()
