@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import itertools
 import logging
 import time
@@ -12,7 +14,7 @@ import scipy.sparse as sp
 
 from .qc import Blocks
 
-__all__ = ["PROGRESS_SECONDS", "Replay", "compacted", "expanded", "with_progress"]
+__all__ = ["PROGRESS_SECONDS", "Replay", "compacted", "expanded", "release_freed_memory", "with_progress"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,23 @@ class Replay:
                     kept = None
             yield block
         self.kept = kept
+
+
+def release_freed_memory() -> bool:
+    """Give the heap's freed pages back to the system (glibc's ``malloc_trim``); False where absent.
+
+    The blocks a :class:`Replay` keeps are a few MB each. Once the passes have freed larger
+    arrays, glibc places blocks of that size on its heap rather than in their own mappings, and
+    freeing them leaves the process's resident memory where it was: on a 4.84M-cell cohort the
+    3.4 GB of HVG values stayed resident through the batch correction after them.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):  # not glibc
+        return False
+    trim(ctypes.c_size_t(0))
+    return True
 
 
 def compacted(block: sp.csr_matrix) -> tuple:

@@ -29,7 +29,7 @@ from ...errors import NAMInputError
 from ..batch import BatchSettings, check_batch_column, correct_pcs, regress_out_library
 from ..counts_file import ROW_CHUNK, CountsFile, open_counts
 from .kernels import kept_moments
-from .passes import Replay, with_progress
+from .passes import Replay, release_freed_memory, with_progress
 from .pca import column_moments, pca_from_moments, pca_scores, row_chunks
 from .pearson import PEARSON_THETA, pearson_hvgs, residual_chunks, residual_variances
 from .qc import (
@@ -201,6 +201,7 @@ def _run(blocks: Blocks, obs: pd.DataFrame, var: pd.DataFrame, source: str, sink
         pca = pca_from_moments(n_rows, hvg_mean, gram, n_pcs, scale=pca_input["scaled"])
         scores = pca_scores(hvg_chunks(), pca, n_kept)
         del hvg_chunks  # the HVG values kept for the scores: freed before Harmony
+        release_freed_memory()
         if params.get("regress_library"):
             scores = regress_out_library(scores, qc.total_counts[qc.keep]).astype(np.float32)
             logger.info("log library size regressed out of the %d PCs", n_pcs)

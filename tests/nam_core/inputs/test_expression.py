@@ -467,3 +467,37 @@ def test_rows_appended_past_two_billion_values_get_int64_offsets(tmp_path):
         np.testing.assert_array_equal(group["indices"][-3:], [0, 2, 1])
     finally:
         sink.close()
+
+
+def test_hvg_values_kept_in_memory_are_given_back_to_the_system_once_freed():
+    """Freed replay blocks leave resident memory only after release_freed_memory (glibc's heap)."""
+    import gc
+
+    import psutil
+
+    from nam_core.inputs.expression.passes import Replay, release_freed_memory
+
+    def resident():
+        return psutil.Process().memory_info().rss
+
+    n, per_cell, n_blocks = 16_384, 109, 60  # blocks of the size the HVG pass yields
+    big = np.ones(3_000_000)  # 24 MB freed first (as the passes before free theirs) lifts glibc's mmap threshold
+    del big
+
+    def make():
+        indptr = np.arange(n + 1, dtype=np.int32) * per_cell
+        for _ in range(n_blocks):
+            yield sp.csr_matrix((np.ones(n * per_cell, dtype=np.float32),
+                                 np.arange(n * per_cell, dtype=np.int32) % 2000, indptr),
+                                shape=(n, 2000))
+
+    replay = Replay(make, 4 * 1024**3)
+    for _ in replay():
+        pass
+    kept = sum(part.nbytes for block in replay.kept for part in block[:3])
+    before = resident()
+    del replay
+    gc.collect()
+    if not release_freed_memory():
+        pytest.skip("no malloc_trim in this C library")
+    assert before - resident() > 0.8 * kept
