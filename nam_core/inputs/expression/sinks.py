@@ -100,8 +100,8 @@ class H5adSink:
     def _append(self, group, block: sp.csr_matrix) -> None:
         """Append a block's rows to a CSR group made by :meth:`_create`."""
         nnz, rows = group["data"].shape[0], int(group.attrs["shape"][0])
-        # the block's own indptr is int32; past 2**31 - 1 values the offset needs int64 first
-        indptr = block.indptr[1:].astype(np.int64) + nnz
+        # the block's own indptr may be narrower than the file's (int64 past 2**31 - 1 values)
+        indptr = block.indptr[1:].astype(self.index_dtype) + nnz
         for name, values in (("data", block.data), ("indices", block.indices), ("indptr", indptr)):
             dataset = group[name]
             at = dataset.shape[0]

@@ -360,7 +360,6 @@ def test_a_failed_block_write_stops_preprocessing_and_leaves_no_file(tmp_path, m
     import threading
 
     from nam_core.inputs.expression import preprocess_h5ad
-    from nam_core.inputs.expression.sinks import H5adSink
 
     paths = make_demo_cohort(tmp_path, CohortSpec(n_individuals=10, mean_cells=40, n_snps=100, seed=4))
     writes = []
